@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+//
+// prepage — Dynamic Prepage (DP) for post-copy live migration.
+// Layering (arrows point inward, see README "Layout"):
+//   prepaged    → PrepageServer → {PrepageCore, PrepageHTTP, PrepageSockets}
+//   prepagectl  → PrepageClient → CPrepageClient → {CCurl, CJansson}
+//   prepage-sim → PrepageSimulator → PrepageCore
+// PrepageCore imports nothing but the Swift standard library.
+import PackageDescription
+
+let package = Package(
+    name: "prepage",
+    products: [
+        .library(name: "PrepageCore", targets: ["PrepageCore"]),
+        .library(name: "PrepageClient", targets: ["PrepageClient"]),
+        .executable(name: "prepaged", targets: ["prepaged"]),
+        .executable(name: "prepage-sim", targets: ["prepage-sim"]),
+        .executable(name: "prepagectl", targets: ["prepagectl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // The algorithms. Swift standard library only: no Foundation, no Glibc, no I/O.
+        .target(name: "PrepageCore"),
+        .target(name: "PrepageHTTP"),
+        .target(name: "PrepageSockets"),
+        .target(
+            name: "PrepageServer",
+            dependencies: [
+                "PrepageCore", "PrepageHTTP", "PrepageSockets",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "prepaged",
+            dependencies: [
+                "PrepageServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .systemLibrary(
+            name: "CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(
+            name: "CJansson", pkgConfig: "jansson",
+            providers: [.apt(["libjansson-dev"])]),
+        .target(
+            name: "CPrepageClient",
+            dependencies: ["CCurl", "CJansson"]),
+        .target(name: "PrepageClient", dependencies: ["CPrepageClient"]),
+        .executableTarget(
+            name: "prepagectl",
+            dependencies: [
+                "PrepageClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(name: "PrepageSimulator", dependencies: ["PrepageCore"]),
+        .executableTarget(
+            name: "prepage-sim",
+            dependencies: [
+                "PrepageSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        // Benchmarks are not tests: `make bench-*` runs them in release mode.
+        .executableTarget(
+            name: "prepage-bench",
+            dependencies: ["PrepageCore"],
+            path: "Benchmarks/prepage-bench"),
+
+        .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore"]),
+        .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP"]),
+        .testTarget(name: "PrepageServerTests", dependencies: ["PrepageServer", "PrepageCore"]),
+        .testTarget(name: "PrepageClientTests", dependencies: ["PrepageClient", "PrepageServer"]),
+        .testTarget(name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

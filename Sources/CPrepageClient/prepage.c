@@ -1,0 +1,2 @@
+#include "prepage.h"
+int pp_placeholder(void) { return 0; }

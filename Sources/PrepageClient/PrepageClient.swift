@@ -1,0 +1,1 @@
+// PrepageClient: placeholder until its issue lands.

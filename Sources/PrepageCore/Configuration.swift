@@ -1,0 +1,130 @@
+/// The prepaging policy a session runs.
+///
+/// `dp` and `dp-literal` are the two readings of the paper fixed by `dp.md`;
+/// the baselines people use instead live behind the same interface.
+public enum PolicyName: String, Sendable, Hashable, CaseIterable {
+    /// Dynamic Prepage as `dp.md` fixes it (the default).
+    case dp
+    /// The paper read to the letter, kept for comparison (`dp.md`, last section).
+    case dpLiteral = "dp-literal"
+
+    /// Every accepted spelling, for error messages.
+    public static var accepted: String {
+        allCases.map(\.rawValue).joined(separator: ", ")
+    }
+}
+
+/// A session's configuration: the table of `dp.md`.
+///
+/// Build one with the memberwise initialiser (every argument has the
+/// documented default) and call ``validated()`` before use: an invalid value
+/// is a ``ConfigError`` naming the field and its allowed range. Only
+/// `initialPages` is clamped instead of rejected.
+public struct PrepageConfig: Sendable, Hashable {
+    /// Largest `max_pages` accepted. Default range end: 1,048,576.
+    public static let maxPagesLimit = 1_048_576
+    /// Largest `k` accepted: records hold at most 64 values.
+    public static let maxK = 64
+    /// Largest `max_streams` accepted.
+    public static let maxStreamsLimit = 1_024
+
+    /// Which policy decides. Default: `dp`.
+    public var policy: PolicyName
+    /// The floor of the range and the first NMin. Default 1; valid ≥ 1.
+    public var minPages: Int
+    /// The first NMax and the hard cap of every window. Default 512; valid `minPages` … 1,048,576.
+    public var maxPages: Int
+    /// Length of MinRecord and MaxRecord (the paper's "five"). Default 5; valid 1 … 64.
+    public var k: Int
+    /// The guess for the very first fault. Default `nil`, meaning `minPages`;
+    /// clamped into [`minPages`, `maxPages`] by ``validated()``.
+    public var initialPages: Int?
+    /// How far past a window a fault may land and still continue its case. Default 0; valid 0 … `maxPages`.
+    public var gap: Int
+    /// Guest memory in pages; 0 means unbounded. Default 0; valid ≥ 0.
+    /// Faults at or past it are rejected and windows are clipped to it.
+    public var memoryPages: Int
+    /// How many streams (vCPUs) are tracked at once. Default 64; valid 1 … 1,024.
+    public var maxStreams: Int
+
+    public init(
+        policy: PolicyName = .dp,
+        minPages: Int = 1,
+        maxPages: Int = 512,
+        k: Int = 5,
+        initialPages: Int? = nil,
+        gap: Int = 0,
+        memoryPages: Int = 0,
+        maxStreams: Int = 64
+    ) {
+        self.policy = policy
+        self.minPages = minPages
+        self.maxPages = maxPages
+        self.k = k
+        self.initialPages = initialPages
+        self.gap = gap
+        self.memoryPages = memoryPages
+        self.maxStreams = maxStreams
+    }
+
+    /// The guess for the first fault once clamped: what the session really uses.
+    public var effectiveInitialPages: Int {
+        clamp(initialPages ?? minPages, minPages, maxPages)
+    }
+
+    /// Checks every field against the table of `dp.md`.
+    ///
+    /// - Returns: the same configuration with `initialPages` set and clamped.
+    /// - Throws: ``ConfigError`` for the first field out of its range, in table order.
+    public func validated() throws(ConfigError) -> PrepageConfig {
+        guard minPages >= 1 else {
+            throw ConfigError(field: "min_pages", value: minPages, allowed: ">= 1")
+        }
+        guard maxPages >= minPages, maxPages <= Self.maxPagesLimit else {
+            throw ConfigError(
+                field: "max_pages", value: maxPages,
+                allowed: "\(minPages) … \(Self.maxPagesLimit) (min_pages … 1048576)")
+        }
+        guard (1...Self.maxK).contains(k) else {
+            throw ConfigError(field: "k", value: k, allowed: "1 … \(Self.maxK)")
+        }
+        guard (0...maxPages).contains(gap) else {
+            throw ConfigError(field: "gap", value: gap, allowed: "0 … \(maxPages) (0 … max_pages)")
+        }
+        guard memoryPages >= 0 else {
+            throw ConfigError(field: "memory_pages", value: memoryPages, allowed: ">= 0 (0 = unbounded)")
+        }
+        guard (1...Self.maxStreamsLimit).contains(maxStreams) else {
+            throw ConfigError(field: "max_streams", value: maxStreams, allowed: "1 … \(Self.maxStreamsLimit)")
+        }
+        var checked = self
+        checked.initialPages = effectiveInitialPages
+        return checked
+    }
+}
+
+/// A configuration value outside its allowed range.
+public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The field, spelled as in the JSON configuration (`max_pages`).
+    public var field: String
+    /// The rejected value.
+    public var value: Int
+    /// The allowed range, for the message (`1 … 64`).
+    public var allowed: String
+
+    public init(field: String, value: Int, allowed: String) {
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+    }
+
+    public var description: String {
+        "\(field) = \(value) is out of range; allowed: \(allowed)"
+    }
+}
+
+/// `max(a, min(x, b))`, as `dp.md` defines it.
+@inline(__always)
+func clamp(_ x: Int, _ a: Int, _ b: Int) -> Int {
+    max(a, min(x, b))
+}

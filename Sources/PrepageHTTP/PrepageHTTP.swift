@@ -1,0 +1,1 @@
+// PrepageHTTP: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+// PrepageServer: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+// PrepageSimulator: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+// PrepageSockets: placeholder until its issue lands.

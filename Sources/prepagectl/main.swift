@@ -1,0 +1,1 @@
+print("prepagectl: not yet built")

@@ -1,0 +1,1 @@
+print("prepaged: not yet built")

@@ -1,0 +1,50 @@
+/// One session's prepaging policy, whichever it is: the interface the server,
+/// the simulator and the benchmarks drive.
+///
+/// Each policy's state is a stored property mutated in place (never an enum
+/// payload, which would copy its buffers on every fault).
+public struct Prepager: Sendable {
+    /// The validated configuration.
+    public var config: PrepageConfig { dp.config }
+
+    private var dp: DynamicPrepage
+
+    /// - Throws: ``ConfigError`` when the configuration is invalid.
+    public init(config: PrepageConfig) throws(ConfigError) {
+        dp = try DynamicPrepage(config: config)
+    }
+
+    /// Decides one fault. See ``DynamicPrepage/decide(page:stream:)``.
+    @inline(__always)
+    public mutating func decide(page: Int, stream: UInt32) throws(FaultError) -> Decision {
+        switch config.policy {
+        case .dp, .dpLiteral:
+            try dp.decide(page: page, stream: stream)
+        }
+    }
+
+    /// Forgets everything learned; the configuration stays.
+    public mutating func reset() {
+        // The configuration was validated when this value was made.
+        dp = try! DynamicPrepage(config: dp.config)
+    }
+
+    /// The learned state, for the session document.
+    public var snapshot: PolicySnapshot {
+        PolicySnapshot(
+            nmin: dp.nmin, nmax: dp.nmax,
+            minRecord: dp.minRecordValues, maxRecord: dp.maxRecordValues,
+            streams: dp.streamSnapshots)
+    }
+}
+
+/// What a session has learned, as the session document shows it.
+public struct PolicySnapshot: Sendable, Hashable {
+    public var nmin: Int
+    public var nmax: Int
+    /// MinRecord and MaxRecord, oldest first.
+    public var minRecord: [Int]
+    public var maxRecord: [Int]
+    /// Tracked streams, ordered by id; empty before the first fault.
+    public var streams: [StreamSnapshot]
+}

@@ -70,3 +70,20 @@ public enum System {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
+
+extension System {
+    /// The value of an environment variable, or `nil`.
+    public static func environment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// Ends the process with `code`.
+    public static func exit(_ code: Int32) -> Never {
+        Glibc.exit(code)
+    }
+
+    /// Writes a string to standard error.
+    public static func writeStandardError(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { writeStandardError($0) }
+    }
+}

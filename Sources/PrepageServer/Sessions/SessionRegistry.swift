@@ -87,7 +87,7 @@ public final class SessionRegistry: SessionStore {
                 prepager = try Prepager(config: config.prepage)
             } catch {
                 live.subtract(1, ordering: .relaxed)
-                return .failure(APIProblemBox(problem: APIProblem(.invalidField, error.description)))
+                return .failure(APIProblemBox(problem: APIProblem(.invalidField, String(describing: error))))
             }
             let session = Session(id: id, config: config, prepager: prepager, now: now)
             map[id] = session

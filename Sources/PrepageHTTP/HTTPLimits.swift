@@ -6,7 +6,8 @@
 /// the API contract, and the connection is closed.
 public struct HTTPLimits: Sendable, Hashable {
     /// Longest request line, in bytes, without its CRLF. Default: 8,192.
-    /// Over it: 414.
+    /// Over it: 414. Empty lines before the request line (which RFC 9112 §2.2
+    /// lets a server skip) may total at most this many bytes too.
     public var maxRequestLineBytes: Int
     /// Largest header section: the field lines after the request line, each
     /// counted with its CRLF, without the empty line that ends the head.

@@ -126,7 +126,9 @@ public struct HTTPParser: Sendable {
                     }
                     if next - headerStart > limits.maxHeaderBytes { throw headersTooLarge() }
                 } else if i == scan.lineStart {
-                    // RFC 9112 §2.2: ignore empty lines received before the request line.
+                    // RFC 9112 §2.2: ignore empty lines received before the request line
+                    // (they count against the request line's limit).
+                    if next > limits.maxRequestLineBytes { throw requestLineTooLong() }
                     scan.requestLineStart = next
                 } else {
                     scan.headerStart = next
@@ -142,15 +144,19 @@ public struct HTTPParser: Sendable {
             if let headerStart = scan.headerStart {
                 // Field lines of `maxHeaderBytes` bytes end at most 2 bytes (the empty line) later.
                 if i - headerStart >= limits.maxHeaderBytes + 2 { throw headersTooLarge() }
-            } else if i >= limits.maxRequestLineBytes {
-                throw HTTPError(
-                    .requestLineTooLong,
-                    "The request line is longer than \(Bytes.grouped(limits.maxRequestLineBytes)) bytes; at most \(Bytes.grouped(limits.maxRequestLineBytes)) are accepted.")
+            } else if i - scan.requestLineStart >= limits.maxRequestLineBytes {
+                throw requestLineTooLong()
             }
             i += 1
         }
         scan.position = i
         return nil
+    }
+
+    private func requestLineTooLong() -> HTTPError {
+        HTTPError(
+            .requestLineTooLong,
+            "The request line is longer than \(Bytes.grouped(limits.maxRequestLineBytes)) bytes; at most \(Bytes.grouped(limits.maxRequestLineBytes)) are accepted (shorten the path or query).")
     }
 
     private func headersTooLarge() -> HTTPError {
@@ -594,8 +600,12 @@ struct ChunkDecoder: Sendable {
             return i > s
         }
         while true {
+            let beforeSpace = i
             skipBWS()
-            if i == end { return }
+            if i == end {
+                guard i == beforeSpace else { throw bad }  // BWS only before a ';'
+                return
+            }
             guard buf[i] == 0x3B else { throw bad }  // ';'
             i += 1
             skipBWS()

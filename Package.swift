@@ -72,7 +72,9 @@ let package = Package(
 
         .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore"]),
         .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP"]),
-        .testTarget(name: "PrepageServerTests", dependencies: ["PrepageServer", "PrepageCore"]),
+        .testTarget(
+            name: "PrepageServerTests",
+            dependencies: ["PrepageServer", "PrepageCore", "PrepageHTTP", "PrepageSockets", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PrepageClientTests", dependencies: ["PrepageClient", "PrepageServer"]),
         .testTarget(name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator"]),
     ],

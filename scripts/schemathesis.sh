@@ -69,15 +69,17 @@ auth=()
 # Flags differ between major versions: 4.x has --url/--max-examples/--seed,
 # 3.x had --base-url/--hypothesis-max-examples/--hypothesis-seed.
 if schemathesis run --help 2>/dev/null | grep -q -- '--max-examples'; then
+    config=(--config-file "$root/scripts/schemathesis.toml")
     args=(run "$spec" --url "$url" --checks all --max-examples "$max_examples" --seed "$seed"
           --workers 1 --generation-database none --request-timeout 5
           --report junit --report-dir "$report" --no-color)
 else
+    config=()
     args=(run "$spec" --base-url "$url" --checks all --hypothesis-max-examples "$max_examples"
           --hypothesis-seed "$seed" --hypothesis-derandomize --workers 1 --request-timeout 5000)
 fi
 version="$(schemathesis --version 2>/dev/null || true)"
 echo "schemathesis.sh: $version against $url (max examples $max_examples, seed $seed)" >&2
 status=0
-(cd "$report" && schemathesis "${args[@]}" ${auth[@]+"${auth[@]}"} ${extra[@]+"${extra[@]}"}) || status=$?
+(cd "$report" && schemathesis ${config[@]+"${config[@]}"} "${args[@]}" ${auth[@]+"${auth[@]}"} ${extra[@]+"${extra[@]}"}) || status=$?
 [[ $status -eq 0 ]] || exit 1

@@ -68,7 +68,7 @@ let package = Package(
             dependencies: ["PrepageCore"],
             path: "Benchmarks/prepage-bench"),
 
-        .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore"]),
+        .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore", "PrepageSimulator"]),
         .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP"]),
         .testTarget(name: "PrepageServerTests", dependencies: ["PrepageServer", "PrepageCore"]),
         .testTarget(name: "PrepageClientTests", dependencies: ["PrepageClient", "PrepageServer"]),

@@ -47,4 +47,12 @@ public struct PolicySnapshot: Sendable, Hashable {
     public var maxRecord: [Int]
     /// Tracked streams, ordered by id; empty before the first fault.
     public var streams: [StreamSnapshot]
+
+    public init(nmin: Int, nmax: Int, minRecord: [Int], maxRecord: [Int], streams: [StreamSnapshot]) {
+        self.nmin = nmin
+        self.nmax = nmax
+        self.minRecord = minRecord
+        self.maxRecord = maxRecord
+        self.streams = streams
+    }
 }

@@ -55,20 +55,19 @@ public struct DynamicPrepage: Sendable {
         }
         let t = table.unsafelyUnwrapped
 
-        // Step 1: find the stream, and the most recently used window that holds p.
+        // Step 1: find the stream and whether any window holds p (one branch-free pass;
+        // a repeat is rare, so which window is looked for only then).
         var own = -1
-        var holder = -1
-        var newest: UInt64 = 0
+        var held: UInt = 0
+        let ids = t.ids, los = t.lo, his = t.hi
         for i in 0..<t.count {
-            if t.ids[i] == s { own = i }
-            let lo = t.lo[i]
-            if UInt(bitPattern: p &- lo) < UInt(bitPattern: t.hi[i] &- lo) && t.lastUsed[i] >= newest {
-                holder = i
-                newest = t.lastUsed[i]
-            }
+            own = ids[i] == s ? i : own
+            let lo = los[i]
+            held |= UInt(bitPattern: p &- lo) < UInt(bitPattern: his[i] &- lo) ? 1 : 0
         }
-        if own >= 0 && UInt(bitPattern: p &- t.lo[own]) < UInt(bitPattern: t.hi[own] &- t.lo[own]) {
-            holder = own  // a retried request: the stream's own window first
+        var holder = -1
+        if held != 0 {
+            holder = Self.repeatWindow(t, own: own, page: p)
         }
         if holder >= 0 {
             return Decision(
@@ -80,6 +79,22 @@ public struct DynamicPrepage: Sendable {
         guard own >= 0 else { return first(page: p, stream: s, table: t) }
         t.lastUsed[own] = tick
         return step(t.cases + own, lo: t.lo + own, hi: t.hi + own, page: p)
+    }
+
+    /// The window a repeat answers: the stream's own when it holds `p`, else the
+    /// most recently used stream's whose window holds `p`.
+    private static func repeatWindow(_ t: StreamTable, own: Int, page p: Int) -> Int {
+        if own >= 0 && UInt(bitPattern: p &- t.lo[own]) < UInt(bitPattern: t.hi[own] &- t.lo[own]) {
+            return own  // a retried request
+        }
+        var holder = -1
+        var newest: UInt64 = 0
+        for i in 0..<t.count
+        where UInt(bitPattern: p &- t.lo[i]) < UInt(bitPattern: t.hi[i] &- t.lo[i]) && t.lastUsed[i] >= newest {
+            holder = i
+            newest = t.lastUsed[i]
+        }
+        return holder
     }
 
     // MARK: - Steps
@@ -315,6 +330,7 @@ final class StreamTable: @unchecked Sendable {
     }
 
     func copy() -> StreamTable { grown(to: capacity) }
+
 
     deinit {
         ids.deallocate()

@@ -21,10 +21,8 @@ public struct DynamicPrepage: Sendable {
     public private(set) var nmax: Int
     private var minRecord: Record
     private var maxRecord: Record
-    /// One entry per stream seen, at most `max_streams`; made at the first fault.
-    private var table: StreamTable?
-    /// Counts non-repeat faults: the clock of stream recency.
-    private var tick: UInt64 = 0
+    /// One entry per stream seen, at most `max_streams`.
+    private var streams: Streams
 
     private let literal: Bool
 
@@ -38,6 +36,7 @@ public struct DynamicPrepage: Sendable {
         minRecord = Record(capacity: config.k)
         maxRecord = Record(capacity: config.k)
         literal = config.policy == .dpLiteral
+        streams = Streams(maxStreams: config.maxStreams)
     }
 
     /// Decides one fault of page `page` raised by stream `stream` (`dp.md`, "On each fault").
@@ -48,76 +47,24 @@ public struct DynamicPrepage: Sendable {
         if config.memoryPages > 0 && p >= config.memoryPages {
             throw .beyondMemory(page: p, memoryPages: config.memoryPages)
         }
-        if table == nil {
-            table = StreamTable(capacity: min(config.maxStreams, 4))
-        } else if !isKnownUniquelyReferenced(&table!) {
-            table = table!.copy()
-        }
-        let t = table.unsafelyUnwrapped
-
-        // Step 1: find the stream and whether any window holds p (one branch-free pass;
-        // a repeat is rare, so which window is looked for only then).
-        var own = -1
-        var held: UInt = 0
-        let ids = t.ids, los = t.lo, his = t.hi
-        for i in 0..<t.count {
-            own = ids[i] == s ? i : own
-            let lo = los[i]
-            held |= UInt(bitPattern: p &- lo) < UInt(bitPattern: his[i] &- lo) ? 1 : 0
-        }
-        var holder = -1
-        if held != 0 {
-            holder = Self.repeatWindow(t, own: own, page: p)
-        }
+        // Step 1: a fault inside a window already handed out is a repeat.
+        let (t, own, holder) = streams.lookup(stream: s, page: p)
         if holder >= 0 {
             return Decision(
                 start: t.lo[holder], count: t.hi[holder] - t.lo[holder], outcome: .repeat,
                 ntest: t.cases[holder].ntest, nmin: nmin, nmax: nmax)
         }
-
-        tick &+= 1
-        guard own >= 0 else { return first(page: p, stream: s, table: t) }
-        t.lastUsed[own] = tick
+        guard own >= 0 else { return first(page: p, stream: s) }
+        streams.touch(own, in: t)
         return step(t.cases + own, lo: t.lo + own, hi: t.hi + own, page: p)
-    }
-
-    /// The window a repeat answers: the stream's own when it holds `p`, else the
-    /// most recently used stream's whose window holds `p`.
-    private static func repeatWindow(_ t: StreamTable, own: Int, page p: Int) -> Int {
-        if own >= 0 && UInt(bitPattern: p &- t.lo[own]) < UInt(bitPattern: t.hi[own] &- t.lo[own]) {
-            return own  // a retried request
-        }
-        var holder = -1
-        var newest: UInt64 = 0
-        for i in 0..<t.count
-        where UInt(bitPattern: p &- t.lo[i]) < UInt(bitPattern: t.hi[i] &- t.lo[i]) && t.lastUsed[i] >= newest {
-            holder = i
-            newest = t.lastUsed[i]
-        }
-        return holder
     }
 
     // MARK: - Steps
 
     /// Step 0: the first fault of a stream.
-    private mutating func first(page p: Int, stream s: UInt32, table t: StreamTable) -> Decision {
+    private mutating func first(page p: Int, stream s: UInt32) -> Decision {
         let guess = clamp(config.effectiveInitialPages, nmin, nmax)
-        let i: Int
-        if t.count < config.maxStreams {
-            if t.count == t.capacity {
-                table = t.grown(to: min(config.maxStreams, t.capacity * 2))
-                return first(page: p, stream: s, table: table!)
-            }
-            i = t.count
-            t.count += 1
-        } else {
-            // Forget the least recently used stream; what it pushed stays.
-            var victim = 0
-            for j in 0..<t.count where t.lastUsed[j] < t.lastUsed[victim] { victim = j }
-            i = victim
-        }
-        t.ids[i] = s
-        t.lastUsed[i] = tick
+        let (t, i) = streams.admit(stream: s)
         t.cases[i] = CaseState(guess: guess)
         return place(t.cases + i, lo: t.lo + i, hi: t.hi + i, pages: guess, at: p, .first)
     }
@@ -247,15 +194,7 @@ public struct DynamicPrepage: Sendable {
     public var maxRecordValues: [Int] { maxRecord.values }
 
     /// Every tracked stream, ordered by id.
-    public var streamSnapshots: [StreamSnapshot] {
-        guard let t = table else { return [] }
-        return (0..<t.count).map { i in
-            let c = t.cases[i]
-            return StreamSnapshot(
-                stream: t.ids[i], ntest: c.ntest, minHit: c.minHit, maxHit: c.maxHit,
-                start: t.lo[i], count: t.hi[i] - t.lo[i], up: c.up)
-        }.sorted { $0.stream < $1.stream }
-    }
+    public var streamSnapshots: [StreamSnapshot] { streams.snapshots }
 }
 
 /// `a / b` for positive operands, in 32 bits when they fit (a 64-bit divide costs several times more).
@@ -280,64 +219,3 @@ public struct StreamSnapshot: Sendable, Hashable {
     public var up: Bool
 }
 
-/// The case of one stream (`dp.md`, "State"); its window lives beside it in the table.
-struct CaseState: Sendable {
-    var ntest: Int
-    var caseGuess: Int
-    var caseFaults = 1
-    var minHit = 0
-    var maxHit = 0
-    var up = true
-
-    init(guess: Int) {
-        ntest = guess
-        caseGuess = guess
-    }
-}
-
-/// The streams of one session, column by column so that the scan of step 1
-/// touches only ids and windows. Copied on write by ``DynamicPrepage``.
-final class StreamTable: @unchecked Sendable {
-    let capacity: Int
-    var count = 0
-    let ids: UnsafeMutablePointer<UInt32>
-    /// The last window `[lo, hi)` handed out to each stream.
-    let lo: UnsafeMutablePointer<Int>
-    let hi: UnsafeMutablePointer<Int>
-    /// The tick of each stream's last fault other than a repeat.
-    let lastUsed: UnsafeMutablePointer<UInt64>
-    let cases: UnsafeMutablePointer<CaseState>
-
-    init(capacity: Int) {
-        self.capacity = capacity
-        ids = .allocate(capacity: capacity)
-        lo = .allocate(capacity: capacity)
-        hi = .allocate(capacity: capacity)
-        lastUsed = .allocate(capacity: capacity)
-        cases = .allocate(capacity: capacity)
-    }
-
-    /// A table of `capacity` holding the same streams.
-    func grown(to capacity: Int) -> StreamTable {
-        let t = StreamTable(capacity: capacity)
-        t.count = count
-        t.ids.update(from: ids, count: count)
-        t.lo.update(from: lo, count: count)
-        t.hi.update(from: hi, count: count)
-        t.lastUsed.update(from: lastUsed, count: count)
-        t.cases.initialize(from: cases, count: count)
-        return t
-    }
-
-    func copy() -> StreamTable { grown(to: capacity) }
-
-
-    deinit {
-        ids.deallocate()
-        lo.deallocate()
-        hi.deallocate()
-        lastUsed.deallocate()
-        cases.deinitialize(count: count)
-        cases.deallocate()
-    }
-}

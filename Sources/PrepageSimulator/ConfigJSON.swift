@@ -7,6 +7,7 @@ public enum ConfigJSON {
     /// The keys accepted, in the order of `dp.md`'s table.
     public static let keys = [
         "policy", "min_pages", "max_pages", "k", "initial_pages", "gap", "memory_pages", "max_streams",
+        "forward_pages", "backward_pages", "ra_initial", "ra_max",
     ]
 
     /// Parses and validates a configuration.
@@ -40,7 +41,11 @@ public enum ConfigJSON {
             case "initial_pages": config.initialPages = int
             case "gap": config.gap = int
             case "memory_pages": config.memoryPages = int
-            default: config.maxStreams = int
+            case "max_streams": config.maxStreams = int
+            case "forward_pages": config.forwardPages = int
+            case "backward_pages": config.backwardPages = int
+            case "ra_initial": config.raInitial = int
+            default: config.raMax = int
             }
         }
         return try config.validated()

@@ -114,7 +114,7 @@ final class DecideProcess {
     @Test(arguments: [
         (#"{"k":0}"#, "k = 0 is out of range; allowed: 1 … 64"),
         (#"{"max_streams":5000}"#, "max_streams"),
-        (#"{"policy":"magic"}"#, "policy must be one of: dp, dp-literal"),
+        (#"{"policy":"magic"}"#, "policy must be one of: dp, dp-literal, none, forward, readahead"),
         (#"{"kk":1}"#, #"unknown config key "kk""#),
         (#"{"gap":"3"}"#, "gap must be an integer"),
         ("[", "config must be a JSON object"),

@@ -10,6 +10,12 @@ public struct FaultContext: Sendable {
     public var remainingHigh: Int
     /// Prefetched pages the stream touched since its previous fault (Linux's swap readahead hits).
     public var hits: Int
+
+    public init(remainingLow: Int, remainingHigh: Int, hits: Int) {
+        self.remainingLow = remainingLow
+        self.remainingHigh = remainingHigh
+        self.hits = hits
+    }
 }
 
 /// A policy as the simulator drives it: a fault in, a window out.

@@ -8,7 +8,7 @@ public enum NoiseShape: String, Sendable, CaseIterable {
     case above
 
     /// A noisy size for cases of `n` pages.
-    func draw(n: Int, using rng: inout SplitMix64) -> Int {
+    public func draw(n: Int, using rng: inout SplitMix64) -> Int {
         switch self {
         case .around:
             let lo = max(1, n / 2)

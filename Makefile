@@ -9,7 +9,7 @@ RELEASE     := $(SWIFT) build -c release $(SWIFT_FLAGS)
 # Debian packages the build needs (C client: libcurl + jansson, found by pkg-config).
 DEB_PACKAGES := libcurl4-openssl-dev libjansson-dev pkg-config
 
-.PHONY: all deps build run demo test test-swift bench-core check-imports clean help
+.PHONY: all deps build run demo test test-swift bench-core check-imports results clean help
 
 all: build
 
@@ -58,6 +58,16 @@ check-imports:
 bench-core: deps
 	$(RELEASE) --product prepage-bench
 	.build/release/prepage-bench core
+
+## results: regenerate the simulator's tables and plots in docs/results/.
+RESULTS := docs/results
+results: deps
+	$(RELEASE) --product prepage-sim
+	mkdir -p $(RESULTS)
+	.build/release/prepage-sim fig3 --csv $(RESULTS)/fig3-around.csv --svg $(RESULTS)/fig3-around.svg | tee $(RESULTS)/fig3-around.txt
+	.build/release/prepage-sim fig3 --shape below --csv $(RESULTS)/fig3-below.csv --svg $(RESULTS)/fig3-below.svg | tee $(RESULTS)/fig3-below.txt
+	.build/release/prepage-sim fig3 --shape above --csv $(RESULTS)/fig3-above.csv --svg $(RESULTS)/fig3-above.svg | tee $(RESULTS)/fig3-above.txt
+	.build/release/prepage-sim compare --seeds 10 --csv $(RESULTS)/compare.csv --svg $(RESULTS)/compare.svg | tee $(RESULTS)/compare.txt
 
 clean:
 	rm -rf .build build

@@ -93,20 +93,20 @@ public enum SVGChart {
         logScale: Bool = false, width: Double = 980, height: Double = 460
     ) -> String {
         let values = series.flatMap(\.values).filter { $0 > 0 }
-        let (left, right, top, bottom) = (70.0, 170.0, 40.0, 110.0)
+        let (left, right, top, bottom) = (80.0, 170.0, 40.0, 110.0)
         let pw = width - left - right
         let ph = height - top - bottom
         let lo = logScale ? floor(log10(values.min() ?? 0.1)) : 0
-        let hi = logScale ? ceil(log10(values.max() ?? 10)) : (values.max() ?? 1) * 1.05
+        let hi = logScale ? ceil(log10(values.max() ?? 10)) : niceCeiling((values.max() ?? 1) * 1.02)
         func sy(_ v: Double) -> Double {
             let t = logScale ? (log10(max(v, pow(10, lo))) - lo) / max(hi - lo, 1e-9) : v / hi
             return top + ph - t * ph
         }
         var svg = header(width, height, title)
         svg += axes(left: left, top: top, pw: pw, ph: ph, xLabel: "", yLabel: yLabel, width: width, height: height)
-        let ticks = logScale ? stride(from: lo, through: hi, by: 1).map { pow(10, $0) } : (0...5).map { hi * Double($0) / 5 }
+        let ticks = logScale ? stride(from: lo, through: hi, by: 1).map { pow(10, $0) } : (0...4).map { hi * Double($0) / 4 }
         for t in ticks {
-            svg += "<text x=\"\(left - 6)\" y=\"\(fixed(sy(t) + 4, 1))\" text-anchor=\"end\">\(t >= 100 || t == 0 ? fixed(t, 0) : String(format: "%g", t))</text>\n"
+            svg += "<text x=\"\(left - 6)\" y=\"\(fixed(sy(t) + 4, 1))\" text-anchor=\"end\">\(String(format: "%g", t))</text>\n"
             svg += "<line x1=\"\(left)\" x2=\"\(left + pw)\" y1=\"\(fixed(sy(t), 1))\" y2=\"\(fixed(sy(t), 1))\" stroke=\"#ddd\"/>\n"
         }
         let groupWidth = pw / Double(max(groups.count, 1))
@@ -126,6 +126,13 @@ public enum SVGChart {
         return svg + "</svg>\n"
     }
 
+    /// The smallest of 1, 2, 2.5, 4, 5 × 10ⁿ at least `x`: an axis end with round ticks.
+    static func niceCeiling(_ x: Double) -> Double {
+        guard x > 0 else { return 1 }
+        let scale = pow(10, floor(log10(x)))
+        return ([1, 2, 2.5, 4, 5, 10].first { $0 * scale >= x } ?? 10) * scale
+    }
+
     private static func header(_ width: Double, _ height: Double, _ title: String) -> String {
         """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" font-family="sans-serif" font-size="12">
@@ -142,7 +149,7 @@ public enum SVGChart {
         <line x1="\(left)" y1="\(top + ph)" x2="\(left + pw)" y2="\(top + ph)" stroke="black"/>
         <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(top + ph)" stroke="black"/>
         <text x="\(fixed(left + pw / 2, 1))" y="\(fixed(height - 12, 1))" text-anchor="middle">\(escape(xLabel))</text>
-        <text transform="translate(18,\(fixed(top + ph / 2, 1))) rotate(-90)" text-anchor="middle">\(escape(yLabel))</text>
+        <text transform="translate(16,\(fixed(top + ph / 2, 1))) rotate(-90)" text-anchor="middle">\(escape(yLabel))</text>
 
         """
     }

@@ -94,7 +94,8 @@ struct Fig3Command: ParsableCommand {
                     ("NMin / N", rows.map { ($0.noise, $0.nminOverN) }),
                     ("NMax / N", rows.map { ($0.noise, $0.nmaxOverN) }),
                     ("faults per case", rows.map { ($0.noise, $0.faultsPerCase) }),
-                ], yMin: 0), to: output.svg)
+                ], yMin: min(0.8, rows.map(\.nminOverN).min() ?? 0.8),
+                yMax: max(1.4, rows.map { max($0.nmaxOverN, $0.faultsPerCase) }.max() ?? 1.4)), to: output.svg)
     }
 }
 
@@ -162,7 +163,7 @@ struct CompareCommand: ParsableCommand {
                 yLabel: "stall / oracle's stall", groups: workloads,
                 series: policyList.map { p in
                     (p, workloads.map { w in rows.first { $0.workload == w && $0.policy == p }!.stallOverOracle })
-                }, logScale: true), to: output.svg)
+                }), to: output.svg)
     }
 }
 

@@ -132,6 +132,9 @@ extension String {
     }
 }
 
+/// The `PREPAGE_<NAME>=value` settings used, for error messages.
+nonisolated(unsafe) var environmentOptions: [String] = []
+
 /// Command-line arguments preceded by those taken from `PREPAGE_<NAME>` variables
 /// for the options the command line does not give (the command line wins).
 func argumentsWithEnvironment() -> [String] {
@@ -143,6 +146,7 @@ func argumentsWithEnvironment() -> [String] {
         let variable = "PREPAGE_" + name.uppercased().replacingDashes
         if let value = System.environment(variable) {
             fromEnvironment += ["--\(name)", value]
+            environmentOptions.append("\(variable)=\(value)")
         }
     }
     return fromEnvironment + CommandLine.arguments.dropFirst()
@@ -166,7 +170,10 @@ do {
     if code == .validationFailure {
         // A bad flag value: a clear message and exit 2 (usage), as the issue asks.
         System.writeStandardError(Array((Prepaged.fullMessage(for: error) + "\n").utf8))
-        System.writeStandardError(Array((Prepaged.usageString() + "\n").utf8))
+        if !environmentOptions.isEmpty {
+            System.writeStandardError(
+                Array("(options taken from the environment: \(environmentOptions.joined(separator: ", ")))\n".utf8))
+        }
         System.exit(2)
     }
     Prepaged.exit(withError: error)

@@ -141,6 +141,8 @@ final class RawClient {
             return false
         } catch TestError.closed {
             return true
+        } catch is SocketError {
+            return true  // reset by the server
         } catch {
             return false
         }

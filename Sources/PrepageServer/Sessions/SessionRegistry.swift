@@ -134,12 +134,14 @@ public final class SessionRegistry: SessionStore {
         guard idleTimeout > 0 else { return 0 }
         var total = 0
         for shard in shards {
+            // Find first (no copy of the dictionary), then remove only what expired.
             let n = shard.map.withLock { map in
-                let before = map.count
-                map = map.filter { _, session in
-                    now - session.state.withLock { $0.lastActivity } < idleTimeout
+                var idle: [String] = []
+                for (id, session) in map where now - session.state.withLock({ $0.lastActivity }) >= idleTimeout {
+                    idle.append(id)
                 }
-                return before - map.count
+                for id in idle { map.removeValue(forKey: id) }
+                return idle.count
             }
             total += n
         }

@@ -185,7 +185,9 @@ final class EventLoop: @unchecked Sendable {
             case .failure(let error):
                 let kind = Self.problemKind(error)
                 let reply = shared.api.problem(APIProblem(kind, error.detail), context)
-                finish(reply, request: nil, route: nil, on: c, keepAlive: false, started: System.monotonicNanoseconds(), method: "-")
+                finish(
+                    reply, request: nil, route: nil, on: c, keepAlive: false, started: System.monotonicNanoseconds(),
+                    method: "-")
                 c.closeAfterWrite = true
                 c.inputStart = c.input.count
             }

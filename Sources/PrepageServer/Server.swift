@@ -33,7 +33,8 @@ public final class Server: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         let store = store ?? SessionRegistry(maxSessions: configuration.maxSessions)
-        shared = ServerShared(configuration: configuration, store: store, openAPI: Self.loadOpenAPI(configuration.openAPIPath))
+        shared = ServerShared(
+            configuration: configuration, store: store, openAPI: Self.loadOpenAPI(configuration.openAPIPath))
         janitorWake = try? EventFD()
         if shared.api.openAPI == nil {
             logger.warning("openapi.yaml not found; GET /openapi.yaml answers 404")
@@ -71,13 +72,14 @@ public final class Server: @unchecked Sendable {
             if shared.sessionSweepInterval > 0, let wake = janitorWake {
                 let shared = shared
                 let logger = logger
-                threads.append(try OSThread(name: "prepaged-expiry") {
-                    let period = Int32(clamping: shared.sessionSweepInterval / 1_000_000)
-                    while !shared.draining.load(ordering: .acquiring) {
-                        if wake.wait(timeoutMilliseconds: period) { continue }
-                        shared.expireIdleSessions(logger: logger)
-                    }
-                })
+                threads.append(
+                    try OSThread(name: "prepaged-expiry") {
+                        let period = Int32(clamping: shared.sessionSweepInterval / 1_000_000)
+                        while !shared.draining.load(ordering: .acquiring) {
+                            if wake.wait(timeoutMilliseconds: period) { continue }
+                            shared.expireIdleSessions(logger: logger)
+                        }
+                    })
             }
         } catch {
             for fd in listeners.dropFirst(loops.count) { Socket.close(fd) }

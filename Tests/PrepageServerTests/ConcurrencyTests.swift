@@ -19,7 +19,8 @@ import Testing
                     return failures.add("\(id): create failed")
                 }
                 for (i, page) in v.faults.enumerated() {
-                    let r = try c.request("POST", "/sessions/\(id)/fault", body: "{\"page\":\(page),\"stream\":\(v.streams[i])}")
+                    let r = try c.request(
+                        "POST", "/sessions/\(id)/fault", body: "{\"page\":\(page),\"stream\":\(v.streams[i])}")
                     if Decision(json: r.json) != v.decisions[i] { return failures.add("\(id) fault #\(i) differs") }
                 }
             } catch {
@@ -62,7 +63,8 @@ import Testing
             do {
                 let c = try s.client()
                 for f in work[k] {
-                    let r = try c.request("POST", "/sessions/shared/fault", body: "{\"page\":\(f.page),\"stream\":\(f.stream)}")
+                    let r = try c.request(
+                        "POST", "/sessions/shared/fault", body: "{\"page\":\(f.page),\"stream\":\(f.stream)}")
                     guard let d = Decision(json: r.json) else { return failures.add("client \(k): status \(r.status)") }
                     answers.add(d, client: k)
                 }
@@ -103,7 +105,9 @@ import Testing
                 if budget < 0 { return false }
                 let f = workloads[k][positions[k]]
                 var next = state
-                guard let d = try? next.decide(page: f.page, stream: f.stream), d == answers[k][positions[k]] else { continue }
+                guard let d = try? next.decide(page: f.page, stream: f.stream), d == answers[k][positions[k]] else {
+                    continue
+                }
                 positions[k] += 1
                 order.append(k)
                 if search(next) { return true }

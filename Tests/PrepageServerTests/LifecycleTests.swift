@@ -45,7 +45,9 @@ import Testing
         #expect(ready.status == 503)
         #expect(ready.problemType == "urn:prepage:problem:unavailable")
         let done = DispatchSemaphore(value: 0)
-        Thread { s.server.wait(); done.signal() }.start()
+        Thread {
+            s.server.wait(); done.signal()
+        }.start()
         #expect(done.wait(timeout: .now() + 10) == .success)
     }
 
@@ -56,7 +58,9 @@ import Testing
         Thread.sleep(forTimeInterval: 0.1)
         s.server.shutdown()
         let done = DispatchSemaphore(value: 0)
-        Thread { s.server.wait(); done.signal() }.start()
+        Thread {
+            s.server.wait(); done.signal()
+        }.start()
         #expect(done.wait(timeout: .now() + 5) == .success)
         #expect(stalled.isClosedByServer())
     }
@@ -143,7 +147,9 @@ import Testing
         }
         #expect(Set(served.keys) == Set(spec.keys), "paths served but not in openapi.yaml, or the reverse")
         for (path, methods) in served {
-            #expect(spec[path] == methods, "\(path): served \(methods.sorted()), openapi.yaml \(spec[path]?.sorted() ?? [])")
+            #expect(
+                spec[path] == methods, "\(path): served \(methods.sorted()), openapi.yaml \(spec[path]?.sorted() ?? [])"
+            )
         }
     }
 

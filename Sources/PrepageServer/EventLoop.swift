@@ -30,6 +30,8 @@ final class EventLoop: @unchecked Sendable {
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     private var draining = false
+    /// Accepting failed (out of descriptors): the listener is out of the epoll set until the next sweep.
+    private var acceptPaused = false
     private var drainDeadline: UInt64 = 0
     private var nextSweep: UInt64 = 0
 
@@ -105,8 +107,11 @@ final class EventLoop: @unchecked Sendable {
                 guard let accepted = try Socket.accept(listener) else { return }
                 fd = accepted
             } catch {
-                // EMFILE and friends: stop for now; the listener stays readable and we retry.
-                logger.warning("accept failed", metadata: ["error": "\(error)"])
+                // EMFILE and friends: the level-triggered listener would report the same
+                // pending connection at once, forever. Stop watching it until the next sweep.
+                logger.warning("accept failed; pausing accepts for a sweep", metadata: ["error": "\(error)"])
+                epoll.remove(listener)
+                acceptPaused = true
                 return
             }
             let open = shared.api.connections.wrappingAdd(1, ordering: .relaxed).newValue
@@ -194,7 +199,8 @@ final class EventLoop: @unchecked Sendable {
         }
         // Keep only unconsumed bytes; the parser resumes on the same bytes.
         if c.inputStart == c.input.count {
-            c.input.removeAll(keepingCapacity: true)
+            // Keep a small buffer for the next request; give back what a large body grew.
+            c.input.removeAll(keepingCapacity: c.input.capacity <= 65_536)
         } else if c.inputStart > 0 {
             c.input.removeFirst(c.inputStart)
         }
@@ -352,6 +358,10 @@ final class EventLoop: @unchecked Sendable {
 
     /// Closes idle keep-alive connections, times out slow requests, ends lingering closes.
     private func sweep(_ now: UInt64) {
+        if acceptPaused && !draining {
+            acceptPaused = false
+            try? epoll.add(listener, .readable)
+        }
         let second = shared.clockSeconds()
         if second != dateSecond {
             dateSecond = second
@@ -388,7 +398,7 @@ final class EventLoop: @unchecked Sendable {
     private func beginDrain(_ now: UInt64) {
         draining = true
         drainDeadline = now &+ UInt64(shared.drainTimeout.nanoseconds)
-        epoll.remove(listener)
+        if !acceptPaused { epoll.remove(listener) }
         Socket.close(listener)
         listener = -1
         for case let c? in connections {

@@ -26,8 +26,13 @@ public struct PrepageLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var all = metadata
-        if let extra = event.metadata { all.merge(extra) { $1 } }
+        // Handler metadata (a loop number) and the event's, sorted by key so lines read the same
+        // every time; no merged dictionary is built.
+        var fields: [(key: String, value: Logger.Metadata.Value)] = []
+        fields.reserveCapacity(metadata.count + (event.metadata?.count ?? 0))
+        for (key, value) in metadata where event.metadata?[key] == nil { fields.append((key, value)) }
+        if let extra = event.metadata { for (key, value) in extra { fields.append((key, value)) } }
+        fields.sort { $0.key < $1.key }
         var line: [UInt8] = []
         line.reserveCapacity(256)
         let now = System.wallNanoseconds()
@@ -37,18 +42,18 @@ public struct PrepageLogHandler: LogHandler {
             line.append(0x20)
             line.append(contentsOf: event.level.rawValue.utf8)
             line.append(0x20)
-            line.append(contentsOf: "\(event.message)".utf8)
-            for key in all.keys.sorted() {
+            line.append(contentsOf: event.message.description.utf8)
+            for (key, value) in fields {
                 line.append(0x20)
                 line.append(contentsOf: key.utf8)
                 line.append(UInt8(ascii: "="))
-                let value = "\(all[key]!)"
-                if value.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 < 0x20 }) {
-                    var w = JSONWriter()
-                    w.string(value)
-                    line.append(contentsOf: w.bytes)
+                let text = Self.text(value)
+                if text.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 < 0x20 }) {
+                    var w = JSONWriter(reusing: line)
+                    w.string(text)
+                    line = w.bytes
                 } else {
-                    line.append(contentsOf: value.utf8)
+                    line.append(contentsOf: text.utf8)
                 }
             }
         case .json:
@@ -60,17 +65,29 @@ public struct PrepageLogHandler: LogHandler {
             w.raw(",\"logger\":")
             w.string(label)
             w.raw(",\"message\":")
-            w.string("\(event.message)")
-            for key in all.keys.sorted() where !["time", "level", "logger", "message"].contains(key) {
+            w.string(event.message.description)
+            for (key, value) in fields where !Self.reserved.contains(key) {
                 w.raw(",")
                 w.string(key)
                 w.raw(":")
-                w.string("\(all[key]!)")
+                w.string(Self.text(value))
             }
             w.raw("}")
             line = w.bytes
         }
         line.append(0x0A)
         line.withUnsafeBytes { System.writeStandardError($0) }
+    }
+
+    private static let reserved: Set<String> = ["time", "level", "logger", "message"]
+
+    /// A metadata value as text, without interpolation for the common cases.
+    @inline(__always)
+    private static func text(_ value: Logger.Metadata.Value) -> String {
+        switch value {
+        case .string(let s): s
+        case .stringConvertible(let c): c.description
+        default: "\(value)"
+        }
     }
 }

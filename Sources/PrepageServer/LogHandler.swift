@@ -49,9 +49,9 @@ public struct PrepageLogHandler: LogHandler {
                 line.append(UInt8(ascii: "="))
                 let text = Self.text(value)
                 if text.utf8.contains(where: { $0 == 0x20 || $0 == 0x22 || $0 < 0x20 }) {
-                    var w = JSONWriter(reusing: line)
-                    w.string(text)
-                    line = w.bytes
+                    var quoted = JSONWriter()
+                    quoted.string(text)
+                    line.append(contentsOf: quoted.bytes)
                 } else {
                     line.append(contentsOf: text.utf8)
                 }

@@ -110,4 +110,39 @@ import Testing
         #expect(Int(object?["us"] as? String ?? "") != nil)
         #expect(log.contains("draining"))
     }
+
+    @Test func textLogLineCarriesTheProblemDetail() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = ["--port", "0", "--threads", "1", "--log-format", "text"]
+        let pipe = Pipe()
+        p.standardError = pipe
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        let reader = pipe.fileHandleForReading
+        var log = ""
+        var port: Int?
+        while port == nil {
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }
+            log += String(decoding: chunk, as: UTF8.self)
+            if let range = log.range(of: #"127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
+                port = Int(log[range].split(separator: ":")[1])
+            }
+        }
+        let c = try RawClient(port: try #require(port))
+        #expect(try c.request("GET", "/sessions/x%20y", headers: [("X-Request-ID", "bad-id-1")]).status == 400)
+        kill(p.processIdentifier, SIGTERM)
+        log += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let line = try #require(log.split(separator: "\n").first { $0.contains("bad-id-1") })
+        #expect(line.range(of: #"^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info request "#, options: .regularExpression) != nil)
+        for field in ["method=GET", "route=/sessions/{id}", "status=400", "request_id=bad-id-1", "detail=\"session id"] {
+            #expect(line.contains(field), "\(field) missing from \(line)")
+        }
+        #expect(line.contains(" us="))
+    }
 }

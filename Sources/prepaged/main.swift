@@ -47,6 +47,10 @@ struct Prepaged: ParsableCommand {
     var logFormat = "text"
 
     func validate() throws {
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard host == "localhost" || (octets.count == 4 && octets.allSatisfy { UInt8($0) != nil }) else {
+            throw ValidationError("--host \"\(host)\" is not a numeric IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)")
+        }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 … 65535, got \(port)") }
         if let threads, !(1...1_024).contains(threads) {
             throw ValidationError("--threads must be 1 … 1024, got \(threads)")

@@ -43,7 +43,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ["--port", "70000"], ["--port", "x"], ["--threads", "0"], ["--session-idle-timeout", "5x"],
+        ["--port", "70000"], ["--port", "x"], ["--host", "::1"], ["--host", "256.0.0.1"], ["--threads", "0"], ["--session-idle-timeout", "5x"],
         ["--log-level", "loud"], ["--log-format", "xml"], ["--max-sessions", "0"], ["--bogus"],
         ["--token-file", "/nonexistent/token"],
     ])

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs schemathesis (PyPI) against a running prepaged, bounded and seeded, with
-# every check. Installs schemathesis quietly if it is missing.
+# Runs schemathesis (PyPI) against prepaged, bounded and seeded, with every
+# check. Installs schemathesis quietly if it is missing.
 #
 # Usage: scripts/schemathesis.sh BASE_URL [TOKEN] [-- EXTRA_SCHEMATHESIS_ARGS...]
-#   BASE_URL  e.g. http://127.0.0.1:7070 (loopback only)
+#        scripts/schemathesis.sh --serve [PREPAGED] [-- EXTRA_SCHEMATHESIS_ARGS...]
+#   BASE_URL  a running prepaged, e.g. http://127.0.0.1:7070 (loopback only)
 #   TOKEN     the server's bearer token. Start prepaged with --token-file for a
 #             full run: openapi.yaml declares bearer auth, so a server without a
 #             token fails the auth checks (ignored_auth, missing Authorization).
+#   --serve   start PREPAGED (default: swift build -c release --product prepaged)
+#             on a free loopback port with a fresh token, run, then stop it
+#             (what `make schemathesis` and CI do).
 # Environment:
 #   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation (default 50)
 #   SCHEMATHESIS_SEED          random seed (default 1)
@@ -23,18 +27,53 @@ usage() {
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 [[ $# -ge 1 ]] || usage
 case "$1" in -h|--help) usage ;; esac
-url="${1%/}"
-shift
+serve=0
+binary=""
+url=""
 token=""
-if [[ $# -ge 1 && "$1" != "--" ]]; then
-    token="$1"
+if [[ "$1" == "--serve" ]]; then
+    serve=1
     shift
+    if [[ $# -ge 1 && "$1" != "--" ]]; then
+        binary="$1"
+        shift
+    fi
+else
+    url="${1%/}"
+    shift
+    if [[ $# -ge 1 && "$1" != "--" ]]; then
+        token="$1"
+        shift
+    fi
 fi
 if [[ $# -ge 1 ]]; then
     [[ "$1" == "--" ]] || { echo "schemathesis.sh: unexpected argument '$1'" >&2; usage; }
     shift
 fi
 extra=("$@")
+
+if [[ $serve == 1 ]]; then
+    if [[ -z "$binary" ]]; then
+        (cd "$root" && swift build -c release --product prepaged >&2)
+        binary="$(cd "$root" && swift build -c release --show-bin-path)/prepaged"
+    fi
+    [[ -x "$binary" ]] || { echo "schemathesis.sh: no prepaged executable at $binary" >&2; exit 2; }
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+    workdir="$(mktemp -d -t prepage-schemathesis.XXXXXX)"
+    token="schemathesis-$port"
+    printf '%s\n' "$token" >"$workdir/token"
+    # Run from the repository so that the server serves this openapi.yaml.
+    (cd "$root" && exec "$binary" --host 127.0.0.1 --port "$port" --token-file "$workdir/token" --log-level warning) \
+        >"$workdir/prepaged.log" 2>&1 &
+    server_pid=$!
+    stop_server() {
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        rm -rf "$workdir"
+    }
+    trap stop_server EXIT
+    url="http://127.0.0.1:$port"
+fi
 
 if [[ ! "$url" =~ ^http://(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost|\[::1\]):[0-9]{1,5}$ ]]; then
     echo "schemathesis.sh: BASE_URL must be http://127.0.0.1:PORT (loopback, with a port); got '$url'" >&2

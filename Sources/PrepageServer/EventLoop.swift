@@ -170,48 +170,58 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Parses and answers every complete request in the input, in order, then writes once.
+    ///
+    /// Parsing pauses while more than ``outputHighWater`` bytes of responses wait; when
+    /// they all went out at once, it resumes on the requests still in the input.
     private func process(_ c: Connection) {
-        var now: UInt64 = 0
-        parsing: while !c.closeAfterWrite && c.output.count - c.outputStart < Self.outputHighWater {
-            let result = c.input.withUnsafeBytes { raw in
-                c.parser.parse(UnsafeRawBufferPointer(rebasing: raw[c.inputStart...]))
+        while true {
+            var paused = false
+            parsing: while !c.closeAfterWrite {
+                guard c.output.count - c.outputStart < Self.outputHighWater else {
+                    paused = true
+                    break parsing
+                }
+                let result = c.input.withUnsafeBytes { raw in
+                    c.parser.parse(UnsafeRawBufferPointer(rebasing: raw[c.inputStart...]))
+                }
+                switch result {
+                case .needMore:
+                    break parsing
+                case .sendContinue:
+                    c.output.append(contentsOf: HTTPResponseWriter.continueResponse)
+                    break parsing
+                case .request(let request, let consumed):
+                    c.inputStart += consumed
+                    c.requestStarted = 0
+                    answer(request, on: c, started: System.monotonicNanoseconds())
+                case .failure(let error):
+                    let kind = Self.problemKind(error)
+                    let reply = shared.api.problem(APIProblem(kind, error.detail), context)
+                    finish(
+                        reply, request: nil, route: nil, on: c, keepAlive: false,
+                        started: System.monotonicNanoseconds(), method: "-")
+                    c.closeAfterWrite = true
+                    c.inputStart = c.input.count
+                }
             }
-            switch result {
-            case .needMore:
-                break parsing
-            case .sendContinue:
-                c.output.append(contentsOf: HTTPResponseWriter.continueResponse)
-                break parsing
-            case .request(let request, let consumed):
-                c.inputStart += consumed
+            // Keep only unconsumed bytes; the parser resumes on the same bytes.
+            if c.inputStart == c.input.count {
+                // Keep a small buffer for the next request; give back what a large body grew.
+                c.input.removeAll(keepingCapacity: c.input.capacity <= 65_536)
+            } else if c.inputStart > 0 {
+                c.input.removeFirst(c.inputStart)
+            }
+            c.inputStart = 0
+            if c.hasPendingInput {
+                if c.requestStarted == 0 { c.requestStarted = c.lastActivity }
+            } else {
                 c.requestStarted = 0
-                if now == 0 { now = System.monotonicNanoseconds() }
-                answer(request, on: c, started: now)
-            case .failure(let error):
-                let kind = Self.problemKind(error)
-                let reply = shared.api.problem(APIProblem(kind, error.detail), context)
-                finish(
-                    reply, request: nil, route: nil, on: c, keepAlive: false, started: System.monotonicNanoseconds(),
-                    method: "-")
-                c.closeAfterWrite = true
-                c.inputStart = c.input.count
             }
+            if draining && !c.hasPendingInput { c.closeAfterWrite = true }
+            flush(c)
+            // Sent everything at once: no writable event will come to resume the parsing.
+            guard paused, connections[Int(c.fd)] === c, !c.writeBlocked, !c.isLingering else { return }
         }
-        // Keep only unconsumed bytes; the parser resumes on the same bytes.
-        if c.inputStart == c.input.count {
-            // Keep a small buffer for the next request; give back what a large body grew.
-            c.input.removeAll(keepingCapacity: c.input.capacity <= 65_536)
-        } else if c.inputStart > 0 {
-            c.input.removeFirst(c.inputStart)
-        }
-        c.inputStart = 0
-        if c.hasPendingInput {
-            if c.requestStarted == 0 { c.requestStarted = c.lastActivity }
-        } else {
-            c.requestStarted = 0
-        }
-        if draining && !c.hasPendingInput { c.closeAfterWrite = true }
-        flush(c)
     }
 
     private func answer(_ request: HTTPRequest, on c: Connection, started: UInt64) {
@@ -384,6 +394,9 @@ final class EventLoop: @unchecked Sendable {
                 c.closeAfterWrite = true
                 flush(c)
             } else if !c.hasPendingInput && !c.hasPendingOutput && now &- c.lastActivity >= idle {
+                close(c)
+            } else if c.writeBlocked && now &- c.lastActivity >= idle {
+                // A client that stopped reading its responses: nothing moved for the idle timeout.
                 close(c)
             }
         }

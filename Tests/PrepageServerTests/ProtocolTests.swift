@@ -27,6 +27,29 @@ import Testing
         #expect(try c.readResponse().header("x-request-id") == "last")
     }
 
+    /// Responses larger than the output high-water mark pause parsing; every pipelined
+    /// request is still answered, in order, whether the writes block or not.
+    @Test func answersPipelinedRequestsWithLargeResponses() throws {
+        let s = try TestServer()
+        let c = try s.client()
+        #expect(try c.request("PUT", "/sessions/big", body: "{}").status == 201)
+        var batch = ""
+        for i in 0..<4 {
+            let body = "{\"pages\":[" + (0..<20_000).map { String(i * 10_000_000 + $0 * 1_000) }.joined(separator: ",") + "]}"
+            batch += RawClient.format("POST", "/sessions/big/faults", body: body, headers: [("X-Request-ID", "b\(i)")])
+        }
+        batch += RawClient.format("GET", "/livez", headers: [("X-Request-ID", "after")])
+        try c.send(batch)
+        for i in 0..<4 {
+            let r = try c.readResponse()
+            #expect(r.status == 200)
+            #expect(r.header("x-request-id") == "b\(i)")
+            #expect(r.body.count > 1 << 20)
+            #expect((r.json["decisions"] as? [Any])?.count == 20_000)
+        }
+        #expect(try c.readResponse().header("x-request-id") == "after")
+    }
+
     @Test func requestSplitIntoSingleBytesIsAnswered() throws {
         let s = try TestServer()
         let c = try s.client()

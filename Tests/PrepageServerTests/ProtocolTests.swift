@@ -187,6 +187,23 @@ import Testing
         #expect(c.isClosedByServer(timeout: 5))
     }
 
+    @Test func clientThatStopsReadingIsClosed() throws {
+        var limits = HTTPLimits()
+        limits.keepAliveIdleTimeout = .milliseconds(300)
+        let s = try TestServer(limits: limits)
+        let c = try s.client()
+        #expect(try c.request("PUT", "/sessions/r", body: "{}").status == 201)
+        let body = "{\"pages\":[" + (0..<20_000).map { String($0 * 1_000) }.joined(separator: ",") + "]}"
+        // The send may fail once the server gives up on us: that is the point.
+        try? c.send(String(repeating: RawClient.format("POST", "/sessions/r/faults", body: body), count: 16))
+        Thread.sleep(forTimeInterval: 2)  // never read: the server's writes block
+        var answered = 0
+        while answered < 16, (try? c.readResponse(timeout: 5)) != nil { answered += 1 }
+        #expect(answered < 16)
+        #expect(c.isClosedByServer())
+        #expect(try s.client().request("GET", "/livez").status == 200)
+    }
+
     @Test func connectionsOverTheLimitAreClosed() throws {
         var limits = HTTPLimits()
         limits.maxConnections = 2

@@ -78,7 +78,7 @@ final class LoopMetrics: @unchecked Sendable {
         var out = ""
         out.reserveCapacity(8_192)
         out +=
-            "# HELP prepage_requests_total HTTP requests answered, by route template, method-independent, and status.\n"
+            "# HELP prepage_requests_total HTTP requests answered, by route template (\"unmatched\" for none) and status.\n"
         out += "# TYPE prepage_requests_total counter\n"
         for r in 0..<routeSlots {
             let name = r < Route.allCases.count ? Route(rawValue: r)!.template : "unmatched"

@@ -90,6 +90,22 @@ import Testing
         #expect(metrics.contains("prepage_sessions_live 0\n"))
     }
 
+    /// The server sweeps by itself (every tenth of the timeout, at least each second).
+    @Test func idleSessionsAreSweptWithoutBeingAsked() throws {
+        let clock = ManualClock()
+        let s = try TestServer(idleTimeout: .seconds(5), clock: clock)
+        let c = try s.client()
+        #expect(try c.request("PUT", "/sessions/gone", body: "{}").status == 201)
+        clock.advance(by: .seconds(6))
+        var status = 200
+        let deadline = Date().addingTimeInterval(5)
+        while status == 200 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            status = try c.request("GET", "/sessions/gone").status
+        }
+        #expect(status == 404)
+    }
+
     @Test func zeroIdleTimeoutNeverExpires() throws {
         let clock = ManualClock()
         let s = try TestServer(idleTimeout: .zero, clock: clock)

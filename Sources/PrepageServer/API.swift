@@ -1,5 +1,6 @@
 import PrepageCore
 import PrepageHTTP
+import PrepageSockets
 import Synchronization
 
 /// The answer to one request, before HTTP framing.
@@ -122,7 +123,7 @@ final class API: Sendable {
             for m in metricsSources { m.accumulate(into: &totals) }
             let text = LoopMetrics.render(
                 totals, sessions: store.counts, connections: connections.load(ordering: .relaxed),
-                ready: ready.load(ordering: .relaxed))
+                ready: ready.load(ordering: .relaxed), residentBytes: System.residentBytes())
             return Reply(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
         case .listSessions:
             return try list(req, ctx)

@@ -74,7 +74,9 @@ final class LoopMetrics: @unchecked Sendable {
     }
 
     /// Renders the Prometheus text format (version 0.0.4) from summed counters.
-    static func render(_ t: [UInt64], sessions: SessionCounts, connections: Int, ready: Bool) -> [UInt8] {
+    static func render(
+        _ t: [UInt64], sessions: SessionCounts, connections: Int, ready: Bool, residentBytes: Int
+    ) -> [UInt8] {
         var out = ""
         out.reserveCapacity(8_192)
         out +=
@@ -123,6 +125,9 @@ final class LoopMetrics: @unchecked Sendable {
         out += "# HELP prepage_ready 1 while the server accepts work, 0 while starting or draining.\n"
         out += "# TYPE prepage_ready gauge\n"
         out += "prepage_ready \(ready ? 1 : 0)\n"
+        out += "# HELP prepage_resident_memory_bytes Resident memory of the process.\n"
+        out += "# TYPE prepage_resident_memory_bytes gauge\n"
+        out += "prepage_resident_memory_bytes \(residentBytes)\n"
         return Array(out.utf8)
     }
 

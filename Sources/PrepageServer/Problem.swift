@@ -74,20 +74,6 @@ public enum ProblemKind: String, Sendable, CaseIterable {
         case .httpVersionNotSupported: "HTTP version not supported"
         }
     }
-
-    /// The kind a protocol error of the parser maps to, by status.
-    static func forHTTPStatus(_ status: Int) -> ProblemKind {
-        switch status {
-        case 408: .requestTimeout
-        case 413: .bodyTooLarge
-        case 414: .uriTooLong
-        case 415: .unsupportedMediaType
-        case 431: .headersTooLarge
-        case 501: .notImplemented
-        case 505: .httpVersionNotSupported
-        default: .malformedRequest
-        }
-    }
 }
 
 /// An error answer: a kind plus what exactly was wrong and what is accepted.

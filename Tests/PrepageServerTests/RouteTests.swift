@@ -364,6 +364,7 @@ import Testing
         #expect(text.contains("prepage_request_duration_seconds_count"))
         #expect(text.contains(#"prepage_request_duration_seconds_bucket{le="+Inf"}"#))
         #expect(!text.contains("\"m\""), "no per-session labels")
+        #expect(text.contains("prepage_resident_memory_bytes "))
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             #expect(line.hasPrefix("prepage_"), "\(line)")
         }

@@ -84,17 +84,6 @@ struct JSONScanner: ~Copyable {
         guard offset == bytes.count else { throw error("the end of the body") }
     }
 
-    /// `true` when the next value is `null` (consumed).
-    mutating func null() throws(APIProblem) -> Bool {
-        skipWhitespace()
-        guard offset + 4 <= bytes.count, bytes[offset] == UInt8(ascii: "n") else { return false }
-        guard bytes[offset + 1] == UInt8(ascii: "u"), bytes[offset + 2] == UInt8(ascii: "l"),
-            bytes[offset + 3] == UInt8(ascii: "l")
-        else { throw error("a value") }
-        offset += 4
-        return true
-    }
-
     // MARK: - Values
 
     /// Reads an integer: a JSON integer, or a string in decimal or `0x` hexadecimal.

@@ -43,7 +43,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ["--port", "70000"], ["--port", "x"], ["--host", "::1"], ["--host", "256.0.0.1"], ["--threads", "0"], ["--session-idle-timeout", "5x"],
+        ["--port", "70000"], ["--port", "x"], ["--host", "::1"], ["--host", "256.0.0.1"], ["--threads", "0"],
+        ["--session-idle-timeout", "5x"],
         ["--log-level", "loud"], ["--log-format", "xml"], ["--max-sessions", "0"], ["--bogus"],
         ["--token-file", "/nonexistent/token"],
     ])
@@ -139,8 +140,11 @@ import Testing
         p.waitUntilExit()
         #expect(p.terminationStatus == 0)
         let line = try #require(log.split(separator: "\n").first { $0.contains("bad-id-1") })
-        #expect(line.range(of: #"^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info request "#, options: .regularExpression) != nil)
-        for field in ["method=GET", "route=/sessions/{id}", "status=400", "request_id=bad-id-1", "detail=\"session id"] {
+        #expect(
+            line.range(of: #"^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info request "#, options: .regularExpression)
+                != nil)
+        for field in ["method=GET", "route=/sessions/{id}", "status=400", "request_id=bad-id-1", "detail=\"session id"]
+        {
             #expect(line.contains(field), "\(field) missing from \(line)")
         }
         #expect(line.contains(" us="))

@@ -35,7 +35,8 @@ import Testing
         #expect(try c.request("PUT", "/sessions/big", body: "{}").status == 201)
         var batch = ""
         for i in 0..<4 {
-            let body = "{\"pages\":[" + (0..<20_000).map { String(i * 10_000_000 + $0 * 1_000) }.joined(separator: ",") + "]}"
+            let body =
+                "{\"pages\":[" + (0..<20_000).map { String(i * 10_000_000 + $0 * 1_000) }.joined(separator: ",") + "]}"
             batch += RawClient.format("POST", "/sessions/big/faults", body: body, headers: [("X-Request-ID", "b\(i)")])
         }
         batch += RawClient.format("GET", "/livez", headers: [("X-Request-ID", "after")])

@@ -463,7 +463,7 @@ int pp__session_call(pp_client *c, const char *id, pp_method m, const char *body
     if (pp__url(c, url, "/sessions/%s", id) != 0) return -1;
     if (pp__perform(c, PP_PUT, url, k->body, strlen(k->body), 1) != 0) {
         char why[512];
-        snprintf(why, sizeof why, "%s", c->errstr);
+        snprintf(why, sizeof why, "%.500s", c->errstr);
         snprintf(c->errstr, sizeof c->errstr, "re-creating lost session %s: %s", id, why);
         return -1;
     }

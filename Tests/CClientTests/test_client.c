@@ -154,6 +154,23 @@ static pp_client *client_for(const char *url, long timeout_ms, int retries, int 
     return c;
 }
 
+/* A second prepaged with a bearer token; returns its pid. */
+static pid_t start_token_server(int port, const char *token_file) {
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int log = open("/dev/null", O_WRONLY);
+        dup2(log, 1);
+        dup2(log, 2);
+        execl(server_path, server_path, "--host", "127.0.0.1", "--port", port_s, "--token-file",
+              token_file, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000 && !can_connect(port); i++) sleep_ms(10);
+    return pid;
+}
+
 /* ---- Fake servers for what the real one cannot do ------------------------ */
 
 /* Answers every request on its connections with one fixed HTTP answer. */
@@ -726,6 +743,42 @@ static void test_restart(void) {
     pp_client_free(c);
 }
 
+static void test_token(void) {
+    char token_file[] = "/tmp/pp-token-XXXXXX";
+    int fd = mkstemp(token_file);
+    CHECK(fd >= 0 && write(fd, "s3cret-token\n", 13) == 13, "token file");
+    close(fd);
+    int port = free_port();
+    pid_t pid = start_token_server(port, token_file);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+
+    pp_client *anon = client_for(url, 2000, 0, 1);
+    CHECK_ERR(pp_session_create(anon, "tok-1", NULL), anon, PP_ERR_HTTP);
+    CHECK(pp_client_http_status(anon) == 401, "no token: 401, got %d", pp_client_http_status(anon));
+    pp_client_free(anon);
+
+    pp_options o;
+    pp_options_init(&o);
+    o.base_url = url;
+    o.token = "s3cret-token";
+    pp_client *c = pp_client_new(&o);
+    CHECK_OK(pp_session_create(c, "tok-1", NULL), c);
+    pp_decision d;
+    CHECK_OK(pp_fault_page(c, "tok-1", 3, 0, &d), c);
+    CHECK_OK(pp_session_delete(c, "tok-1"), c);
+    pp_client_free(c);
+
+    o.token = "bad\r\nX-Evil: 1";
+    c = pp_client_new(&o);
+    CHECK(c != NULL && pp_client_err(c) == PP_ERR_INVALID, "a token with a line break is INVALID");
+    pp_client_free(c);
+
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    unlink(token_file);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     server_path = getenv("PREPAGED") != NULL ? getenv("PREPAGED") : ".build/debug/prepaged";
@@ -752,6 +805,7 @@ int main(void) {
     test_refused();
     test_timeout();
     test_protocol();
+    test_token();
     pp_client_free(c);
     test_restart();
 

@@ -263,6 +263,13 @@ int pp__valid_id(const char *id) {
     return n >= 1;
 }
 
+/* pp__valid_id, or PP_ERR_INVALID with a message that quotes the id. */
+int pp__check_id(pp_client *c, const char *id) {
+    if (pp__valid_id(id)) return 0;
+    if (id == NULL) return pp__fail(c, PP_ERR_INVALID, "session id is NULL");
+    return pp__fail(c, PP_ERR_INVALID, "session id \"%.200s\" does not match [A-Za-z0-9._:-]{1,128}", id);
+}
+
 /* Formats base URL + path into dst (PP_URL_SIZE bytes). */
 int pp__url(pp_client *c, char *dst, const char *fmt, ...) {
     size_t blen = strlen(c->base_url);

@@ -63,6 +63,7 @@ int pp__fail(pp_client *c, int err, const char *fmt, ...)
 #endif
     ;
 int pp__valid_id(const char *id);
+int pp__check_id(pp_client *c, const char *id);
 int pp__url(pp_client *c, char *dst, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))

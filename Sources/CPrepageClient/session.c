@@ -233,12 +233,6 @@ static int answer_session(pp_client *c, pp_session **out) {
 
 /* ---- Calls --------------------------------------------------------------- */
 
-static int check_id(pp_client *c, const char *id) {
-    if (pp__valid_id(id)) return 0;
-    return pp__fail(c, PP_ERR_INVALID, "session id %s%s%s does not match [A-Za-z0-9._:-]{1,128}",
-                    id == NULL ? "NULL" : "\"", id == NULL ? "" : id, id == NULL ? "" : "\"");
-}
-
 /* Sets key to an integer unless it is -1 (server default). */
 static int set_int(json_t *obj, const char *key, int64_t v) {
     if (v == -1) return 0;
@@ -292,7 +286,7 @@ int pp_session_create_ex(pp_client *c, const char *id, const pp_session_config *
                          pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
-    if (pp__begin(c) != 0 || check_id(c, id) != 0 || check_config(c, cfg) != 0) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0 || check_config(c, cfg) != 0) return -1;
     if (pp__url(c, c->url, "/sessions/%s", id) != 0) return -1;
     char *body = config_body(c, cfg);
     if (body == NULL) return -1;
@@ -311,7 +305,7 @@ int pp_session_create(pp_client *c, const char *id, const pp_session_config *cfg
 int pp_session_get(pp_client *c, const char *id, pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
-    if (pp__begin(c) != 0 || check_id(c, id) != 0) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0) return -1;
     if (out == NULL) return pp__fail(c, PP_ERR_INVALID, "out is NULL");
     if (pp__url(c, c->url, "/sessions/%s", id) != 0) return -1;
     if (pp__session_call(c, id, PP_GET, NULL, 0, 1) != 0) return -1;
@@ -321,7 +315,7 @@ int pp_session_get(pp_client *c, const char *id, pp_session **out) {
 int pp_session_delete_ex(pp_client *c, const char *id, pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
-    if (pp__begin(c) != 0 || check_id(c, id) != 0) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0) return -1;
     if (pp__url(c, c->url, "/sessions/%s", id) != 0) return -1;
     int rc = pp__perform(c, PP_DELETE, c->url, NULL, 0, 1);
     if (rc == 0 || (c->err == PP_ERR_HTTP && c->status == 404)) pp__forget(c, id);
@@ -343,7 +337,7 @@ int pp_session_delete(pp_client *c, const char *id) { return pp_session_delete_e
 int pp_session_reset(pp_client *c, const char *id, pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
-    if (pp__begin(c) != 0 || check_id(c, id) != 0) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0) return -1;
     if (pp__url(c, c->url, "/sessions/%s/reset", id) != 0) return -1;
     /* Resetting twice is resetting once: retried like the idempotent calls. */
     if (pp__session_call(c, id, PP_POST, NULL, 0, 1) != 0) return -1;
@@ -356,7 +350,7 @@ int pp_session_list(pp_client *c, size_t limit, const char *after, pp_session_pa
     if (pp__begin(c) != 0) return -1;
     if (out == NULL) return pp__fail(c, PP_ERR_INVALID, "out is NULL");
     if (limit > 1000) return pp__fail(c, PP_ERR_INVALID, "limit %zu is over 1000", limit);
-    if (after != NULL && check_id(c, after) != 0) return -1;
+    if (after != NULL && pp__check_id(c, after) != 0) return -1;
     char query[200];
     int n = 0;
     query[0] = '\0';

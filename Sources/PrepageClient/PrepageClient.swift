@@ -47,12 +47,13 @@ public final class PrepageClient {
         guard let made else {
             throw PrepageClientError(kind: .outOfMemory, status: nil, detail: "out of memory")
         }
-        client = made
+        // Checked before `client` is set: once every property is, a throw runs deinit.
         if pp_client_err(made) != Int32(PP_OK) {
             let error = Self.error(of: made)
             pp_client_free(made)
             throw error
         }
+        client = made
     }
 
     deinit { pp_client_free(client) }

@@ -152,6 +152,8 @@ pp_client *pp_client_new(const pp_options *opts) {
     ADD_HEADER("Content-Type: application/json");
     ADD_HEADER("Accept: application/json");
     ADD_HEADER("Expect:"); /* no 100-continue round trip for batch bodies */
+    /* In the list, not CURLOPT_USERAGENT, which libcurl formats anew per request. */
+    ADD_HEADER("User-Agent: libprepage/" PP_VERSION_STRING);
     if (c->token != NULL) {
         char auth[1100];
         if (snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token) >= (int)sizeof auth) {
@@ -176,7 +178,6 @@ pp_client *pp_client_new(const pp_options *opts) {
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, opts->request_timeout_ms);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "libprepage/" PP_VERSION_STRING);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -370,7 +371,12 @@ int pp__perform(pp_client *c, pp_method m, const char *url, const char *body, si
             c->retried = 1;
             backoff(c, attempt);
         }
-        curl_easy_setopt(e, CURLOPT_URL, url);
+        /* libcurl copies and parses the URL on every set: skip that when the
+         * handle already holds this one (the hot loop of a single session). */
+        if (strcmp(c->url_set, url) != 0) {
+            curl_easy_setopt(e, CURLOPT_URL, url);
+            snprintf(c->url_set, sizeof c->url_set, "%s", url);
+        }
         switch (m) {
         case PP_GET:
         case PP_DELETE:

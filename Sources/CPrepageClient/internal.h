@@ -49,6 +49,7 @@ struct pp_client {
     char init_errstr[256];
     char curl_errbuf[CURL_ERROR_SIZE];
     char url[PP_URL_SIZE];
+    char url_set[PP_URL_SIZE]; /* the URL the easy handle holds now */
     char fault_body[96];
     pp_buf answer;  /* the last answer's body, NUL-terminated */
     pp_buf body;    /* request body of batch calls */

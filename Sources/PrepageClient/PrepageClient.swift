@@ -176,8 +176,10 @@ public final class PrepageClient {
             streams.withUnsafeBufferPointer { s in
                 out.withUnsafeMutableBufferPointer { o in
                     byAddress
-                        ? pp_faults_addr(client, id, v.baseAddress, streams.isEmpty ? nil : s.baseAddress, v.count, o.baseAddress)
-                        : pp_faults_page(client, id, v.baseAddress, streams.isEmpty ? nil : s.baseAddress, v.count, o.baseAddress)
+                        ? pp_faults_addr(
+                            client, id, v.baseAddress, streams.isEmpty ? nil : s.baseAddress, v.count, o.baseAddress)
+                        : pp_faults_page(
+                            client, id, v.baseAddress, streams.isEmpty ? nil : s.baseAddress, v.count, o.baseAddress)
                 }
             }
         }
@@ -206,7 +208,8 @@ public final class PrepageClient {
             default: .io
             }
         let status = Int(pp_client_http_status(c))
-        return PrepageClientError(kind: kind, status: status == 0 ? nil : status, detail: String(cString: pp_client_errstr(c)))
+        return PrepageClientError(
+            kind: kind, status: status == 0 ? nil : status, detail: String(cString: pp_client_errstr(c)))
     }
 }
 
@@ -281,8 +284,12 @@ extension Session {
                 direction: st.up != 0 ? "up" : "down")
         }
         var stats = s.stats
-        let created = withUnsafeBytes(of: &stats.created_at) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
-        let last = withUnsafeBytes(of: &stats.last_fault_at) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+        let created = withUnsafeBytes(of: &stats.created_at) {
+            String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
+        let last = withUnsafeBytes(of: &stats.last_fault_at) {
+            String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
         self.init(
             id: String(cString: s.id),
             config: SessionConfig(

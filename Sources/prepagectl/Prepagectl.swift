@@ -99,7 +99,9 @@ func describe(_ s: Session) -> String {
         "  stats: faults=\(s.stats.faults) first=\(s.stats.first) smaller=\(s.stats.smaller) larger=\(s.stats.larger) reverse=\(s.stats.reverse) repeat=\(s.stats.repeat) pages_advised=\(s.stats.pagesAdvised) created_at=\(s.stats.createdAt ?? "-") last_fault_at=\(s.stats.lastFaultAt ?? "-")",
     ]
     if !c.labels.isEmpty {
-        lines.insert("  labels: " + c.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "), at: 2)
+        lines.insert(
+            "  labels: " + c.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+            at: 2)
     }
     return lines.joined(separator: "\n")
 }
@@ -175,7 +177,9 @@ struct SessionCommand: ParsableCommand {
                 page.next = more.next
             }
             connection.emit(page) {
-                var lines = page.sessions.map { "\($0.id)\tfaults=\($0.stats.faults)\tpolicy=\($0.config.policy ?? "-")" }
+                var lines = page.sessions.map {
+                    "\($0.id)\tfaults=\($0.stats.faults)\tpolicy=\($0.config.policy ?? "-")"
+                }
                 if let next = page.next { lines.append("next: \(next)") }
                 return lines.joined(separator: "\n")
             }
@@ -189,7 +193,11 @@ struct SessionCommand: ParsableCommand {
         func run() throws {
             let client = try connection.client()
             let s = try calling { () throws(PrepageClientError) in try client.deleteSession(id) }
-            if let s { connection.emit(s) { "deleted " + describe(s) } } else if !connection.json { print("deleted \(id)") }
+            if let s {
+                connection.emit(s) { "deleted " + describe(s) }
+            } else if !connection.json {
+                print("deleted \(id)")
+            }
         }
     }
 
@@ -220,7 +228,8 @@ struct FaultCommand: ParsableCommand {
     func run() throws {
         let client = try connection.client()
         let d = try calling { () throws(PrepageClientError) in
-            addr ? try client.fault(id, addr: value.value, stream: stream)
+            addr
+                ? try client.fault(id, addr: value.value, stream: stream)
                 : try client.fault(id, page: value.value, stream: stream)
         }
         connection.emit(d) { describe(d) }
@@ -250,7 +259,10 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: "Session id.") var id: String
     @Argument(help: "Trace file, or - for standard input.") var file: String
     @Flag(help: "Lines are byte addresses.") var addr = false
-    @Option(help: "With --addr: divide addresses by this page size here and send pages (default: send addresses, the session's page_size applies).")
+    @Option(
+        help:
+            "With --addr: divide addresses by this page size here and send pages (default: send addresses, the session's page_size applies)."
+    )
     var pageSize: UInt64?
     @Option(help: "Stream of lines that name none.") var stream: UInt32 = 0
     @Option(help: "Faults per request, 1 … 65536.") var batch = 1_024
@@ -286,7 +298,8 @@ struct ReplayCommand: ParsableCommand {
             if fields.isEmpty { continue }
             guard fields.count <= 2, var v = parseNumber(String(fields[0])) else {
                 throw badTrace(
-                    "\(name):\(index + 1): \"\(line.trimmingCharacters(in: .whitespaces))\" is not a \(addr ? "byte address" : "page number") (decimal or 0x hex, then an optional stream)")
+                    "\(name):\(index + 1): \"\(line.trimmingCharacters(in: .whitespaces))\" is not a \(addr ? "byte address" : "page number") (decimal or 0x hex, then an optional stream)"
+                )
             }
             var s = stream
             if fields.count == 2 {
@@ -313,7 +326,9 @@ struct ReplayCommand: ParsableCommand {
             }
             for (i, d) in decisions.enumerated() {
                 counts[d.outcome, default: 0] += 1
-                connection.emit(d) { "\(byAddress ? "0x" + String(chunk[i], radix: 16) : String(chunk[i]))\t\(chunkStreams[i])\t\(describe(d))" }
+                connection.emit(d) {
+                    "\(byAddress ? "0x" + String(chunk[i], radix: 16) : String(chunk[i]))\t\(chunkStreams[i])\t\(describe(d))"
+                }
             }
             start = end
         }

@@ -51,9 +51,11 @@ import Testing
         #expect(d.outcome == .first)
         #expect(d.start <= 1_000 && 1_000 < d.start + d.count)
         #expect(d.addr == d.start * 4_096 && d.bytes == d.count * 4_096)
-        #expect(try c.fault("f-1", page: 1_000) == Decision(
-            start: d.start, count: d.count, outcome: .repeat, ntest: d.ntest, nmin: d.nmin, nmax: d.nmax,
-            addr: d.addr, bytes: d.bytes))
+        #expect(
+            try c.fault("f-1", page: 1_000)
+                == Decision(
+                    start: d.start, count: d.count, outcome: .repeat, ntest: d.ntest, nmin: d.nmin, nmax: d.nmax,
+                    addr: d.addr, bytes: d.bytes))
 
         let a = try c.fault("f-1", addr: 0x7f00_0000_0000 + 5, stream: 7)
         #expect(a.start == 0x7f00_0000_0000 / 4_096 && a.outcome == .first)
@@ -118,7 +120,8 @@ import Testing
     }
 
     @Test func reportsRefusedConnectionsAsIO() throws {
-        let c = try PrepageClient(options: .init(baseURL: "http://127.0.0.1:\(closedPort())", maxRetries: 1, retryBaseMilliseconds: 1))
+        let c = try PrepageClient(
+            options: .init(baseURL: "http://127.0.0.1:\(closedPort())", maxRetries: 1, retryBaseMilliseconds: 1))
         let error = #expect(throws: PrepageClientError.self) { try c.getSession("x") }
         #expect(error?.kind == .io && error?.status == nil)
     }

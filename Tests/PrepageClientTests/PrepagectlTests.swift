@@ -74,7 +74,8 @@ import Testing
 
         // Addresses, divided here by --page-size.
         _ = try ctl(["session", "create"], ["r-3"])
-        let addrs = try ctl(["replay"], ["r-3", "-", "--addr", "--page-size", "4096", "--json"], stdin: "409600\n0x64000\n")
+        let addrs = try ctl(
+            ["replay"], ["r-3", "-", "--addr", "--page-size", "4096", "--json"], stdin: "409600\n0x64000\n")
         let pages = addrs.stdout.split(separator: "\n").map { jsonObject(String($0))["start"] as? Int }
         #expect(addrs.status == 0 && pages.first == 100)
     }

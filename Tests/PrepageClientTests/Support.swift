@@ -17,7 +17,8 @@ final class LiveServer: @unchecked Sendable {
 
     private static func start(port: Int, token: String?) throws -> Server {
         let config = ServerConfiguration(host: "127.0.0.1", port: port, threads: 1, token: token, maxSessions: 1_000)
-        let server = Server(configuration: config, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let server = Server(
+            configuration: config, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try server.start()
         return server
     }

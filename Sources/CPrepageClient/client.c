@@ -374,7 +374,9 @@ int pp__perform(pp_client *c, pp_method m, const char *url, const char *body, si
         /* libcurl copies and parses the URL on every set: skip that when the
          * handle already holds this one (the hot loop of a single session). */
         if (strcmp(c->url_set, url) != 0) {
-            curl_easy_setopt(e, CURLOPT_URL, url);
+            c->url_set[0] = '\0';
+            if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+                return pp__fail(c, PP_ERR_OOM, "out of memory setting the URL");
             snprintf(c->url_set, sizeof c->url_set, "%s", url);
         }
         switch (m) {

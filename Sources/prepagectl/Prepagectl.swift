@@ -5,7 +5,8 @@
 //   prepagectl replay vm-1 trace.txt --addr --json
 //
 // --url / --token default to PREPAGE_URL / PREPAGE_TOKEN. A server error
-// prints the problem detail and exits 1; a bad argument exits 64.
+// prints the problem detail and exits 1; a bad argument exits 64; a bad
+// trace line exits 65.
 import ArgumentParser
 import Foundation
 import PrepageClient
@@ -66,7 +67,8 @@ func calling<T>(_ body: () throws(PrepageClientError) -> T) throws -> T {
         default: message += "\(error.kind.rawValue) error: \(error.detail)"
         }
         FileHandle.standardError.write(Data((message + "\n").utf8))
-        throw ExitCode.failure
+        // A bad argument exits 64 (EX_USAGE) like a bad flag; every other failure 1.
+        throw error.kind == .invalid ? ExitCode.validationFailure : ExitCode.failure
     }
 }
 

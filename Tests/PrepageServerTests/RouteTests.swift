@@ -117,6 +117,30 @@ import Testing
         #expect(try c.request("GET", "/sessions/x").status == 404)
     }
 
+    @Test func baselinePoliciesTakeTheirOwnFieldsOnly() throws {
+        let s = try TestServer()
+        let c = try s.client()
+        let fwd = try c.request("PUT", "/sessions/fw", body: #"{"policy":"forward","forward_pages":3,"backward_pages":1}"#)
+        #expect(fwd.status == 201)
+        #expect((fwd.json["config"] as? [String: Any])?["forward_pages"] as? Int == 3)
+        let d = try c.request("POST", "/sessions/fw/fault", body: #"{"page":100}"#)
+        #expect(d.json["start"] as? Int == 99)
+        #expect(d.json["count"] as? Int == 5)
+        let ra = try c.request("PUT", "/sessions/ra", body: #"{"policy":"readahead","ra_max":64}"#)
+        #expect((ra.json["config"] as? [String: Any])?["ra_max"] as? Int == 64)
+        #expect((ra.json["config"] as? [String: Any])?["ra_initial"] as? Int == 4)
+        #expect(try c.request("PUT", "/sessions/none", body: #"{"policy":"none"}"#).status == 201)
+        for bad in [#"{"forward_pages":3}"#, #"{"policy":"readahead","forward_pages":3}"#, #"{"policy":"forward","ra_max":8}"#,
+                    #"{"policy":"readahead","ra_initial":9,"ra_max":8}"#] {
+            let r = try c.request("PUT", "/sessions/bad", body: bad)
+            #expect(r.status == 400, "\(bad)")
+            #expect(r.problemType == "urn:prepage:problem:invalid-field")
+        }
+        // dp documents carry no baseline fields.
+        let dp = try c.request("PUT", "/sessions/dp", body: "{}")
+        #expect((dp.json["config"] as? [String: Any])?["forward_pages"] == nil)
+    }
+
     @Test func validatesSessionIDs() throws {
         let s = try TestServer()
         let c = try s.client()

@@ -23,6 +23,7 @@ void pp_session_config_init(pp_session_config *cfg) {
     cfg->gap = cfg->memory_pages = cfg->max_streams = cfg->page_size = -1;
     cfg->labels = NULL;
     cfg->nlabels = 0;
+    cfg->forward_pages = cfg->backward_pages = cfg->ra_initial = cfg->ra_max = -1;
 }
 
 /* ---- Documents ----------------------------------------------------------- */
@@ -102,6 +103,17 @@ static int parse_config(pp_client *c, json_t *cfg, pp_session_config *out) {
     out->max_streams = streams;
     out->page_size = page_size;
     if (policy != NULL && (out->policy = strdup(policy)) == NULL) return oom(c);
+
+    /* The policies' own fields, present only for their policy. */
+    json_int_t forward = -1, backward = -1, ra_initial = -1, ra_max = -1;
+    if (json_unpack_ex(cfg, &jerr, 0, "{s?I, s?I, s?I, s?I}", "forward_pages", &forward,
+                       "backward_pages", &backward, "ra_initial", &ra_initial, "ra_max",
+                       &ra_max) != 0)
+        return bad_doc(c, "config", &jerr);
+    out->forward_pages = forward;
+    out->backward_pages = backward;
+    out->ra_initial = ra_initial;
+    out->ra_max = ra_max;
 
     if (labels == NULL || json_is_null(labels)) return 0;
     if (!json_is_object(labels)) return bad_doc(c, "labels is not an object", NULL);
@@ -257,6 +269,10 @@ static char *config_body(pp_client *c, const pp_session_config *cfg) {
         rc |= set_int(obj, "memory_pages", cfg->memory_pages);
         rc |= set_int(obj, "max_streams", cfg->max_streams);
         rc |= set_int(obj, "page_size", cfg->page_size);
+        rc |= set_int(obj, "forward_pages", cfg->forward_pages);
+        rc |= set_int(obj, "backward_pages", cfg->backward_pages);
+        rc |= set_int(obj, "ra_initial", cfg->ra_initial);
+        rc |= set_int(obj, "ra_max", cfg->ra_max);
         if (cfg->nlabels > 0) {
             json_t *labels = json_object();
             rc |= json_object_set_new(obj, "labels", labels); /* steals; fails on NULL */

@@ -235,6 +235,10 @@ private func withCConfig<R>(
     cfg.memory_pages = set(config.memoryPages)
     cfg.max_streams = set(config.maxStreams)
     cfg.page_size = set(config.pageSize)
+    cfg.forward_pages = set(config.forwardPages)
+    cfg.backward_pages = set(config.backwardPages)
+    cfg.ra_initial = set(config.raInitial)
+    cfg.ra_max = set(config.raMax)
     // Copies of the label strings, freed after the call.
     let strings = config.labels.sorted { $0.key < $1.key }.map { (strdup($0.key), strdup($0.value)) }
     defer { for (k, v) in strings { free(k); free(v) } }
@@ -295,7 +299,9 @@ extension Session {
             config: SessionConfig(
                 policy: c.policy.map { String(cString: $0) }, minPages: opt(c.min_pages), maxPages: opt(c.max_pages),
                 k: opt(c.k), initialPages: opt(c.initial_pages), gap: opt(c.gap), memoryPages: opt(c.memory_pages),
-                maxStreams: opt(c.max_streams), pageSize: opt(c.page_size), labels: labels),
+                maxStreams: opt(c.max_streams), pageSize: opt(c.page_size), labels: labels,
+                forwardPages: opt(c.forward_pages), backwardPages: opt(c.backward_pages),
+                raInitial: opt(c.ra_initial), raMax: opt(c.ra_max)),
             state: SessionState(
                 nmin: Int(s.nmin), nmax: Int(s.nmax),
                 minRecord: UnsafeBufferPointer(start: s.min_record, count: s.min_record_len).map { Int($0) },

@@ -51,7 +51,7 @@ public struct PrepageClientOptions: Sendable, Hashable {
 /// `nil` leaves a field to the server's default when creating; in a
 /// ``Session`` returned by the server every field is set.
 public struct SessionConfig: Sendable, Hashable, Codable {
-    /// `dp` (default) or `dp-literal`.
+    /// `dp` (default), `dp-literal`, or a baseline: `none`, `forward`, `readahead`.
     public var policy: String?
     public var minPages: Int?
     public var maxPages: Int?
@@ -65,11 +65,20 @@ public struct SessionConfig: Sendable, Hashable, Codable {
     public var pageSize: Int?
     /// At most 16, for the orchestrator's own use.
     public var labels: [String: String]
+    /// Policy `forward` only: pages fetched after the faulting one.
+    public var forwardPages: Int?
+    /// Policy `forward` only: pages fetched before the faulting one.
+    public var backwardPages: Int?
+    /// Policy `readahead` only: the first window.
+    public var raInitial: Int?
+    /// Policy `readahead` only: the largest window.
+    public var raMax: Int?
 
     public init(
         policy: String? = nil, minPages: Int? = nil, maxPages: Int? = nil, k: Int? = nil,
         initialPages: Int? = nil, gap: Int? = nil, memoryPages: Int? = nil, maxStreams: Int? = nil,
-        pageSize: Int? = nil, labels: [String: String] = [:]
+        pageSize: Int? = nil, labels: [String: String] = [:], forwardPages: Int? = nil,
+        backwardPages: Int? = nil, raInitial: Int? = nil, raMax: Int? = nil
     ) {
         self.policy = policy
         self.minPages = minPages
@@ -81,12 +90,18 @@ public struct SessionConfig: Sendable, Hashable, Codable {
         self.maxStreams = maxStreams
         self.pageSize = pageSize
         self.labels = labels
+        self.forwardPages = forwardPages
+        self.backwardPages = backwardPages
+        self.raInitial = raInitial
+        self.raMax = raMax
     }
 
     enum CodingKeys: String, CodingKey {
         case policy, k, gap, labels
         case minPages = "min_pages", maxPages = "max_pages", initialPages = "initial_pages"
         case memoryPages = "memory_pages", maxStreams = "max_streams", pageSize = "page_size"
+        case forwardPages = "forward_pages", backwardPages = "backward_pages", raInitial = "ra_initial"
+        case raMax = "ra_max"
     }
 }
 

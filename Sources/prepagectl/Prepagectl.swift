@@ -100,6 +100,11 @@ func describe(_ s: Session) -> String {
         "  state: nmin=\(s.state.nmin) nmax=\(s.state.nmax) min_record=\(s.state.minRecord) max_record=\(s.state.maxRecord) streams=\(s.state.streams.count)",
         "  stats: faults=\(s.stats.faults) first=\(s.stats.first) smaller=\(s.stats.smaller) larger=\(s.stats.larger) reverse=\(s.stats.reverse) repeat=\(s.stats.repeat) pages_advised=\(s.stats.pagesAdvised) created_at=\(s.stats.createdAt ?? "-") last_fault_at=\(s.stats.lastFaultAt ?? "-")",
     ]
+    let own = [
+        ("forward_pages", c.forwardPages), ("backward_pages", c.backwardPages), ("ra_initial", c.raInitial),
+        ("ra_max", c.raMax),
+    ].compactMap { name, value in value.map { "\(name)=\($0)" } }
+    if !own.isEmpty { lines[1] += " " + own.joined(separator: " ") }
     if !c.labels.isEmpty {
         lines.insert(
             "  labels: " + c.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
@@ -119,7 +124,7 @@ struct SessionCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a session (PUT /sessions/{id}).")
         @OptionGroup var connection: Connection
         @Argument(help: "Session id, [A-Za-z0-9._:-]{1,128}.") var id: String
-        @Option(help: "dp (default) or dp-literal.") var policy: String?
+        @Option(help: "dp (default), dp-literal, none, forward, readahead.") var policy: String?
         @Option var minPages: Int?
         @Option var maxPages: Int?
         @Option var k: Int?
@@ -129,6 +134,10 @@ struct SessionCommand: ParsableCommand {
         @Option var maxStreams: Int?
         @Option(help: "Bytes per page (power of two, 512 … 1 GiB).") var pageSize: Int?
         @Option(help: "A label KEY=VALUE; repeat for more.") var label: [String] = []
+        @Option(help: "Policy forward: pages after the faulting one.") var forwardPages: Int?
+        @Option(help: "Policy forward: pages before the faulting one.") var backwardPages: Int?
+        @Option(help: "Policy readahead: the first window.") var raInitial: Int?
+        @Option(help: "Policy readahead: the largest window.") var raMax: Int?
 
         func run() throws {
             var labels: [String: String] = [:]
@@ -140,7 +149,8 @@ struct SessionCommand: ParsableCommand {
             }
             let config = SessionConfig(
                 policy: policy, minPages: minPages, maxPages: maxPages, k: k, initialPages: initialPages,
-                gap: gap, memoryPages: memoryPages, maxStreams: maxStreams, pageSize: pageSize, labels: labels)
+                gap: gap, memoryPages: memoryPages, maxStreams: maxStreams, pageSize: pageSize, labels: labels,
+                forwardPages: forwardPages, backwardPages: backwardPages, raInitial: raInitial, raMax: raMax)
             let client = try connection.client()
             let (session, created) = try calling { () throws(PrepageClientError) in
                 try client.createSession(id, config: config)

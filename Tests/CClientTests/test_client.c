@@ -244,7 +244,8 @@ static void test_version_and_defaults(void) {
           "option defaults");
     pp_session_config cfg;
     pp_session_config_init(&cfg);
-    CHECK(cfg.policy == NULL && cfg.max_pages == -1 && cfg.page_size == -1 && cfg.nlabels == 0,
+    CHECK(cfg.policy == NULL && cfg.max_pages == -1 && cfg.page_size == -1 && cfg.nlabels == 0 &&
+              cfg.forward_pages == -1 && cfg.ra_initial == -1,
           "config defaults");
     CHECK(strcmp(pp_outcome_name(PP_REPEAT), "repeat") == 0, "outcome name");
     CHECK(strcmp(pp_err_name(PP_ERR_TIMEOUT), "timeout") == 0, "error name");
@@ -315,6 +316,28 @@ static void test_create_get_delete(pp_client *c) {
     rc = pp_session_delete(c, "cgd-1");
     CHECK_ERR(rc, c, PP_ERR_HTTP);
     CHECK(pp_client_http_status(c) == 404, "delete twice: 404");
+
+    /* A baseline policy with its own fields, shown back in the document. */
+    pp_session_config fwd;
+    pp_session_config_init(&fwd);
+    fwd.policy = "forward";
+    fwd.forward_pages = 7;
+    fwd.backward_pages = 1;
+    s = NULL;
+    CHECK_OK(pp_session_create_ex(c, "cgd-fwd", &fwd, &s), c);
+    CHECK(s != NULL && s->config.forward_pages == 7 && s->config.backward_pages == 1 &&
+              s->config.ra_max == -1 && strcmp(s->config.policy, "forward") == 0,
+          "forward fields round trip");
+    pp_session_free(s);
+    pp_decision fd;
+    CHECK_OK(pp_fault_page(c, "cgd-fwd", 100, 0, &fd), c);
+    CHECK(fd.start == 99 && fd.count == 9, "forward window [%llu,+%llu)", (unsigned long long)fd.start,
+          (unsigned long long)fd.count);
+    CHECK_OK(pp_session_delete(c, "cgd-fwd"), c);
+    fwd.policy = "dp";
+    CHECK_ERR(pp_session_create(c, "cgd-fwd", &fwd), c, PP_ERR_HTTP);
+    CHECK(pp_client_http_status(c) == 400 && strstr(pp_client_errstr(c), "forward_pages") != NULL,
+          "forward_pages on dp: \"%s\"", pp_client_errstr(c));
 
     /* NULL config: every default. */
     CHECK_OK(pp_session_create(c, "cgd-2", NULL), c);

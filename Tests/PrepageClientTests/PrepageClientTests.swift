@@ -93,6 +93,21 @@ import Testing
         #expect(throws: PrepageClientError.self) { try c.faults("b-1", pages: []) }
     }
 
+    @Test func sendsAndReadsThePolicyFields() throws {
+        let c = try client()
+        let (session, _) = try c.createSession(
+            "fw-1", config: SessionConfig(policy: "forward", forwardPages: 7, backwardPages: 1))
+        #expect(session.config.policy == "forward")
+        #expect(session.config.forwardPages == 7 && session.config.backwardPages == 1)
+        #expect(session.config.raInitial == nil && session.config.raMax == nil)
+        let d = try c.fault("fw-1", page: 100)
+        #expect(d.start == 99 && d.count == 9)
+        let wrong = #expect(throws: PrepageClientError.self) {
+            try c.createSession("fw-2", config: SessionConfig(raMax: 32))
+        }
+        #expect(wrong?.status == 400 && wrong?.detail.contains("ra_max") == true)
+    }
+
     @Test func passesTheProblemDetailOfA400Through() throws {
         let c = try client()
         let error = #expect(throws: PrepageClientError.self) {

@@ -37,6 +37,13 @@ import Testing
         #expect(gone.stderr.contains("404") && gone.stderr.contains("vm-1"))
     }
 
+    @Test func createsABaselineSessionWithItsFields() throws {
+        let run = try ctl(
+            ["session", "create"], ["ra-1", "--policy", "readahead", "--ra-initial", "4", "--ra-max", "32"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("policy=readahead") && run.stdout.contains("ra_initial=4 ra_max=32"))
+    }
+
     @Test func printsOneDecision() throws {
         _ = try ctl(["session", "create"], ["f-1", "--page-size", "4096"])
         let page = try ctl(["fault"], ["f-1", "0x10", "--json"])

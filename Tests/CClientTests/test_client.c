@@ -178,6 +178,10 @@ typedef struct fake {
     int listen_fd;
     int port;
     const char *answer; /* NULL: accept, read, never answer */
+    const char *const *script; /* when set: the answer to request i is script[i] (the
+                                  last one repeats); "" closes the connection unanswered */
+    int nscript;
+    volatile int requests;
     pthread_t thread;
     volatile int stop;
 } fake;
@@ -200,7 +204,12 @@ static void *fake_main(void *arg) {
             char *cl = strstr(buf, "Content-Length:");
             if (cl != NULL && cl < end) body = (size_t)strtoul(cl + 15, NULL, 10);
             if (have < head + body) continue;
-            if (f->answer != NULL) send(fd, f->answer, strlen(f->answer), MSG_NOSIGNAL);
+            const char *answer = f->answer;
+            if (f->script != NULL)
+                answer = f->script[f->requests < f->nscript ? f->requests : f->nscript - 1];
+            f->requests++;
+            if (answer != NULL && answer[0] == '\0') break; /* drop the connection */
+            if (answer != NULL) send(fd, answer, strlen(answer), MSG_NOSIGNAL);
             memmove(buf, buf + head + body, have - head - body);
             have -= head + body;
         }
@@ -700,6 +709,75 @@ static void test_protocol(void) {
     fake_stop(&f);
 }
 
+/* Retries are bounded, and only for what is safe to repeat: a server that
+ * drops the first connections unanswered, counting the requests it saw. */
+static void test_retry_bounds(void) {
+    static char decision[512], not_found[512];
+    answer_200(decision, sizeof decision,
+               "{\"start\":5,\"count\":1,\"outcome\":\"first\",\"ntest\":1,\"nmin\":1,"
+               "\"nmax\":512,\"addr\":20480,\"bytes\":4096}");
+    static const char problem[] = "{\"type\":\"x\",\"title\":\"t\",\"status\":404,\"detail\":\"gone\"}";
+    snprintf(not_found, sizeof not_found,
+             "HTTP/1.1 404 Not Found\r\nContent-Type: application/problem+json\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(problem), problem);
+    const char *const drop2_then_answer[] = {"", "", decision};
+    const char *const drop_then_404[] = {"", not_found};
+    char url[64];
+    fake f;
+    pp_decision d;
+    uint64_t pages[1] = {5};
+
+    /* A fault: two drops, then the answer; 2 retries are enough. */
+    fake_start(&f, NULL);
+    f.script = drop2_then_answer;
+    f.nscript = 3;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
+    pp_client *c = client_for(url, 1000, 2, 1);
+    CHECK_OK(pp_fault_page(c, "x", 5, 0, &d), c);
+    CHECK(f.requests == 3 && d.start == 5, "fault retried twice: %d requests", f.requests);
+    pp_client_free(c);
+    fake_stop(&f);
+
+    /* One retry allowed: the second drop is the caller's IO error. */
+    fake_start(&f, NULL);
+    f.script = drop2_then_answer;
+    f.nscript = 3;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
+    c = client_for(url, 1000, 1, 1);
+    CHECK_ERR(pp_fault_page(c, "x", 5, 0, &d), c, PP_ERR_IO);
+    CHECK(f.requests == 2, "1 retry: %d requests", f.requests);
+    pp_client_free(c);
+    fake_stop(&f);
+
+    /* A batch is never retried: part of it may have been decided. */
+    fake_start(&f, NULL);
+    f.script = drop2_then_answer;
+    f.nscript = 3;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
+    c = client_for(url, 1000, 5, 1);
+    CHECK_ERR(pp_faults_page(c, "x", pages, NULL, 1, &d), c, PP_ERR_IO);
+    CHECK(f.requests == 1, "batch not retried: %d requests", f.requests);
+    pp_client_free(c);
+    fake_stop(&f);
+
+    /* A retried DELETE that finds nothing: the first one deleted it. */
+    fake_start(&f, NULL);
+    f.script = drop_then_404;
+    f.nscript = 2;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
+    c = client_for(url, 1000, 3, 1);
+    pp_session *s = (pp_session *)1;
+    CHECK_OK(pp_session_delete_ex(c, "x", &s), c);
+    CHECK(f.requests == 2 && s == NULL, "delete retried, 404 taken as done: %d requests", f.requests);
+    /* …but a first-attempt 404 is the caller's. */
+    CHECK_ERR(pp_session_delete(c, "x"), c, PP_ERR_HTTP);
+    CHECK(pp_client_http_status(c) == 404 && strcmp(pp_client_errstr(c), "gone") == 0,
+          "404 detail: %s", pp_client_errstr(c));
+    pp_client_free(c);
+    fake_stop(&f);
+}
+
 /* The server restarts on the same port: its sessions are gone. */
 static void test_restart(void) {
     pp_client *c = client_for(base_url, 2000, 10, 1);
@@ -828,6 +906,7 @@ int main(void) {
     test_refused();
     test_timeout();
     test_protocol();
+    test_retry_bounds();
     test_token();
     pp_client_free(c);
     test_restart();

@@ -251,7 +251,10 @@ static int set_int(json_t *obj, const char *key, int64_t v) {
     return json_object_set_new(obj, key, json_integer((json_int_t)v));
 }
 
-/* The PUT body for a config: only the fields that are set. */
+/* The PUT body for a config: only the fields that are set. Built with
+ * json_object_set_new (which steals each value) and every result checked:
+ * json_pack could leave out a -1 only through "o*", which would also drop,
+ * silently, a field whose json_integer() failed for lack of memory. */
 static char *config_body(pp_client *c, const pp_session_config *cfg) {
     json_t *obj = json_object();
     if (obj == NULL) {

@@ -63,7 +63,7 @@ PP_API const char *pp_version(void);
  * calls do nothing. Returns 0, or -1 when libcurl cannot initialise.
  */
 PP_API int pp_global_init(void);
-/** Releases what pp_global_init() acquired; call it last, after every client is freed. */
+/** Releases what pp_global_init() acquired; call it once, last, after every client is freed. */
 PP_API void pp_global_cleanup(void);
 
 /** Error kinds of pp_client_err(). */
@@ -211,8 +211,8 @@ PP_API void pp_session_page_free(pp_session_page *l);
 /*
  * Session ids match [A-Za-z0-9._:-]{1,128}; anything else is PP_ERR_INVALID
  * before any request is sent. `out` parameters receive a new document on
- * success (NULL on error) and may themselves be NULL when the document is not
- * wanted.
+ * success (NULL on error); those of create_ex, delete_ex and reset may be
+ * NULL when the document is not wanted, those of get and list may not.
  */
 
 /**

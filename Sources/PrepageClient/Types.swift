@@ -188,6 +188,20 @@ public struct SessionStats: Sendable, Hashable, Codable {
         case faults, first, smaller, larger, reverse, `repeat`
         case pagesAdvised = "pages_advised", createdAt = "created_at", lastFaultAt = "last_fault_at"
     }
+
+    /// Encodes as the server does: `last_fault_at` is `null` before the first fault, not absent.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(faults, forKey: .faults)
+        try c.encode(first, forKey: .first)
+        try c.encode(smaller, forKey: .smaller)
+        try c.encode(larger, forKey: .larger)
+        try c.encode(reverse, forKey: .reverse)
+        try c.encode(`repeat`, forKey: .repeat)
+        try c.encode(pagesAdvised, forKey: .pagesAdvised)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(lastFaultAt, forKey: .lastFaultAt)
+    }
 }
 
 /// A session document.

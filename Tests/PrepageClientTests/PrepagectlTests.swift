@@ -16,6 +16,7 @@ import Testing
         #expect(create.status == 0, "\(create.stderr)")
         let doc = jsonObject(create.stdout)
         #expect(doc["id"] as? String == "vm-1")
+        #expect((doc["stats"] as? [String: Any])?["last_fault_at"] is NSNull)
         let config = doc["config"] as? [String: Any]
         #expect(config?["max_pages"] as? Int == 256)
         #expect((config?["labels"] as? [String: String]) == ["owner": "ops"])

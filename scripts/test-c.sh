@@ -7,6 +7,7 @@
 #   3. build Tests/CClientTests/test_client.c with the library sources under
 #      AddressSanitizer + LeakSanitizer and run it (it starts its own servers).
 #
+# PP_VALGRIND=1 runs the C tests once more under valgrind.
 # PREPAGED names the server binary (default .build/debug/prepaged, built with
 # `swift build --product prepaged` when missing). Exits non-zero on any
 # failure; the last line is "N passed, N failed".
@@ -87,6 +88,15 @@ if cc -std=c11 -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Wall
     [ "$rc" -eq 0 ] && ok "test_client exit 0" || bad "test_client exit $rc"
 else
     bad "build test_client"
+fi
+
+# Optionally the same tests once more under valgrind (PP_VALGRIND=1; slower).
+if [ "${PP_VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
+    cc -std=c11 -g -O1 -ISources/CPrepageClient/include -ISources/CPrepageClient Sources/CPrepageClient/*.c \
+        Tests/CClientTests/test_client.c $(pkg-config --cflags --libs libcurl jansson) -lpthread \
+        -o "$work/test_client_vg"
+    step "valgrind: no errors, no leaks" valgrind -q --leak-check=full \
+        --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 "$work/test_client_vg"
 fi
 
 echo "$passed passed, $failed failed"

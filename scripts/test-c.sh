@@ -55,11 +55,13 @@ step "static link of libprepage.a" sh -c \
 unset PKG_CONFIG_PATH
 
 # 2. The example agents against a real server.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$PREPAGED" --host 127.0.0.1 --port "$port" >"$work/prepaged.log" 2>&1 &
+# Port 0, read back from the server's "listening address=127.0.0.1:PORT" line.
+"$PREPAGED" --host 127.0.0.1 --port 0 --log-format text >"$work/prepaged.log" 2>&1 &
 server_pid=$!
+port=
 for _ in $(seq 1 500); do
-    curl -fs "http://127.0.0.1:$port/livez" >/dev/null 2>&1 && break
+    port=$(sed -n 's/.*listening.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/prepaged.log" | tail -n 1)
+    [ -n "$port" ] && curl -fs "http://127.0.0.1:$port/livez" >/dev/null 2>&1 && break
     sleep 0.02
 done
 url="http://127.0.0.1:$port"

@@ -85,10 +85,42 @@ static void sleep_ms(long ms) {
     }
 }
 
-/* Starts prepaged on server_port, after `delay_ms`; waits for it only when `wait`. */
+static char log_path[256]; /* every server start appends its log here */
+
+/* The port of the last "listening address=127.0.0.1:PORT" line past `from`, 0 if none yet. */
+static int logged_port(long from) {
+    FILE *f = fopen(log_path, "r");
+    if (f == NULL) return 0;
+    fseek(f, from, SEEK_SET);
+    char line[1024];
+    int port = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *at = strstr(line, "listening");
+        char *addr = at != NULL ? strstr(at, "127.0.0.1:") : NULL;
+        if (addr != NULL) port = atoi(addr + strlen("127.0.0.1:"));
+    }
+    fclose(f);
+    return port;
+}
+
+static long log_size(void) {
+    FILE *f = fopen(log_path, "r");
+    if (f == NULL) return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/*
+ * Starts prepaged after `delay_ms`, waiting for it only when `wait`. The
+ * first start binds port 0 and the port is read back from the server's
+ * "listening" log line; restarts reuse that port (server_port).
+ */
 static void start_server(long delay_ms, int wait) {
     char port[16];
     snprintf(port, sizeof port, "%d", server_port);
+    long from = log_size();
     pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
@@ -96,28 +128,32 @@ static void start_server(long delay_ms, int wait) {
     }
     if (pid == 0) {
         if (delay_ms > 0) sleep_ms(delay_ms);
-        int log = open(getenv("PREPAGED_LOG") != NULL ? getenv("PREPAGED_LOG") : "/dev/null",
-                       O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (log >= 0) {
             dup2(log, 1);
             dup2(log, 2);
         }
-        execl(server_path, server_path, "--host", "127.0.0.1", "--port", port, (char *)NULL);
+        execl(server_path, server_path, "--host", "127.0.0.1", "--port", port, "--log-format", "text",
+              (char *)NULL);
         perror("exec prepaged");
         _exit(127);
     }
     server_pid = pid;
     if (!wait) return;
     for (int i = 0; i < 1000; i++) {
-        if (can_connect(server_port)) return;
+        if (server_port == 0) server_port = logged_port(from);
+        if (server_port != 0 && can_connect(server_port)) {
+            snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", server_port);
+            return;
+        }
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
-            fprintf(stderr, "prepaged (%s) exited before listening\n", server_path);
+            fprintf(stderr, "prepaged (%s) exited before listening; log: %s\n", server_path, log_path);
             exit(2);
         }
         sleep_ms(10);
     }
-    fprintf(stderr, "prepaged did not listen on %d within 10 s\n", server_port);
+    fprintf(stderr, "prepaged did not listen within 10 s; log: %s\n", log_path);
     exit(2);
 }
 
@@ -154,20 +190,23 @@ static pp_client *client_for(const char *url, long timeout_ms, int retries, int 
     return c;
 }
 
-/* A second prepaged with a bearer token; returns its pid. */
-static pid_t start_token_server(int port, const char *token_file) {
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
+/* A second prepaged with a bearer token, on port 0 read back from its log. */
+static pid_t start_token_server(const char *token_file, int *port) {
+    long from = log_size();
     pid_t pid = fork();
     if (pid == 0) {
-        int log = open("/dev/null", O_WRONLY);
+        int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(log, 1);
         dup2(log, 2);
-        execl(server_path, server_path, "--host", "127.0.0.1", "--port", port_s, "--token-file",
-              token_file, (char *)NULL);
+        execl(server_path, server_path, "--host", "127.0.0.1", "--port", "0", "--log-format", "text",
+              "--token-file", token_file, (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 1000 && !can_connect(port); i++) sleep_ms(10);
+    *port = 0;
+    for (int i = 0; i < 1000 && (*port == 0 || !can_connect(*port)); i++) {
+        if (*port == 0) *port = logged_port(from);
+        sleep_ms(10);
+    }
     return pid;
 }
 
@@ -849,8 +888,9 @@ static void test_token(void) {
     int fd = mkstemp(token_file);
     CHECK(fd >= 0 && write(fd, "s3cret-token\n", 13) == 13, "token file");
     close(fd);
-    int port = free_port();
-    pid_t pid = start_token_server(port, token_file);
+    int port = 0;
+    pid_t pid = start_token_server(token_file, &port);
+    CHECK(port != 0, "token server listening");
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
 
@@ -891,8 +931,18 @@ int main(void) {
         fprintf(stderr, "pp_global_init failed\n");
         return 2;
     }
-    server_port = free_port();
-    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", server_port);
+    if (getenv("PREPAGED_LOG") != NULL) {
+        snprintf(log_path, sizeof log_path, "%s", getenv("PREPAGED_LOG"));
+    } else {
+        snprintf(log_path, sizeof log_path, "/tmp/prepaged-test-XXXXXX");
+        int fd = mkstemp(log_path);
+        if (fd < 0) {
+            perror("mkstemp");
+            return 2;
+        }
+        close(fd);
+    }
+    server_port = 0; /* bind port 0, read it back */
     start_server(0, 1);
 
     pp_client *c = client_for(base_url, 5000, 3, 1);
@@ -913,6 +963,8 @@ int main(void) {
 
     stop_server();
     pp_global_cleanup();
+    if (failed == 0 && getenv("PREPAGED_LOG") == NULL) unlink(log_path);
+    else fprintf(stderr, "prepaged log: %s\n", log_path);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -30,9 +30,10 @@ final class EventLoop: @unchecked Sendable {
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     private var draining = false
+    /// Accepting failed (out of descriptors): the listener is out of the epoll set until the next sweep.
+    private var acceptPaused = false
     private var drainDeadline: UInt64 = 0
     private var nextSweep: UInt64 = 0
-    private var nextSessionSweep: UInt64 = 0
 
     /// Stop parsing a connection's input while this much output waits (a client that does not read).
     private static let outputHighWater = 1 << 20
@@ -59,7 +60,6 @@ final class EventLoop: @unchecked Sendable {
     func run() {
         let sweepNanos = shared.sweepInterval
         nextSweep = System.monotonicNanoseconds() &+ sweepNanos
-        nextSessionSweep = System.monotonicNanoseconds() &+ shared.sessionSweepInterval
         while true {
             do {
                 try epoll.wait(timeoutMilliseconds: Int32(sweepNanos / 1_000_000)) { event in
@@ -73,10 +73,6 @@ final class EventLoop: @unchecked Sendable {
             if now >= nextSweep {
                 sweep(now)
                 nextSweep = now &+ sweepNanos
-            }
-            if index == 0, shared.sessionSweepInterval > 0, now >= nextSessionSweep {
-                shared.expireIdleSessions(logger: logger)
-                nextSessionSweep = now &+ shared.sessionSweepInterval
             }
             if shared.draining.load(ordering: .acquiring) && !draining { beginDrain(now) }
             if draining && (openCount == 0 || now >= drainDeadline) { break }
@@ -111,8 +107,11 @@ final class EventLoop: @unchecked Sendable {
                 guard let accepted = try Socket.accept(listener) else { return }
                 fd = accepted
             } catch {
-                // EMFILE and friends: stop for now; the listener stays readable and we retry.
-                logger.warning("accept failed", metadata: ["error": "\(error)"])
+                // EMFILE and friends: the level-triggered listener would report the same
+                // pending connection at once, forever. Stop watching it until the next sweep.
+                logger.warning("accept failed; pausing accepts for a sweep", metadata: ["error": "\(error)"])
+                epoll.remove(listener)
+                acceptPaused = true
                 return
             }
             let open = shared.api.connections.wrappingAdd(1, ordering: .relaxed).newValue
@@ -191,14 +190,17 @@ final class EventLoop: @unchecked Sendable {
             case .failure(let error):
                 let kind = Self.problemKind(error)
                 let reply = shared.api.problem(APIProblem(kind, error.detail), context)
-                finish(reply, request: nil, route: nil, on: c, keepAlive: false, started: System.monotonicNanoseconds(), method: "-")
+                finish(
+                    reply, request: nil, route: nil, on: c, keepAlive: false, started: System.monotonicNanoseconds(),
+                    method: "-")
                 c.closeAfterWrite = true
                 c.inputStart = c.input.count
             }
         }
         // Keep only unconsumed bytes; the parser resumes on the same bytes.
         if c.inputStart == c.input.count {
-            c.input.removeAll(keepingCapacity: true)
+            // Keep a small buffer for the next request; give back what a large body grew.
+            c.input.removeAll(keepingCapacity: c.input.capacity <= 65_536)
         } else if c.inputStart > 0 {
             c.input.removeFirst(c.inputStart)
         }
@@ -356,6 +358,10 @@ final class EventLoop: @unchecked Sendable {
 
     /// Closes idle keep-alive connections, times out slow requests, ends lingering closes.
     private func sweep(_ now: UInt64) {
+        if acceptPaused && !draining {
+            acceptPaused = false
+            try? epoll.add(listener, .readable)
+        }
         let second = shared.clockSeconds()
         if second != dateSecond {
             dateSecond = second
@@ -392,7 +398,7 @@ final class EventLoop: @unchecked Sendable {
     private func beginDrain(_ now: UInt64) {
         draining = true
         drainDeadline = now &+ UInt64(shared.drainTimeout.nanoseconds)
-        epoll.remove(listener)
+        if !acceptPaused { epoll.remove(listener) }
         Socket.close(listener)
         listener = -1
         for case let c? in connections {

@@ -6,8 +6,9 @@
 # pinned to CPU 1), in the same run:
 #   libprepage   pp_fault_page(): format into the client's buffer, POST, scan the answer
 #   bare curl    the same POST through a bare libcurl easy handle, answer discarded
+#                (the two alternate in blocks of 1,000 faults, each on its own connection)
 #   wrk -c1      wrk's round trip for the same requests: the floor of the loopback path
-# Reports faults/s and p50/p99 round trip, and malloc calls per fault in
+# Reports faults/s, p50/p99 round trip, client CPU time per fault, and malloc calls per fault in
 # both client modes (an LD_PRELOAD counter, Benchmarks/client-bench/count_alloc.c). A benchmark, not a test: it prints
 # numbers and asserts none. FAULTS, SEED, WRK_SECONDS and PREPAGED override.
 set -euo pipefail
@@ -44,8 +45,10 @@ for _ in $(seq 1 500); do curl -fs "$url/livez" >/dev/null 2>&1 && break; sleep 
 pin() { taskset -c 1 "$@"; }
 
 echo "# prepaged $(basename "$PREPAGED") on CPU 0 (1 event loop), clients on CPU 1; $FAULTS faults, seed $SEED"
-pin "$work/bench_client" "$url" --faults "$FAULTS" --seed "$SEED" --mode pp --session bench-pp | tee "$work/pp.txt"
-pin "$work/bench_client" "$url" --faults "$FAULTS" --seed "$SEED" --mode curl --session bench-curl | tee "$work/curl.txt"
+# Both clients in one process, alternating blocks of 1,000 faults: machine noise falls on both alike.
+pin "$work/bench_client" "$url" --faults "$FAULTS" --seed "$SEED" --mode both --session bench | tee "$work/both.txt"
+grep '^pp ' "$work/both.txt" >"$work/pp.txt"
+grep '^curl ' "$work/both.txt" >"$work/curl.txt"
 
 curl -fs -X PUT -H 'Content-Type: application/json' -d '{}' "$url/sessions/bench-wrk" >/dev/null
 cat >"$work/fault.lua" <<EOF

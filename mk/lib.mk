@@ -1,4 +1,4 @@
-# mk/lib.mk — libprepage for C users, included by the top-level Makefile.
+# mk/lib.mk — libprepage for C users (included by the Makefile's `-include mk/*.mk`).
 #
 #   make lib                  build/lib/libprepage.so.0 (soname libprepage.so.0), libprepage.so,
 #                             libprepage.a, build/lib/pkgconfig/prepage.pc, build/include/prepage.h
@@ -100,8 +100,13 @@ example: lib
 	    -o $(PP_BUILD)/examples/agent Examples/agent.c \
 	    $$(pkg-config --cflags --libs prepage) -Wl,-rpath,$$(pkg-config --variable=libdir prepage)'
 
+## test-c: libprepage as C users get it, its example against prepaged, every C call under ASan + UBSan.
 test-c:
-	scripts/test-c.sh
+	bash scripts/test-c.sh
 
+# `make test` (the CI entry point) runs the C tests too: issue 4 wants them in CI under ASan.
+test: test-c
+
+## bench-client: 100,000 sequential faults through libprepage beside a bare libcurl handle and wrk -c1.
 bench-client:
-	scripts/bench-client.sh
+	bash scripts/bench-client.sh

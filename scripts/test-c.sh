@@ -61,7 +61,7 @@ server_pid=$!
 port=
 for _ in $(seq 1 500); do
     port=$(sed -n 's/.*listening.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/prepaged.log" | tail -n 1)
-    [ -n "$port" ] && curl -fs "http://127.0.0.1:$port/livez" >/dev/null 2>&1 && break
+    [ -n "$port" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.02
 done
 url="http://127.0.0.1:$port"

@@ -25,7 +25,9 @@ let package = Package(
         // The algorithms. Swift standard library only: no Foundation, no Glibc, no I/O.
         .target(name: "PrepageCore"),
         .target(name: "PrepageHTTP"),
-        .target(name: "PrepageSockets"),
+        // epoll and eventfd headers, which the Glibc module map leaves out.
+        .systemLibrary(name: "CEpoll"),
+        .target(name: "PrepageSockets", dependencies: ["CEpoll"]),
         .target(
             name: "PrepageServer",
             dependencies: [
@@ -72,8 +74,13 @@ let package = Package(
 
         .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore", "PrepageSimulator"]),
         .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP"]),
-        .testTarget(name: "PrepageServerTests", dependencies: ["PrepageServer", "PrepageCore"]),
-        .testTarget(name: "PrepageClientTests", dependencies: ["PrepageClient", "PrepageServer"]),
+        .testTarget(
+            name: "PrepageServerTests",
+            dependencies: ["PrepageServer", "PrepageCore", "PrepageHTTP", "PrepageSockets", .product(name: "Logging", package: "swift-log")]),
+        // prepagectl is a dependency so that `swift test` builds the executable its tests run.
+        .testTarget(
+            name: "PrepageClientTests",
+            dependencies: ["PrepageClient", "PrepageServer", "prepagectl", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator"]),
     ],
     swiftLanguageModes: [.v6]

@@ -77,7 +77,10 @@ let package = Package(
         .testTarget(
             name: "PrepageServerTests",
             dependencies: ["PrepageServer", "PrepageCore", "PrepageHTTP", "PrepageSockets", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "PrepageClientTests", dependencies: ["PrepageClient", "PrepageServer"]),
+        // prepagectl is a dependency so that `swift test` builds the executable its tests run.
+        .testTarget(
+            name: "PrepageClientTests",
+            dependencies: ["PrepageClient", "PrepageServer", "prepagectl", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator"]),
     ],
     swiftLanguageModes: [.v6]

@@ -7,7 +7,8 @@ import Testing
 /// Graceful shutdown, session expiry with an injected clock, and the route table against openapi.yaml.
 @Suite struct LifecycleTests {
     @Test func gracefulShutdownFinishesInFlightRequestsAndClosesIdleOnes() throws {
-        let s = try TestServer(threads: 2)
+        // One loop: once it has answered a request sent after the partial ones, it has read those too.
+        let s = try TestServer(threads: 1)
         let idle = try s.client()
         #expect(try idle.request("GET", "/livez").status == 200)
         let busy = try s.client()
@@ -17,7 +18,7 @@ import Testing
                 + body.prefix(5))
         let probe = try s.client()
         try probe.send("GET /readyz HTTP/1.1\r\nHost: x\r\n")
-        Thread.sleep(forTimeInterval: 0.1)  // let the loops read the partial requests
+        #expect(try idle.request("GET", "/livez").status == 200)
 
         s.server.shutdown()
         // Idle connections are closed at once.

@@ -76,7 +76,12 @@ let package = Package(
         .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP"]),
         .testTarget(
             name: "PrepageServerTests",
-            dependencies: ["PrepageServer", "PrepageCore", "PrepageHTTP", "PrepageSockets", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "PrepageServer", "PrepageCore", "PrepageHTTP", "PrepageSockets", "CAllocationCounter",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // Counts the allocations of the calling thread (interposes malloc in the test process).
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         // prepagectl is a dependency so that `swift test` builds the executable its tests run.
         .testTarget(
             name: "PrepageClientTests",

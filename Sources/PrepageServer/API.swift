@@ -33,7 +33,7 @@ final class LoopContext {
     func writer() -> JSONWriter {
         var taken: [UInt8] = []
         swap(&taken, &body)
-        return JSONWriter(reusing: taken)
+        return JSONWriter(reusing: consume taken)
     }
 }
 
@@ -89,7 +89,7 @@ final class API: Sendable {
         }
         let route = match.route
         let method = req.method == .head ? HTTPMethod.get : req.method
-        guard route.methods.contains(req.method) else {
+        guard route.serves(req.method) else {
             throw APIProblem(
                 .methodNotAllowed, "\(req.methodName) is not served on \(route.template); allowed: \(route.allow)",
                 headers: [("Allow", route.allow)])
@@ -182,7 +182,7 @@ final class API: Sendable {
 
     /// The fault of a request: JSON body, form body, or query parameters (when the body is empty).
     private func faultInput(_ req: HTTPRequest) throws(APIProblem) -> FaultInput {
-        let hasBody = !req.body.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+        let hasBody = !Inputs.isBlank(req.body)
         if !hasBody {
             guard let query = req.query, !query.isEmpty else {
                 throw APIProblem(.invalidField, "missing field: give page or addr (JSON body, form body or query)")
@@ -300,7 +300,7 @@ final class API: Sendable {
             throw APIProblem(
                 .invalidQuery, "PUT /sessions/{id} takes no query parameters; give the configuration in the JSON body")
         }
-        let empty = req.body.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+        let empty = Inputs.isBlank(req.body)
         guard empty || req.contentType == .json || req.contentType == .none else {
             throw unsupported(req, accepted: "application/json")
         }

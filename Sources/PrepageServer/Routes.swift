@@ -24,11 +24,22 @@ public enum Route: Int, Sendable, CaseIterable {
 
     /// Methods served (HEAD wherever GET is served).
     public var methods: [HTTPMethod] {
+        Self.methodTable[rawValue]
+    }
+
+    /// Whether `method` is served: checked on every request, without building an array.
+    @inline(__always)
+    func serves(_ method: HTTPMethod) -> Bool {
         switch self {
-        case .livez, .healthz, .readyz, .metrics, .version, .openapi, .listSessions: [.get, .head]
-        case .session: [.get, .head, .put, .delete]
-        case .resetSession, .fault, .faults: [.post]
+        case .livez, .healthz, .readyz, .metrics, .version, .openapi, .listSessions:
+            method == .get || method == .head
+        case .session: method == .get || method == .head || method == .put || method == .delete
+        case .resetSession, .fault, .faults: method == .post
         }
+    }
+
+    private static let methodTable: [[HTTPMethod]] = allCases.map { route in
+        [HTTPMethod.get, .head, .put, .post, .delete].filter { route.serves($0) }
     }
 
     /// The `Allow` value of a 405.

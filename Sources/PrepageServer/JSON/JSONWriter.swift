@@ -6,9 +6,11 @@
 struct JSONWriter {
     var bytes: [UInt8]
 
-    init(reusing bytes: [UInt8] = []) {
+    /// Writes into `bytes`, emptied but with its capacity kept. Consuming: a buffer
+    /// still shared with the caller would be copied on the first write.
+    init(reusing bytes: consuming [UInt8] = []) {
+        bytes.removeAll(keepingCapacity: true)
         self.bytes = bytes
-        self.bytes.removeAll(keepingCapacity: true)
     }
 
     @inline(__always)

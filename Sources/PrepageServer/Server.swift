@@ -117,21 +117,27 @@ public final class Server: @unchecked Sendable {
         shared.expireIdleSessions(logger: logger)
     }
 
-    /// Reads openapi.yaml from `path`, or searches the working directory and the
-    /// executable's directory and its parents.
+    /// Reads openapi.yaml from `path`, or searches, in order: the working directory,
+    /// the executable's directory and its parents (a checkout: `.build/release/prepaged`),
+    /// and `<prefix>/share/prepage/` beside an installed `<prefix>/bin/prepaged`.
     static func loadOpenAPI(_ path: String?) -> [UInt8]? {
         if let path { return System.readFile(path, limit: 4 << 20) }
         var candidates: [String] = []
-        if let cwd = System.currentDirectory() { candidates.append(cwd) }
+        if let cwd = System.currentDirectory() { candidates.append(cwd + "/openapi.yaml") }
         if var dir = System.executablePath() {
+            var first = true
             for _ in 0..<6 {
                 guard let slash = dir.lastIndex(of: "/"), slash != dir.startIndex else { break }
                 dir = String(dir[..<slash])
-                candidates.append(dir)
+                candidates.append(dir + "/openapi.yaml")
+                if first {
+                    candidates.append(dir + "/../share/prepage/openapi.yaml")
+                    first = false
+                }
             }
         }
-        for dir in candidates {
-            if let bytes = System.readFile(dir + "/openapi.yaml", limit: 4 << 20) { return bytes }
+        for candidate in candidates {
+            if let bytes = System.readFile(candidate, limit: 4 << 20) { return bytes }
         }
         return nil
     }

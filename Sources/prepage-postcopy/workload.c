@@ -1,0 +1,311 @@
+/* workload.c: fsd, random, phases and stream (see workload.h). */
+#define _GNU_SOURCE
+#include "workload.h"
+#include "clock.h"
+#include "pattern.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const names[] = { "fsd", "stream", "random", "phases" };
+
+void pc_workload_config_init(pc_workload_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->kind = PC_WL_FSD;
+    cfg->threads = 1;
+    cfg->seed = 1;
+    cfg->n = 64;
+    cfg->noise = 0.2;
+    cfg->phases[0] = 40;
+    cfg->phases[1] = 160;
+    cfg->phases[2] = 20;
+    cfg->nphases = 3;
+    cfg->iters = 1;
+}
+
+const char *pc_workload_name(pc_workload_kind k)
+{
+    return names[k];
+}
+
+int pc_workload_parse(const char *name, pc_workload_kind *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *out = (pc_workload_kind)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* A case size around n: n, or with probability `noise` uniform in [n/2, 3n/2] minus n. */
+static uint64_t case_size(pc_rng *rng, uint64_t n, double noise)
+{
+    if (n < 2 || pc_rng_unit(rng) >= noise)
+        return n;
+    uint64_t lo = n / 2, hi = n + n / 2;
+    for (;;) {
+        uint64_t s = lo + pc_rng_below(rng, hi - lo + 1);
+        if (s != n && s > 0)
+            return s;
+    }
+}
+
+static int place_cases(pc_workload *w, pc_rng *rng)
+{
+    const pc_workload_config *cfg = &w->cfg;
+    uint64_t words = (w->pages + 63) / 64;
+    uint64_t *used = calloc(words, sizeof *used);
+    if (used == NULL)
+        return -1;
+    for (uint64_t i = 0; i < w->ncases; i++) {
+        uint64_t n = cfg->n;
+        if (cfg->kind == PC_WL_RANDOM)
+            n = 1;
+        else if (cfg->kind == PC_WL_PHASES)
+            n = cfg->phases[i * (uint64_t)cfg->nphases / w->ncases];
+        uint64_t size = cfg->kind == PC_WL_RANDOM ? 1 : case_size(rng, n, cfg->noise);
+        if (size > w->pages)
+            size = w->pages;
+        uint64_t start = 0;
+        /* Random places that do not overlap an earlier case, when there is room. */
+        for (int attempt = 0; attempt < 64; attempt++) {
+            start = pc_rng_below(rng, w->pages - size + 1);
+            int clash = 0;
+            for (uint64_t p = start; p < start + size && !clash; p++)
+                clash = pc_bit_test(used, p);
+            if (!clash || cfg->kind == PC_WL_RANDOM)
+                break;
+        }
+        for (uint64_t p = start; p < start + size; p++) {
+            if (!pc_bit_test(used, p))
+                w->pages_needed++;
+            pc_bit_set(used, p);
+        }
+        w->cases[i] = (pc_case){ start, size };
+    }
+    free(used);
+    return 0;
+}
+
+int pc_workload_prepare(const pc_workload_config *cfg, uint64_t pages, size_t page_size,
+                        pc_workload *w)
+{
+    memset(w, 0, sizeof *w);
+    w->cfg = *cfg;
+    w->pages = pages;
+    w->page_size = page_size;
+    if (cfg->threads < 1 || cfg->n < 1 || pages < 3) {
+        fprintf(stderr, "prepage-postcopy: workload: need threads >= 1, n >= 1 and a region of 3 pages or more\n");
+        return -1;
+    }
+    w->touched = calloc((pages + 63) / 64, sizeof *w->touched);
+    if (w->touched == NULL)
+        return -1;
+    if (cfg->kind == PC_WL_STREAM) {
+        w->pages_needed = pages / 3 * 3;
+        return 0;
+    }
+    w->ncases = cfg->cases;
+    if (w->ncases == 0)
+        w->ncases = cfg->kind == PC_WL_RANDOM ? 4000 : cfg->kind == PC_WL_PHASES ? 300 : 200;
+    w->cases = calloc(w->ncases, sizeof *w->cases);
+    if (w->cases == NULL)
+        return -1;
+    pc_rng rng = { cfg->seed * 0x2545f4914f6cdd1dULL + 7 };
+    return place_cases(w, &rng);
+}
+
+typedef struct worker {
+    pc_workload *w;
+    unsigned char *base;
+    int index;
+    pthread_barrier_t *barrier;
+    uint64_t sink;
+} worker;
+
+/* Reads every word of a page: the page is needed, as a case's data would be. */
+static uint64_t touch(pc_workload *w, unsigned char *base, uint64_t page)
+{
+    const volatile uint64_t *words = (const volatile uint64_t *)(base + page * w->page_size);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < w->page_size / 8; i++)
+        sum += words[i];
+    pc_bit_set(w->touched, page);
+    return sum;
+}
+
+static void *case_worker(void *arg)
+{
+    worker *k = arg;
+    pc_workload *w = k->w;
+    uint64_t sum = 0;
+    for (uint64_t i = (uint64_t)k->index; i < w->ncases; i += (uint64_t)w->cfg.threads) {
+        const pc_case *c = &w->cases[i];
+        for (uint64_t p = c->start; p < c->start + c->count; p++)
+            sum += touch(w, k->base, p);
+    }
+    k->sink = sum;
+    return NULL;
+}
+
+/* The four STREAM kernels over [lo, hi). One function each, used by the
+ * workload and by the verification alike, so both compute bit for bit the same. */
+static void kernel_copy(double *c, const double *a, size_t lo, size_t hi)
+{
+    for (size_t j = lo; j < hi; j++)
+        c[j] = a[j];
+}
+
+static void kernel_scale(double *b, const double *c, double s, size_t lo, size_t hi)
+{
+    for (size_t j = lo; j < hi; j++)
+        b[j] = s * c[j];
+}
+
+static void kernel_add(double *c, const double *a, const double *b, size_t lo, size_t hi)
+{
+    for (size_t j = lo; j < hi; j++)
+        c[j] = a[j] + b[j];
+}
+
+static void kernel_triad(double *a, const double *b, const double *c, double s, size_t lo, size_t hi)
+{
+    for (size_t j = lo; j < hi; j++)
+        a[j] = b[j] + s * c[j];
+}
+
+static const double stream_scalar = 3.0;
+
+static void stream_arrays(const pc_workload *w, const unsigned char *base,
+                          double **a, double **b, double **c, size_t *elems)
+{
+    uint64_t ap = w->pages / 3;
+    *a = (double *)base;
+    *b = (double *)(base + ap * w->page_size);
+    *c = (double *)(base + 2 * ap * w->page_size);
+    *elems = (size_t)(ap * w->page_size / sizeof(double));
+}
+
+static void stream_pass(double *a, double *b, double *c, size_t lo, size_t hi,
+                        pthread_barrier_t *barrier)
+{
+    kernel_copy(c, a, lo, hi);
+    if (barrier) pthread_barrier_wait(barrier);
+    kernel_scale(b, c, stream_scalar, lo, hi);
+    if (barrier) pthread_barrier_wait(barrier);
+    kernel_add(c, a, b, lo, hi);
+    if (barrier) pthread_barrier_wait(barrier);
+    kernel_triad(a, b, c, stream_scalar, lo, hi);
+    if (barrier) pthread_barrier_wait(barrier);
+}
+
+static void *stream_worker(void *arg)
+{
+    worker *k = arg;
+    pc_workload *w = k->w;
+    double *a, *b, *c;
+    size_t n;
+    stream_arrays(w, k->base, &a, &b, &c, &n);
+    size_t t = (size_t)w->cfg.threads, i = (size_t)k->index;
+    size_t lo = n * i / t, hi = n * (i + 1) / t;
+    for (int it = 0; it < w->cfg.iters; it++)
+        stream_pass(a, b, c, lo, hi, k->barrier);
+    return NULL;
+}
+
+int pc_workload_run(pc_workload *w, unsigned char *base)
+{
+    int t = w->cfg.threads;
+    worker *ks = calloc((size_t)t, sizeof *ks);
+    pthread_t *ids = calloc((size_t)t, sizeof *ids);
+    pthread_barrier_t barrier;
+    if (ks == NULL || ids == NULL) {
+        free(ks);
+        free(ids);
+        return -1;
+    }
+    int stream = w->cfg.kind == PC_WL_STREAM;
+    if (stream) {
+        pthread_barrier_init(&barrier, NULL, (unsigned)t);
+        for (uint64_t p = 0; p < w->pages / 3 * 3; p++)
+            pc_bit_set(w->touched, p);
+    }
+    uint64_t t0 = pc_now_ns();
+    int started = 0, rc = 0;
+    for (int i = 0; i < t; i++) {
+        ks[i] = (worker){ w, base, i, stream ? &barrier : NULL, 0 };
+        if (pthread_create(&ids[i], NULL, stream ? stream_worker : case_worker, &ks[i]) != 0) {
+            rc = -1;
+            break;
+        }
+        started++;
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(ids[i], NULL);
+    w->wall_s = (double)(pc_now_ns() - t0) / 1e9;
+    if (stream)
+        pthread_barrier_destroy(&barrier);
+    free(ks);
+    free(ids);
+    return rc;
+}
+
+uint64_t pc_workload_verify(const pc_workload *w, const unsigned char *base, uint64_t seed)
+{
+    uint64_t bad = 0;
+    size_t ps = w->page_size;
+    if (w->cfg.kind != PC_WL_STREAM) {
+        for (uint64_t p = 0; p < w->pages; p++) {
+            if (!pc_bit_test(w->touched, p))
+                continue;
+            if (!pc_pattern_check(base + p * ps, ps, seed, p)) {
+                if (bad < 5)
+                    fprintf(stderr, "prepage-postcopy: verify: page %llu differs from the source's pattern\n",
+                            (unsigned long long)p);
+                bad++;
+            }
+        }
+        return bad;
+    }
+    /* stream: recompute on a private copy of the pattern, compare page by page. */
+    uint64_t used = w->pages / 3 * 3;
+    unsigned char *ref = malloc(used * ps);
+    if (ref == NULL) {
+        fprintf(stderr, "prepage-postcopy: verify: out of memory\n");
+        return used;
+    }
+    for (uint64_t p = 0; p < used; p++)
+        pc_pattern_fill(ref + p * ps, ps, seed, p);
+    double *a, *b, *c;
+    size_t n;
+    stream_arrays(w, ref, &a, &b, &c, &n);
+    for (int it = 0; it < w->cfg.iters; it++)
+        stream_pass(a, b, c, 0, n, NULL);
+    for (uint64_t p = 0; p < used; p++) {
+        if (memcmp(ref + p * ps, base + p * ps, ps) != 0) {
+            if (bad < 5)
+                fprintf(stderr, "prepage-postcopy: verify: stream page %llu differs from the reference computation\n",
+                        (unsigned long long)p);
+            bad++;
+        }
+    }
+    free(ref);
+    return bad;
+}
+
+void pc_workload_reset(pc_workload *w)
+{
+    memset(w->touched, 0, (w->pages + 63) / 64 * sizeof *w->touched);
+    w->wall_s = 0;
+}
+
+void pc_workload_free(pc_workload *w)
+{
+    free(w->cases);
+    free(w->touched);
+    memset(w, 0, sizeof *w);
+}

@@ -148,6 +148,8 @@ static int receive_runs(dest *d, size_t first, size_t n)
         pc_request *r = &d->reqs[i];
         if (ensure_staging(d, r->count) != 0 || pc_source_recv(d->src_fd, d->staging, r->count, d->ps) != 0)
             return -1;
+        if (d->cfg->inject_corruption && d->pages_fetched == 0)
+            d->staging[0] ^= 0x01;
         if (install(d, r->start, r->count, d->staging, 0) != 0)
             return -1;
         for (uint64_t p = r->start; p < r->start + r->count; p++)

@@ -20,6 +20,7 @@ typedef struct pc_dest_config {
     double push_share;           /* 0 = no background pusher; else a share of the link */
     double link_gbit;            /* the link's bandwidth, to pace the pusher */
     uint32_t push_chunk;         /* pages per pushed request, default 16 */
+    int inject_corruption;       /* testing: flip a byte of the first fetched page */
 } pc_dest_config;
 
 typedef struct pc_run_stats {

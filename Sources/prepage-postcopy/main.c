@@ -46,6 +46,7 @@ typedef struct options {
     int source_port;          /* 0 = run the source in this process */
     int source_only;
     int port;
+    int inject_corruption;
 } options;
 
 static void usage(FILE *f)
@@ -60,7 +61,7 @@ static void usage(FILE *f)
         "  --threads T         threads running it (default 1)\n"
         "  --seed S            seeds the image and the workload (default 1)\n"
         "  --mem-mib M         region size in MiB (default 64); or --pages P\n"
-        "  --cases C           cases (default fsd 100, phases 90, random 2000)\n"
+        "  --cases C           cases (default: enough to need 40%% of the region; random 1/8)\n"
         "  --n N               fsd case size in pages (default 64)\n"
         "  --noise R           share of noisy cases, sized from [N/2, 3N/2] never N (default 0.2)\n"
         "  --phases LIST       phases' N (default 40,160,20)\n"
@@ -81,11 +82,15 @@ static void usage(FILE *f)
         "  --rtt-us U          round trip per request (default 100)\n"
         "  --gbps G            bandwidth in Gbit/s (default 1)\n"
         "  --spin-us S         spin the last S us of each wait instead of sleeping (default 60)\n"
+        "  --no-compensate     do not subtract the loopback overhead measured at start from the\n"
+        "                      emulated round trip\n"
         "  --push-share F      background pusher at F of the link, 0 < F <= 1 (default off)\n"
         "  --source HOST:PORT  use a source started with --source-only instead of one in-process\n"
         "output:\n"
         "  --json              everything as JSON on stdout\n"
         "  --csv FILE, --svg FILE   compare: table as CSV, bar chart as SVG\n"
+        "testing:\n"
+        "  --inject-corruption corrupt one fetched page: the run must fail verification\n"
         "\n"
         "Needs userfaultfd: run as root or set vm.unprivileged_userfaultfd=1 (exit 2 otherwise).\n");
 }
@@ -157,7 +162,8 @@ static int parse_options(int argc, char **argv, options *o)
         { "max-pages", required_argument, 0, 'M' }, { "no-streams", no_argument, 0, 'N' },
         { "overlap-oracle", no_argument, 0, 'O' }, { "local-window", required_argument, 0, 'W' },
         { "rtt-us", required_argument, 0, 'R' }, { "gbps", required_argument, 0, 'G' },
-        { "spin-us", required_argument, 0, 'X' }, { "push-share", required_argument, 0, 'H' },
+        { "spin-us", required_argument, 0, 'X' }, { "no-compensate", no_argument, 0, 'Y' },
+        { "inject-corruption", no_argument, 0, 'Z' }, { "push-share", required_argument, 0, 'H' },
         { "source", required_argument, 0, 'u' }, { "source-only", no_argument, 0, 'o' },
         { "port", required_argument, 0, 'q' }, { "json", no_argument, 0, 'j' },
         { "csv", required_argument, 0, 'C' }, { "svg", required_argument, 0, 'V' },
@@ -190,6 +196,8 @@ static int parse_options(int argc, char **argv, options *o)
         case 'R': bad = parse_double(optarg, &o->link.rtt_us) || o->link.rtt_us < 0; break;
         case 'G': bad = parse_double(optarg, &o->link.gbit_per_s) || o->link.gbit_per_s <= 0; break;
         case 'X': bad = parse_double(optarg, &o->link.spin_us) || o->link.spin_us < 0; break;
+        case 'Y': o->link.compensate = 0; break;
+        case 'Z': o->inject_corruption = 1; break;
         case 'H': bad = parse_double(optarg, &o->push_share) || o->push_share < 0 || o->push_share > 1; break;
         case 'u': {
             const char *colon = strrchr(optarg, ':');
@@ -286,6 +294,7 @@ static void run_one(const options *o, pc_source *src, const char *host, int port
         .source_host = host, .source_port = port, .page_size = page_size, .pages = o->pages,
         .seed = o->wl.seed, .no_streams = o->no_streams, .overlap_oracle = overlap,
         .push_share = o->push_share, .link_gbit = o->link.gbit_per_s, .push_chunk = 16,
+        .inject_corruption = o->inject_corruption,
     };
     int rc = pc_dest_run(&dc, oracle, w, &r->st, r->note, sizeof r->note);
     pc_oracle_close(oracle);
@@ -391,6 +400,9 @@ int main(int argc, char **argv)
     const pc_link_measure *linkp = NULL;
     if (pc_link_measure_run(host, port, page_size, &o.link, o.pages, &link) == 0) {
         linkp = &link;
+        link.overhead_us = src ? pc_source_overhead_us(src) : 0;
+        if (src)
+            pc_source_reset(src);
         pc_report_link(stderr, &link);
     } else {
         fprintf(stderr, "prepage-postcopy: measuring the link failed: %s\n", strerror(errno));

@@ -36,6 +36,7 @@ typedef struct pc_link_config {
     double rtt_us;
     double gbit_per_s;
     double spin_us;    /* how much of each wait is spun instead of slept */
+    int compensate;    /* subtract the measured loopback overhead from the round trip (default 1) */
 } pc_link_config;
 
 void pc_link_config_init(pc_link_config *cfg);
@@ -48,6 +49,9 @@ typedef struct pc_source pc_source;
 pc_source *pc_source_start(uint64_t pages, size_t page_size, uint64_t seed,
                            const pc_link_config *link, int port);
 int pc_source_port(const pc_source *s);
+/* The loopback and thread hand-off overhead measured at start (µs), which
+ * the emulated round trip leaves out when compensating. */
+double pc_source_overhead_us(const pc_source *s);
 /* Forgets the link's backlog and zeroes the counters (between runs). */
 void pc_source_reset(pc_source *s);
 void pc_source_stop(pc_source *s);
@@ -66,6 +70,7 @@ typedef struct pc_link_measure {
     double page_expected_us;              /* rtt + one page's serialisation */
     double page_p50_us, page_p99_us, page_mean_us;  /* 1-page requests, one at a time */
     double big_gbit;                      /* pipelined large ranges */
+    double overhead_us;                   /* compensated loopback overhead, 0 if none */
     int samples;
 } pc_link_measure;
 

@@ -110,8 +110,19 @@ int pc_workload_prepare(const pc_workload_config *cfg, uint64_t pages, size_t pa
         return 0;
     }
     w->ncases = cfg->cases;
-    if (w->ncases == 0)
-        w->ncases = cfg->kind == PC_WL_RANDOM ? 4000 : cfg->kind == PC_WL_PHASES ? 300 : 200;
+    if (w->ncases == 0) {
+        /* Enough cases to need about 40 % of the region (an eighth for random). */
+        uint64_t mean = cfg->n;
+        if (cfg->kind == PC_WL_PHASES) {
+            mean = 0;
+            for (int i = 0; i < cfg->nphases; i++)
+                mean += cfg->phases[i];
+            mean /= (uint64_t)cfg->nphases;
+        }
+        w->ncases = cfg->kind == PC_WL_RANDOM ? pages / 8 : pages * 2 / 5 / (mean ? mean : 1);
+        if (w->ncases < (uint64_t)cfg->threads)
+            w->ncases = (uint64_t)cfg->threads;
+    }
     w->cases = calloc(w->ncases, sizeof *w->cases);
     if (w->cases == NULL)
         return -1;

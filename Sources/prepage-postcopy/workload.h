@@ -28,7 +28,7 @@ typedef struct pc_workload_config {
     uint64_t seed;               /* default 1 */
     uint64_t n;                  /* fsd case size, default 64 */
     double noise;                /* default 0.2 */
-    uint64_t cases;              /* 0 = the workload's default */
+    uint64_t cases;              /* 0 = enough to need 40 % of the region (random: 1/8) */
     uint64_t phases[PC_MAX_PHASES];
     int nphases;                 /* default 40, 160, 20 */
     int iters;                   /* STREAM iterations, default 1 */

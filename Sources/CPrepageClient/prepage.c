@@ -1,2 +1,0 @@
-#include "prepage.h"
-int pp_placeholder(void) { return 0; }

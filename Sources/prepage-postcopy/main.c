@@ -302,6 +302,7 @@ static void run_one(const options *o, pc_source *src, const char *host, int port
         fprintf(stderr, "prepage-postcopy: %s: needs root or vm.unprivileged_userfaultfd=1\n", r->note);
         exit(EXIT_NO_UFFD);
     }
+    r->ran = rc == PC_DEST_OK || rc == PC_DEST_VERIFY_FAILED;
     r->status = rc == PC_DEST_OK ? PC_RESULT_OK : PC_RESULT_FAILED;
     if (rc != PC_DEST_OK)
         fprintf(stderr, "prepage-postcopy: policy %s: run failed: %s\n", r->label, r->note);

@@ -58,7 +58,7 @@ static void json_result(FILE *f, const pc_result *r)
     fprintf(f, "{\"policy\": \"%s\", \"mode\": \"%s\", \"status\": \"%s\", \"note\": ",
             r->policy, r->overlap ? "overlap" : "plain", status[r->status]);
     json_string(f, r->note);
-    if (r->status == PC_RESULT_SKIPPED) {
+    if (r->status == PC_RESULT_SKIPPED || !r->ran) {
         fputc('}', f);
         return;
     }
@@ -118,8 +118,8 @@ void pc_report_text(FILE *f, const pc_report_context *ctx, const pc_result *r)
             pc_workload_name(c->kind), c->threads, c->threads == 1 ? "" : "s",
             (unsigned long long)ctx->pages, ctx->page_size, (unsigned long long)c->seed, r->policy,
             r->overlap ? ", oracle overlapped" : "", ctx->no_streams ? ", no streams" : "");
-    if (r->status == PC_RESULT_SKIPPED) {
-        fprintf(f, "skipped: %s\n", r->note);
+    if (r->status == PC_RESULT_SKIPPED || !r->ran) {
+        fprintf(f, "%s: %s\n", r->status == PC_RESULT_SKIPPED ? "skipped" : "failed", r->note);
         return;
     }
     fprintf(f, "faults          %llu (%llu already present when handled), %llu streams\n",
@@ -143,8 +143,8 @@ void pc_report_table(FILE *f, const pc_result *rs, size_t n)
     for (size_t i = 0; i < n; i++) {
         const pc_result *r = &rs[i];
         const pc_run_stats *s = &r->st;
-        if (r->status == PC_RESULT_SKIPPED) {
-            fprintf(f, "%-18s skipped: %s\n", r->label, r->note);
+        if (r->status == PC_RESULT_SKIPPED || !r->ran) {
+            fprintf(f, "%-18s %s: %s\n", r->label, r->status == PC_RESULT_SKIPPED ? "skipped" : "FAILED", r->note);
             continue;
         }
         fprintf(f, "%-18s %8llu %8llu %8llu %9.1f %9.1f %9.1f %11.3f %9.1f %6.1f%% %8.4f%s\n", r->label,
@@ -200,7 +200,7 @@ int pc_report_svg(const char *path, const pc_report_context *ctx, const pc_resul
     double max = 0;
     size_t shown = 0;
     for (size_t i = 0; i < n; i++)
-        if (rs[i].status != PC_RESULT_SKIPPED) {
+        if (rs[i].ran) {
             shown++;
             if (rs[i].st.stall_ms > max)
                 max = rs[i].st.stall_ms;
@@ -224,7 +224,7 @@ int pc_report_svg(const char *path, const pc_report_context *ctx, const pc_resul
     size_t y = 0;
     for (size_t i = 0; i < n; i++) {
         const pc_result *r = &rs[i];
-        if (r->status == PC_RESULT_SKIPPED)
+        if (!r->ran)
             continue;
         int yy = top + (int)y * row;
         int w = (int)(r->st.stall_ms / max * bar_w + 0.5);

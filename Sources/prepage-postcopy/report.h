@@ -15,6 +15,7 @@ typedef struct pc_result {
     char policy[48];
     int overlap;
     int status;              /* PC_RESULT_* */
+    int ran;                 /* the workload ran (statistics are valid) */
     char note[512];          /* why it failed or was skipped */
     pc_run_stats st;
 } pc_result;

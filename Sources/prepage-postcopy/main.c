@@ -21,7 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { EXIT_NO_UFFD = 2, EXIT_USAGE = 64 };
+/* Exit status: 0 every run verified, 1 a run failed (wrong or lost pages, an
+ * error), 2 no userfaultfd, 3 the server rejected every policy, 64 usage. */
+enum { EXIT_NO_UFFD = 2, EXIT_ALL_SKIPPED = 3, EXIT_USAGE = 64 };
 
 #define MAX_POLICIES 32
 
@@ -92,7 +94,9 @@ static void usage(FILE *f)
         "testing:\n"
         "  --inject-corruption corrupt one fetched page: the run must fail verification\n"
         "\n"
-        "Needs userfaultfd: run as root or set vm.unprivileged_userfaultfd=1 (exit 2 otherwise).\n");
+        "Needs userfaultfd: run as root or set vm.unprivileged_userfaultfd=1 (exit 2 otherwise).\n"
+        "Exit status: 0 every run verified; 1 a run failed (wrong or lost pages, an error);\n"
+        "2 no userfaultfd; 3 the server rejected every policy; 64 bad usage.\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -460,5 +464,5 @@ int main(int argc, char **argv)
     free(results);
     pc_workload_free(&w);
     pc_source_stop(src);
-    return failed || all_skipped ? 1 : 0;
+    return failed ? 1 : all_skipped ? EXIT_ALL_SKIPPED : 0;
 }

@@ -234,10 +234,42 @@ static int handle_fault(dest *d, uint64_t page, uint32_t tid, uint64_t t_read)
     return 0;
 }
 
+/* Fault events read but not yet handled, each with the time it was read. */
+#define PENDING_MAX 1024
+
+typedef struct pending {
+    struct uffd_msg msg[PENDING_MAX];
+    uint64_t t_read[PENDING_MAX];
+    size_t head, tail;
+} pending;
+
+/* Reads what the kernel has queued (without blocking) and stamps it now: the
+ * response time of a fault starts when it is read, so read as soon as the
+ * handler is free, between two faults, not once per batch. */
+static int read_events(dest *d, pending *q)
+{
+    if (q->head == q->tail)
+        q->head = q->tail = 0;
+    size_t room = PENDING_MAX - q->tail;
+    if (room == 0)
+        return 0;
+    ssize_t n = read(d->uffd, &q->msg[q->tail], room * sizeof q->msg[0]);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    uint64_t now = pc_now_ns();
+    for (size_t i = 0; i < (size_t)n / sizeof q->msg[0]; i++)
+        q->t_read[q->tail++] = now;
+    return 0;
+}
+
 static void *handler_main(void *arg)
 {
     dest *d = arg;
-    struct uffd_msg msgs[64];
+    pending *q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        fail(d, "allocating the event queue");
+        return NULL;
+    }
     struct pollfd fds[2] = { { d->uffd, POLLIN, 0 }, { d->stop_fd, POLLIN, 0 } };
     for (;;) {
         if (poll(fds, 2, -1) < 0) {
@@ -248,27 +280,32 @@ static void *handler_main(void *arg)
         }
         if (fds[1].revents & POLLIN)
             break;
-        ssize_t n = read(d->uffd, msgs, sizeof msgs);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
+        if (read_events(d, q) != 0) {
             fail(d, "read userfaultfd");
             break;
         }
-        uint64_t t_read = pc_now_ns();
-        for (size_t i = 0; i < (size_t)n / sizeof msgs[0]; i++) {
-            if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+        while (q->head < q->tail) {
+            struct uffd_msg *m = &q->msg[q->head];
+            uint64_t t_read = q->t_read[q->head];
+            q->head++;
+            if (m->event != UFFD_EVENT_PAGEFAULT)
                 continue;
-            uint64_t addr = msgs[i].arg.pagefault.address;
-            uint64_t page = (addr - (uint64_t)(uintptr_t)d->base) / d->ps;
-            if (handle_fault(d, page, msgs[i].arg.pagefault.feat.ptid, t_read) != 0) {
+            uint64_t page = (m->arg.pagefault.address - (uint64_t)(uintptr_t)d->base) / d->ps;
+            if (handle_fault(d, page, m->arg.pagefault.feat.ptid, t_read) != 0) {
                 /* The faulting thread cannot be served: nothing can finish the run. */
                 fail(d, "fetching from the source");
                 fprintf(stderr, "prepage-postcopy: %s\n", d->error);
                 _exit(1);
             }
+            if (read_events(d, q) != 0) {
+                fail(d, "read userfaultfd");
+                break;
+            }
         }
+        if (d->failed)
+            break;
     }
+    free(q);
     return NULL;
 }
 
@@ -396,6 +433,8 @@ int pc_dest_run(const pc_dest_config *cfg, pc_oracle *oracle, pc_workload *w,
     out->pages_pushed = d->pages_pushed;
     out->streams = d->nstreams;
     out->wall_s = w->wall_s;
+    out->thread_stall_ms = w->thread_stall_ms;
+    out->thread_stalls = w->thread_stalls;
     uint64_t lost = 0;
     for (uint64_t p = 0; p < d->pages; p++) {
         int touched = pc_bit_test(w->touched, p);

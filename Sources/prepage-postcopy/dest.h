@@ -38,6 +38,8 @@ typedef struct pc_run_stats {
     double oracle_p50_us, oracle_p99_us, oracle_mean_us;
     double oracle_share;         /* oracle time / response time, over the faults that asked */
     double wall_s;               /* the workload's wall time */
+    double thread_stall_ms;      /* the stall seen by the workload's threads (workload.h) */
+    uint64_t thread_stalls;      /* touches that stalled */
 } pc_run_stats;
 
 enum { PC_DEST_OK = 0, PC_DEST_VERIFY_FAILED = 1, PC_DEST_NO_UFFD = 2, PC_DEST_ERROR = -1 };

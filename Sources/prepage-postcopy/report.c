@@ -67,14 +67,14 @@ static void json_result(FILE *f, const pc_result *r)
                "\"pages_bad\": %llu, \"oracle_errors\": %llu, \"streams\": %llu, "
                "\"response_us\": {\"p50\": %.1f, \"p99\": %.1f, \"mean\": %.1f}, "
                "\"total_stall_ms\": %.3f, \"oracle_us\": {\"p50\": %.1f, \"p99\": %.1f, \"mean\": %.1f}, "
-               "\"oracle_share\": %.4f, \"wall_s\": %.4f}",
+               "\"oracle_share\": %.4f, \"thread_stall_ms\": %.3f, \"thread_stalls\": %llu, \"wall_s\": %.4f}",
             (unsigned long long)s->faults, (unsigned long long)s->faults_present,
             (unsigned long long)s->pages_fetched, (unsigned long long)s->pages_pushed,
             (unsigned long long)s->pages_touched, (unsigned long long)s->pages_wasted,
             (unsigned long long)s->pages_bad, (unsigned long long)s->oracle_errors,
             (unsigned long long)s->streams, s->resp_p50_us, s->resp_p99_us, s->resp_mean_us,
             s->stall_ms, s->oracle_p50_us, s->oracle_p99_us, s->oracle_mean_us, s->oracle_share,
-            s->wall_s);
+            s->thread_stall_ms, (unsigned long long)s->thread_stalls, s->wall_s);
 }
 
 void pc_report_json(FILE *f, const pc_report_context *ctx, const pc_result *rs, size_t n, int compare)
@@ -132,14 +132,16 @@ void pc_report_text(FILE *f, const pc_report_context *ctx, const pc_result *r)
             s->resp_p50_us, s->resp_p99_us, s->resp_mean_us, s->stall_ms);
     fprintf(f, "oracle          p50 %.1f us, p99 %.1f us, mean %.1f us; %.1f%% of the response time\n",
             s->oracle_p50_us, s->oracle_p99_us, s->oracle_mean_us, 100.0 * s->oracle_share);
+    fprintf(f, "threads' view   %.3f ms stalled in %llu touches over %.0f us\n", s->thread_stall_ms,
+            (unsigned long long)s->thread_stalls, PC_STALL_THRESHOLD_NS / 1000.0);
     fprintf(f, "workload        %.4f s wall\n", s->wall_s);
     fprintf(f, "verification    %s\n", r->status == PC_RESULT_OK ? "every touched page correct" : r->note);
 }
 
 void pc_report_table(FILE *f, const pc_result *rs, size_t n)
 {
-    fprintf(f, "%-18s %8s %8s %8s %9s %9s %9s %11s %9s %7s %8s\n", "policy", "faults", "fetched",
-            "wasted", "resp_p50", "resp_p99", "resp_mean", "stall_ms", "oracle50", "share", "wall_s");
+    fprintf(f, "%-18s %8s %8s %8s %9s %9s %9s %11s %11s %9s %7s %8s\n", "policy", "faults", "fetched",
+            "wasted", "resp_p50", "resp_p99", "resp_mean", "stall_ms", "thr_stall", "oracle50", "share", "wall_s");
     for (size_t i = 0; i < n; i++) {
         const pc_result *r = &rs[i];
         const pc_run_stats *s = &r->st;
@@ -147,10 +149,10 @@ void pc_report_table(FILE *f, const pc_result *rs, size_t n)
             fprintf(f, "%-18s %s: %s\n", r->label, r->status == PC_RESULT_SKIPPED ? "skipped" : "FAILED", r->note);
             continue;
         }
-        fprintf(f, "%-18s %8llu %8llu %8llu %9.1f %9.1f %9.1f %11.3f %9.1f %6.1f%% %8.4f%s\n", r->label,
+        fprintf(f, "%-18s %8llu %8llu %8llu %9.1f %9.1f %9.1f %11.3f %11.3f %9.1f %6.1f%% %8.4f%s\n", r->label,
                 (unsigned long long)s->faults, (unsigned long long)s->pages_fetched,
                 (unsigned long long)s->pages_wasted, s->resp_p50_us, s->resp_p99_us, s->resp_mean_us,
-                s->stall_ms, s->oracle_p50_us, 100.0 * s->oracle_share, s->wall_s,
+                s->stall_ms, s->thread_stall_ms, s->oracle_p50_us, 100.0 * s->oracle_share, s->wall_s,
                 r->status == PC_RESULT_FAILED ? "  FAILED" : "");
     }
 }
@@ -162,19 +164,19 @@ int pc_report_csv(const char *path, const pc_report_context *ctx, const pc_resul
         return -1;
     fprintf(f, "workload,threads,streams,policy,mode,status,faults,faults_already_present,pages_fetched,"
                "pages_wasted,pages_pushed,pages_touched,resp_p50_us,resp_p99_us,resp_mean_us,"
-               "total_stall_ms,oracle_p50_us,oracle_p99_us,oracle_share,wall_s\n");
+               "total_stall_ms,thread_stall_ms,oracle_p50_us,oracle_p99_us,oracle_share,wall_s\n");
     for (size_t i = 0; i < n; i++) {
         const pc_result *r = &rs[i];
         const pc_run_stats *s = &r->st;
         static const char *const status[] = { "ok", "failed", "skipped" };
-        fprintf(f, "%s,%d,%s,%s,%s,%s,%llu,%llu,%llu,%llu,%llu,%llu,%.1f,%.1f,%.1f,%.3f,%.1f,%.1f,%.4f,%.4f\n",
+        fprintf(f, "%s,%d,%s,%s,%s,%s,%llu,%llu,%llu,%llu,%llu,%llu,%.1f,%.1f,%.1f,%.3f,%.3f,%.1f,%.1f,%.4f,%.4f\n",
                 pc_workload_name(ctx->w->cfg.kind), ctx->w->cfg.threads, ctx->no_streams ? "no" : "yes",
                 r->policy, r->overlap ? "overlap" : "plain", status[r->status],
                 (unsigned long long)s->faults, (unsigned long long)s->faults_present,
                 (unsigned long long)s->pages_fetched, (unsigned long long)s->pages_wasted,
                 (unsigned long long)s->pages_pushed, (unsigned long long)s->pages_touched,
-                s->resp_p50_us, s->resp_p99_us, s->resp_mean_us, s->stall_ms, s->oracle_p50_us,
-                s->oracle_p99_us, s->oracle_share, s->wall_s);
+                s->resp_p50_us, s->resp_p99_us, s->resp_mean_us, s->stall_ms, s->thread_stall_ms,
+                s->oracle_p50_us, s->oracle_p99_us, s->oracle_share, s->wall_s);
     }
     return fclose(f) == 0 ? 0 : -1;
 }

@@ -136,7 +136,19 @@ typedef struct worker {
     int index;
     pthread_barrier_t *barrier;
     uint64_t sink;
+    uint64_t stall_ns;
+    uint64_t stalls;
 } worker;
+
+/* Counts a touch that began at t0 as a stall when it was slow. */
+static inline void time_touch(worker *k, uint64_t t0)
+{
+    uint64_t dt = pc_now_ns() - t0;
+    if (dt > PC_STALL_THRESHOLD_NS) {
+        k->stall_ns += dt;
+        k->stalls++;
+    }
+}
 
 /* Reads every word of a page: the page is needed, as a case's data would be. */
 static uint64_t touch(pc_workload *w, unsigned char *base, uint64_t page)
@@ -156,8 +168,11 @@ static void *case_worker(void *arg)
     uint64_t sum = 0;
     for (uint64_t i = (uint64_t)k->index; i < w->ncases; i += (uint64_t)w->cfg.threads) {
         const pc_case *c = &w->cases[i];
-        for (uint64_t p = c->start; p < c->start + c->count; p++)
+        for (uint64_t p = c->start; p < c->start + c->count; p++) {
+            uint64_t t0 = pc_now_ns();
             sum += touch(w, k->base, p);
+            time_touch(k, t0);
+        }
     }
     k->sink = sum;
     return NULL;
@@ -201,17 +216,30 @@ static void stream_arrays(const pc_workload *w, const unsigned char *base,
     *elems = (size_t)(ap * w->page_size / sizeof(double));
 }
 
+/* One STREAM iteration over [lo, hi). With a worker, each kernel runs in
+ * chunks of one page's worth of elements, each timed (the chunking does not
+ * change any element's result). */
 static void stream_pass(double *a, double *b, double *c, size_t lo, size_t hi,
-                        pthread_barrier_t *barrier)
+                        pthread_barrier_t *barrier, worker *k, size_t chunk)
 {
-    kernel_copy(c, a, lo, hi);
-    if (barrier) pthread_barrier_wait(barrier);
-    kernel_scale(b, c, stream_scalar, lo, hi);
-    if (barrier) pthread_barrier_wait(barrier);
-    kernel_add(c, a, b, lo, hi);
-    if (barrier) pthread_barrier_wait(barrier);
-    kernel_triad(a, b, c, stream_scalar, lo, hi);
-    if (barrier) pthread_barrier_wait(barrier);
+    if (k == NULL)
+        chunk = hi - lo;
+    for (int kernel = 0; kernel < 4; kernel++) {
+        for (size_t x = lo; x < hi; x += chunk) {
+            size_t y = hi - x < chunk ? hi : x + chunk;
+            uint64_t t0 = pc_now_ns();
+            switch (kernel) {
+            case 0: kernel_copy(c, a, x, y); break;
+            case 1: kernel_scale(b, c, stream_scalar, x, y); break;
+            case 2: kernel_add(c, a, b, x, y); break;
+            default: kernel_triad(a, b, c, stream_scalar, x, y); break;
+            }
+            if (k)
+                time_touch(k, t0);
+        }
+        if (barrier)
+            pthread_barrier_wait(barrier);
+    }
 }
 
 static void *stream_worker(void *arg)
@@ -224,7 +252,7 @@ static void *stream_worker(void *arg)
     size_t t = (size_t)w->cfg.threads, i = (size_t)k->index;
     size_t lo = n * i / t, hi = n * (i + 1) / t;
     for (int it = 0; it < w->cfg.iters; it++)
-        stream_pass(a, b, c, lo, hi, k->barrier);
+        stream_pass(a, b, c, lo, hi, k->barrier, k, w->page_size / sizeof(double));
     return NULL;
 }
 
@@ -248,7 +276,7 @@ int pc_workload_run(pc_workload *w, unsigned char *base)
     uint64_t t0 = pc_now_ns();
     int started = 0, rc = 0;
     for (int i = 0; i < t; i++) {
-        ks[i] = (worker){ w, base, i, stream ? &barrier : NULL, 0 };
+        ks[i] = (worker){ .w = w, .base = base, .index = i, .barrier = stream ? &barrier : NULL };
         if (pthread_create(&ids[i], NULL, stream ? stream_worker : case_worker, &ks[i]) != 0) {
             rc = -1;
             break;
@@ -258,6 +286,13 @@ int pc_workload_run(pc_workload *w, unsigned char *base)
     for (int i = 0; i < started; i++)
         pthread_join(ids[i], NULL);
     w->wall_s = (double)(pc_now_ns() - t0) / 1e9;
+    uint64_t stall_ns = 0;
+    w->thread_stalls = 0;
+    for (int i = 0; i < started; i++) {
+        stall_ns += ks[i].stall_ns;
+        w->thread_stalls += ks[i].stalls;
+    }
+    w->thread_stall_ms = (double)stall_ns / 1e6;
     if (stream)
         pthread_barrier_destroy(&barrier);
     free(ks);
@@ -295,7 +330,7 @@ uint64_t pc_workload_verify(const pc_workload *w, const unsigned char *base, uin
     size_t n;
     stream_arrays(w, ref, &a, &b, &c, &n);
     for (int it = 0; it < w->cfg.iters; it++)
-        stream_pass(a, b, c, 0, n, NULL);
+        stream_pass(a, b, c, 0, n, NULL, NULL, 0);
     for (uint64_t p = 0; p < used; p++) {
         if (memcmp(ref + p * ps, base + p * ps, ps) != 0) {
             if (bad < 5)
@@ -312,6 +347,8 @@ void pc_workload_reset(pc_workload *w)
 {
     memset(w->touched, 0, (w->pages + 63) / 64 * sizeof *w->touched);
     w->wall_s = 0;
+    w->thread_stall_ms = 0;
+    w->thread_stalls = 0;
 }
 
 void pc_workload_free(pc_workload *w)

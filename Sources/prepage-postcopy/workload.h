@@ -52,7 +52,18 @@ typedef struct pc_workload {
     uint64_t pages_needed;       /* distinct pages the workload touches */
     uint64_t *touched;           /* bitmap, set while running */
     double wall_s;
+    /* Seen from the workload's threads: the summed time of the page touches
+     * (a STREAM chunk of one page per array) that took longer than
+     * PC_STALL_THRESHOLD_NS, i.e. that waited on a fault. Unlike the handler's
+     * response time it includes the kernel's delivery and the wait in the
+     * handler's queue behind other threads' faults. */
+    double thread_stall_ms;
+    uint64_t thread_stalls;
 } pc_workload;
+
+/* A touch slower than this waited on a fault: 20 µs, well below the link's
+ * round trip and well above a page read from memory. */
+#define PC_STALL_THRESHOLD_NS 20000ULL
 
 /* Generates the workload for a region of `pages` pages. 0 ok, -1 error (stderr). */
 int pc_workload_prepare(const pc_workload_config *cfg, uint64_t pages, size_t page_size,

@@ -25,7 +25,9 @@ let package = Package(
         // The algorithms. Swift standard library only: no Foundation, no Glibc, no I/O.
         .target(name: "PrepageCore"),
         .target(name: "PrepageHTTP"),
-        .target(name: "PrepageSockets"),
+        // epoll and eventfd headers, which the Glibc module map leaves out.
+        .systemLibrary(name: "CEpoll"),
+        .target(name: "PrepageSockets", dependencies: ["CEpoll"]),
         .target(
             name: "PrepageServer",
             dependencies: [

@@ -1,0 +1,634 @@
+/// What ``HTTPParser/parse(_:)`` found at the start of the buffer.
+public enum HTTPParseResult: Sendable {
+    /// The request is incomplete: call again when more bytes have arrived,
+    /// with the same bytes at the start of the buffer.
+    case needMore
+    /// The head is complete, carries `Expect: 100-continue`, and the body is
+    /// not all here: write ``HTTPResponseWriter/continueResponse`` now, then
+    /// call again when more bytes arrive. Reported once per request.
+    case sendContinue
+    /// A complete request occupying the first `consumed` bytes. Drop them and
+    /// call again: the rest of the buffer may hold the next (pipelined) request.
+    case request(HTTPRequest, consumed: Int)
+    /// The bytes are not an acceptable request: answer `error.status` with a
+    /// problem+json body and close the connection.
+    case failure(HTTPError)
+}
+
+/// An incremental HTTP/1.1 request parser over the unconsumed bytes of one
+/// connection (RFC 9112). It knows neither sockets nor sessions.
+///
+/// Call ``parse(_:)`` with the bytes received and not yet consumed. The parser
+/// remembers how far it got, so a request arriving byte by byte is scanned
+/// once, not once per byte.
+///
+/// > Important: between a ``HTTPParseResult/needMore`` or
+/// > ``HTTPParseResult/sendContinue`` and the next call the buffer must start
+/// > with the same bytes (only append to it). After a
+/// > ``HTTPParseResult/request(_:consumed:)`` drop `consumed` bytes; after a
+/// > ``HTTPParseResult/failure(_:)`` close the connection (or call ``reset()``).
+public struct HTTPParser: Sendable {
+    /// The limits enforced while parsing.
+    public let limits: HTTPLimits
+
+    /// Where the scan for the end of the head has got to.
+    private var scan = HeadScan()
+    /// The request whose head is complete and whose body is still arriving.
+    private var pending: Pending? = nil
+
+    public init(limits: HTTPLimits = .default) {
+        self.limits = limits
+    }
+
+    /// Forgets any partly parsed request.
+    public mutating func reset() {
+        scan = HeadScan()
+        pending = nil
+    }
+
+    /// Parses the next request from the start of `buffer`.
+    public mutating func parse(_ buffer: UnsafeRawBufferPointer) -> HTTPParseResult {
+        do {
+            return try step(buffer)
+        } catch {
+            reset()
+            return .failure(error)
+        }
+    }
+
+    /// Parses the next request from the start of `bytes`.
+    public mutating func parse(_ bytes: [UInt8]) -> HTTPParseResult {
+        bytes.withUnsafeBytes { parse($0) }
+    }
+
+    private mutating func step(_ buf: UnsafeRawBufferPointer) throws(HTTPError) -> HTTPParseResult {
+        if pending == nil {
+            guard let headEnd = try scanHead(buf) else { return .needMore }
+            pending = try Self.parseHead(buf, scan: scan, headEnd: headEnd, limits: limits)
+            scan = HeadScan()
+        }
+        guard var p = pending else { return .needMore }
+        pending = nil  // keep the body storage uniquely referenced while decoding
+
+        var end: Int? = nil
+        switch p.framing {
+        case .length(let n):
+            if buf.count - p.bodyStart >= n {
+                p.request.body = Array(buf[p.bodyStart..<(p.bodyStart + n)])
+                end = p.bodyStart + n
+            }
+        case .chunked(var decoder):
+            end = try decoder.decode(buf, limits: limits)
+            if end != nil {
+                p.request.body = decoder.body
+            } else {
+                p.framing = .chunked(decoder)
+            }
+        }
+        if let end {
+            return .request(p.request, consumed: end)
+        }
+        if p.expectContinue && !p.continueReported {
+            p.continueReported = true
+            pending = p
+            return .sendContinue
+        }
+        pending = p
+        return .needMore
+    }
+
+    // MARK: - The head
+
+    /// Scans for the empty line ending the head, checking line endings and the
+    /// size limits on the way. Returns the index after the head, or `nil`.
+    private mutating func scanHead(_ buf: UnsafeRawBufferPointer) throws(HTTPError) -> Int? {
+        var i = scan.position
+        let count = buf.count
+        while i < count {
+            let b = buf[i]
+            if b == Bytes.cr {
+                guard i + 1 < count else { break }
+                // RFC 9112 §2.2: a CR must be followed by LF; a bare CR is invalid.
+                guard buf[i + 1] == Bytes.lf else {
+                    throw .malformed("A CR (\\r) not followed by LF was found at byte \(i); every line of the head must end in CRLF.")
+                }
+                let next = i + 2
+                if let headerStart = scan.headerStart {
+                    if i == scan.lineStart {  // the empty line: end of the head
+                        scan.position = next
+                        return next
+                    }
+                    scan.fieldLines += 1
+                    if scan.fieldLines > limits.maxHeaderCount {
+                        throw HTTPError(
+                            .headersTooLarge,
+                            "The request has more than \(Bytes.grouped(limits.maxHeaderCount)) header fields; at most \(Bytes.grouped(limits.maxHeaderCount)) are accepted.")
+                    }
+                    if next - headerStart > limits.maxHeaderBytes { throw headersTooLarge() }
+                } else if i == scan.lineStart {
+                    // RFC 9112 §2.2: ignore empty lines received before the request line
+                    // (they count against the request line's limit).
+                    if next > limits.maxRequestLineBytes { throw requestLineTooLong() }
+                    scan.requestLineStart = next
+                } else {
+                    scan.headerStart = next
+                }
+                scan.lineStart = next
+                i = next
+                continue
+            }
+            if b == Bytes.lf {
+                // A bare LF as line terminator is refused, not guessed at (RFC 9112 §2.2).
+                throw .malformed("A bare LF (\\n) was found at byte \(i); every line of the head must end in CRLF.")
+            }
+            if let headerStart = scan.headerStart {
+                // Field lines of `maxHeaderBytes` bytes end at most 2 bytes (the empty line) later.
+                if i - headerStart >= limits.maxHeaderBytes + 2 { throw headersTooLarge() }
+            } else if i - scan.requestLineStart >= limits.maxRequestLineBytes {
+                throw requestLineTooLong()
+            }
+            i += 1
+        }
+        scan.position = i
+        return nil
+    }
+
+    private func requestLineTooLong() -> HTTPError {
+        HTTPError(
+            .requestLineTooLong,
+            "The request line is longer than \(Bytes.grouped(limits.maxRequestLineBytes)) bytes; at most \(Bytes.grouped(limits.maxRequestLineBytes)) are accepted (shorten the path or query).")
+    }
+
+    private func headersTooLarge() -> HTTPError {
+        HTTPError(
+            .headersTooLarge,
+            "The header section is larger than \(Bytes.grouped(limits.maxHeaderBytes)) bytes; at most \(Bytes.grouped(limits.maxHeaderBytes)) bytes of header fields are accepted.")
+    }
+
+    /// Parses a complete head and decides how the body is framed.
+    private static func parseHead(
+        _ buf: UnsafeRawBufferPointer, scan: HeadScan, headEnd: Int, limits: HTTPLimits
+    ) throws(HTTPError) -> Pending {
+        let lineStart = scan.requestLineStart
+        guard let headerStart = scan.headerStart else {
+            throw .malformed("The head has no request line.")
+        }
+        let line = RequestLine.parse(buf, lineStart..<(headerStart - 2))
+        let rl = try line.get()
+
+        // Field lines.
+        var fields = HeadFields()
+        var i = headerStart
+        let fieldsEnd = headEnd - 2
+        while i < fieldsEnd {
+            var e = i
+            while buf[e] != Bytes.cr { e += 1 }
+            let (name, value) = try checkFieldLine(buf, i..<e, section: "header")
+            fields.note(buf, name: name, value: value)
+            i = e + 2
+        }
+
+        // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without exactly one Host.
+        if !rl.isHTTP10 && fields.hostCount == 0 {
+            throw .malformed("An HTTP/1.1 request must carry a Host header (RFC 9112 §3.2); none was sent.")
+        }
+        if fields.hostCount > 1 {
+            throw .malformed("The request carries \(fields.hostCount) Host headers; exactly one is accepted (RFC 9112 §3.2).")
+        }
+
+        let framing = try Self.framing(buf, fields: fields, isHTTP10: rl.isHTTP10, bodyStart: headEnd, limits: limits)
+
+        let close = fields.connectionClose
+        let keepAlive = rl.isHTTP10 ? fields.connectionKeepAlive && !close : !close
+        let request = HTTPRequest(
+            method: rl.method,
+            path: rl.path.isEmpty ? "/" : Bytes.string(buf, rl.path),
+            query: rl.query.map { Bytes.string(buf, $0) },
+            isHTTP10: rl.isHTTP10,
+            keepAlive: keepAlive,
+            body: [],
+            contentType: fields.contentType,
+            requestID: fields.requestID.map { Bytes.string(buf, $0) },
+            authorization: fields.authorization.map { Bytes.string(buf, $0) },
+            head: Array(buf[lineStart..<fieldsEnd]))
+        return Pending(
+            request: request,
+            bodyStart: headEnd,
+            framing: framing,
+            // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request MUST be ignored.
+            expectContinue: fields.expectContinue && !rl.isHTTP10,
+            continueReported: false)
+    }
+
+    /// How the body's length is determined (RFC 9112 §6.3).
+    private static func framing(
+        _ buf: UnsafeRawBufferPointer, fields: HeadFields, isHTTP10: Bool, bodyStart: Int, limits: HTTPLimits
+    ) throws(HTTPError) -> Framing {
+        if !fields.transferEncoding.isEmpty {
+            // RFC 9112 §6.1 — reject simultaneous Content-Length and Transfer-Encoding.
+            if fields.contentLengthCount > 0 {
+                throw .malformed("The request has both Content-Length and Transfer-Encoding (RFC 9112 §6.1); send exactly one of them.")
+            }
+            // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+            if isHTTP10 {
+                throw .malformed("Transfer-Encoding is not allowed in an HTTP/1.0 request (RFC 9112 §6.1); use Content-Length.")
+            }
+            var codings = 0
+            var chunkedCount = 0
+            var lastIsChunked = false
+            for value in fields.transferEncoding {
+                Bytes.forEachListElement(buf, value) { element in
+                    codings += 1
+                    lastIsChunked = Bytes.equalsLowercased(UnsafeRawBufferPointer(rebasing: buf[element]), "chunked")
+                    if lastIsChunked { chunkedCount += 1 }
+                }
+            }
+            // RFC 9112 §6.3: if chunked is not the final coding the length cannot be determined: 400.
+            guard lastIsChunked else {
+                throw .malformed("Transfer-Encoding must end with chunked (RFC 9112 §6.3); only \"chunked\" is accepted.")
+            }
+            // RFC 9112 §7: chunked must not be applied more than once.
+            guard chunkedCount == 1 else {
+                throw .malformed("Transfer-Encoding lists chunked \(chunkedCount) times (RFC 9112 §7); send it once.")
+            }
+            // RFC 9112 §6.1: a transfer coding the server does not understand is a 501.
+            guard codings == 1 else {
+                throw HTTPError(
+                    .unsupportedTransferCoding,
+                    "Transfer-Encoding applies a coding other than chunked; only \"chunked\" alone is supported.")
+            }
+            return .chunked(ChunkDecoder(offset: bodyStart))
+        }
+        if let range = fields.contentLength {
+            // RFC 9110 §8.6: several Content-Length values are a framing error (we do not merge equal ones).
+            guard fields.contentLengthCount == 1 else {
+                throw .malformed("The request has \(fields.contentLengthCount) Content-Length headers; exactly one is accepted.")
+            }
+            var n = 0
+            for i in range {
+                let b = buf[i]
+                guard b >= 0x30 && b <= 0x39 else {
+                    throw .malformed("Content-Length \(Bytes.quoted(buf, range)) is not a decimal number of bytes (RFC 9110 §8.6).")
+                }
+                if n <= limits.maxBodyBytes { n = n * 10 + Int(b - 0x30) }  // stop growing once over the limit
+            }
+            guard !range.isEmpty else {
+                throw .malformed("Content-Length is empty; it must be a decimal number of bytes (RFC 9110 §8.6).")
+            }
+            guard n <= limits.maxBodyBytes else {
+                throw HTTPError(
+                    .bodyTooLarge,
+                    "Content-Length \(Bytes.quoted(buf, range)) is over the limit; bodies of at most \(Bytes.grouped(limits.maxBodyBytes)) bytes are accepted.")
+            }
+            return .length(n)
+        }
+        // RFC 9112 §6.3: a request with neither has no body.
+        return .length(0)
+    }
+
+    /// Checks one field line (`name: value`, without its CRLF) and returns the
+    /// name and the trimmed value (RFC 9112 §5, RFC 9110 §5.5).
+    static func checkFieldLine(
+        _ buf: UnsafeRawBufferPointer, _ line: Range<Int>, section: String
+    ) throws(HTTPError) -> (name: Range<Int>, value: Range<Int>) {
+        let first = buf[line.lowerBound]
+        // RFC 9112 §5.2: obs-fold (a line starting with whitespace) is rejected with 400.
+        if Bytes.isOWS(first) {
+            throw .malformed("A \(section) line starts with whitespace (obsolete line folding, RFC 9112 §5.2); put each field on one line.")
+        }
+        var colon = line.lowerBound
+        while colon < line.upperBound, Bytes.isTokenByte(buf[colon]) { colon += 1 }
+        guard colon < line.upperBound, buf[colon] == Bytes.colon else {
+            if colon < line.upperBound && Bytes.isOWS(buf[colon]) {
+                // RFC 9112 §5.1: no whitespace is allowed between the field name and colon.
+                throw .malformed("The \(section) field \(Bytes.quoted(buf, line.lowerBound..<colon)) has whitespace before its colon (RFC 9112 §5.1); write \"Name: value\".")
+            }
+            throw .malformed("The \(section) line \(Bytes.quoted(buf, line)) is not \"name: value\" with a token name (letters, digits and !#$%&'*+-.^_`|~).")
+        }
+        guard colon > line.lowerBound else {
+            throw .malformed("A \(section) line has an empty field name: \(Bytes.quoted(buf, line)).")
+        }
+        for i in (colon + 1)..<line.upperBound where !Bytes.isFieldValueByte(buf[i]) {
+            throw .malformed("The \(section) field \(Bytes.quoted(buf, line.lowerBound..<colon)) contains the control byte \\x\(Bytes.hex2(buf[i])); field values accept visible characters, spaces and tabs (RFC 9110 §5.5).")
+        }
+        return (line.lowerBound..<colon, Bytes.trimmed(buf, (colon + 1)..<line.upperBound))
+    }
+}
+
+/// Progress of the scan for the end of a head.
+struct HeadScan: Sendable {
+    /// Next byte to examine.
+    var position = 0
+    /// Start of the line being scanned.
+    var lineStart = 0
+    /// Start of the request line (after any empty lines before it).
+    var requestLineStart = 0
+    /// Start of the header section, once the request line is complete.
+    var headerStart: Int? = nil
+    /// Field lines completed so far.
+    var fieldLines = 0
+}
+
+/// How a request's body is delimited.
+enum Framing: Sendable {
+    case length(Int)
+    case chunked(ChunkDecoder)
+}
+
+/// A request whose head is parsed and whose body is still arriving.
+struct Pending: Sendable {
+    var request: HTTPRequest
+    var bodyStart: Int
+    var framing: Framing
+    var expectContinue: Bool
+    var continueReported: Bool
+}
+
+/// The parts of a request line (RFC 9112 §3), as byte ranges.
+struct RequestLine {
+    var method: HTTPMethod
+    var path: Range<Int>
+    var query: Range<Int>?
+    var isHTTP10: Bool
+
+    static func parse(_ buf: UnsafeRawBufferPointer, _ line: Range<Int>) -> Result<RequestLine, HTTPError> {
+        let shape = "expected \"METHOD /path HTTP/1.1\""
+        var i = line.lowerBound
+        while i < line.upperBound, Bytes.isTokenByte(buf[i]) { i += 1 }
+        guard i > line.lowerBound, i < line.upperBound, buf[i] == Bytes.space else {
+            return .failure(.malformed("The request line \(Bytes.quoted(buf, line)) does not start with a method token and one space; \(shape)."))
+        }
+        let method = HTTPMethod(token: UnsafeRawBufferPointer(rebasing: buf[line.lowerBound..<i]))
+        let targetStart = i + 1
+        var j = targetStart
+        while j < line.upperBound, buf[j] != Bytes.space {
+            let b = buf[j]
+            guard b > 0x20 && b < 0x7F else {
+                return .failure(.malformed("The request target contains the byte \\x\(Bytes.hex2(b)); only visible ASCII is accepted (percent-encode the rest, RFC 3986)."))
+            }
+            j += 1
+        }
+        guard j > targetStart else {
+            return .failure(.malformed("The request line \(Bytes.quoted(buf, line)) has an empty target; \(shape)."))
+        }
+        guard j < line.upperBound else {
+            return .failure(.malformed("The request line \(Bytes.quoted(buf, line)) has no HTTP version; \(shape)."))
+        }
+        let version = UnsafeRawBufferPointer(rebasing: buf[(j + 1)..<line.upperBound])
+        let isHTTP10: Bool
+        if Bytes.equals(version, "HTTP/1.1") {
+            isHTTP10 = false
+        } else if Bytes.equals(version, "HTTP/1.0") {
+            isHTTP10 = true
+        } else if version.count > 5, Bytes.equals(UnsafeRawBufferPointer(rebasing: version[0..<5]), "HTTP/"),
+            version[5...].allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E })
+        {
+            return .failure(HTTPError(
+                .unsupportedVersion,
+                "The HTTP version \(Bytes.quoted(buf, (j + 1)..<line.upperBound)) is not supported; HTTP/1.1 and HTTP/1.0 are accepted."))
+        } else {
+            return .failure(.malformed("The request line \(Bytes.quoted(buf, line)) does not end in a valid HTTP version; \(shape)."))
+        }
+
+        // The request target's form (RFC 9112 §3.2).
+        var pathStart = targetStart
+        let targetEnd = j
+        if buf[targetStart] == 0x2F {  // origin-form: "/path?query"
+        } else if targetEnd - targetStart == 1 && buf[targetStart] == 0x2A {  // asterisk-form: "*"
+            guard method == .options else {
+                return .failure(.malformed("The target \"*\" is only accepted with OPTIONS (RFC 9112 §3.2.4)."))
+            }
+        } else if let afterScheme = absoluteFormPathStart(buf, targetStart..<targetEnd) {
+            // absolute-form: "http://host/path?query" — RFC 9112 §3.2.2 says a server MUST accept it.
+            pathStart = afterScheme
+        } else {
+            return .failure(.malformed("The request target \(Bytes.quoted(buf, targetStart..<targetEnd)) is neither \"/path\" nor an absolute http URI (RFC 9112 §3.2)."))
+        }
+        var q = pathStart
+        while q < targetEnd, buf[q] != 0x3F { q += 1 }  // '?'
+        // An empty path (only possible in absolute-form, "http://h?q") stands for "/".
+        let path = pathStart..<q
+        let query: Range<Int>? = q < targetEnd ? (q + 1)..<targetEnd : nil
+        return .success(RequestLine(method: method, path: path, query: query, isHTTP10: isHTTP10))
+    }
+
+    /// For `http://host/p?q` (any case of scheme), the index of `/p?q`; `nil` if not absolute-form.
+    private static func absoluteFormPathStart(_ buf: UnsafeRawBufferPointer, _ target: Range<Int>) -> Int? {
+        let t = UnsafeRawBufferPointer(rebasing: buf[target])
+        let schemeLength: Int
+        if t.count >= 7, Bytes.equalsLowercased(UnsafeRawBufferPointer(rebasing: t[0..<7]), "http://") {
+            schemeLength = 7
+        } else if t.count >= 8, Bytes.equalsLowercased(UnsafeRawBufferPointer(rebasing: t[0..<8]), "https://") {
+            schemeLength = 8
+        } else {
+            return nil
+        }
+        var i = target.lowerBound + schemeLength
+        guard i < target.upperBound else { return nil }  // no authority
+        while i < target.upperBound, buf[i] != 0x2F, buf[i] != 0x3F { i += 1 }
+        return i
+    }
+}
+
+
+/// Decodes a chunked body (RFC 9112 §7.1) incrementally, remembering where it
+/// stopped so that every byte is examined once.
+struct ChunkDecoder: Sendable {
+    enum Phase: Sendable {
+        /// Expecting `chunk-size [chunk-ext] CRLF`.
+        case size
+        /// Inside a chunk's data.
+        case data(remaining: Int)
+        /// Expecting the CRLF after a chunk's data.
+        case dataEnd
+        /// After the last chunk: trailer field lines, then an empty line.
+        case trailer
+    }
+
+    /// Index in the buffer of the next byte to decode.
+    var offset: Int
+    var phase: Phase = .size
+    /// The data decoded so far.
+    var body: [UInt8] = []
+    /// Index where the trailer section starts.
+    var trailerStart = 0
+    /// Trailer field lines seen so far.
+    var trailerLines = 0
+
+    init(offset: Int) {
+        self.offset = offset
+    }
+
+    /// Decodes as much as `buf` holds. Returns the index after the trailer
+    /// section's empty line when the body is complete, `nil` when more is needed.
+    mutating func decode(_ buf: UnsafeRawBufferPointer, limits: HTTPLimits) throws(HTTPError) -> Int? {
+        while true {
+            switch phase {
+            case .size:
+                guard let lineEnd = try Self.lineEnd(buf, from: offset, limit: limits.maxChunkLineBytes, what: "chunk-size line") else {
+                    return nil
+                }
+                let size = try Self.chunkSize(buf, offset..<lineEnd, decoded: body.count, limits: limits)
+                offset = lineEnd + 2
+                if size == 0 {
+                    phase = .trailer
+                    trailerStart = offset
+                } else {
+                    body.reserveCapacity(body.count + size)
+                    phase = .data(remaining: size)
+                }
+            case .data(let remaining):
+                let n = min(remaining, buf.count - offset)
+                guard n > 0 else { return nil }
+                body.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[offset..<(offset + n)]))
+                offset += n
+                if remaining == n {
+                    phase = .dataEnd
+                } else {
+                    phase = .data(remaining: remaining - n)
+                    return nil
+                }
+            case .dataEnd:
+                guard offset < buf.count else { return nil }
+                // RFC 9112 §7.1: chunk-data is followed by CRLF.
+                guard buf[offset] == Bytes.cr else { throw Self.missingCRLF(offset) }
+                guard offset + 1 < buf.count else { return nil }
+                guard buf[offset + 1] == Bytes.lf else { throw Self.missingCRLF(offset) }
+                offset += 2
+                phase = .size
+            case .trailer:
+                // Trailer lines of `maxHeaderBytes` bytes end at most 2 bytes (the empty line) later.
+                let room = limits.maxHeaderBytes + 2 - (offset - trailerStart)
+                guard let lineEnd = try Self.lineEnd(buf, from: offset, limit: room, what: "trailer section") else {
+                    return nil
+                }
+                if lineEnd == offset {
+                    return offset + 2  // the empty line ends the body
+                }
+                // RFC 9112 §7.1.2: trailer fields have the syntax of header fields; they are checked and dropped.
+                _ = try HTTPParser.checkFieldLine(buf, offset..<lineEnd, section: "trailer")
+                trailerLines += 1
+                offset = lineEnd + 2
+                if trailerLines > limits.maxHeaderCount {
+                    throw HTTPError(
+                        .headersTooLarge,
+                        "The chunked body has more than \(Bytes.grouped(limits.maxHeaderCount)) trailer fields; at most \(Bytes.grouped(limits.maxHeaderCount)) are accepted.")
+                }
+                if offset - trailerStart > limits.maxHeaderBytes {
+                    throw Self.trailersTooLarge(limits)
+                }
+            }
+        }
+    }
+
+    private static func missingCRLF(_ at: Int) -> HTTPError {
+        .malformed("Chunk data is not followed by CRLF at byte \(at); each chunk is its size in hex, CRLF, exactly that many bytes, CRLF (RFC 9112 §7.1).")
+    }
+
+    private static func trailersTooLarge(_ limits: HTTPLimits) -> HTTPError {
+        HTTPError(
+            .headersTooLarge,
+            "The chunked body's trailer section is larger than \(Bytes.grouped(limits.maxHeaderBytes)) bytes; at most \(Bytes.grouped(limits.maxHeaderBytes)) are accepted.")
+    }
+
+    /// The index of the CR of the CRLF ending the line at `start`, or `nil`
+    /// when the line is incomplete. Lines longer than `limit` bytes fail.
+    private static func lineEnd(
+        _ buf: UnsafeRawBufferPointer, from start: Int, limit: Int, what: String
+    ) throws(HTTPError) -> Int? {
+        var i = start
+        while i < buf.count {
+            let b = buf[i]
+            if b == Bytes.cr {
+                guard i + 1 < buf.count else { return nil }
+                guard buf[i + 1] == Bytes.lf else {
+                    throw .malformed("A CR not followed by LF was found in the \(what) at byte \(i); lines of a chunked body end in CRLF (RFC 9112 §7.1).")
+                }
+                return i
+            }
+            if b == Bytes.lf {
+                throw .malformed("A bare LF was found in the \(what) at byte \(i); lines of a chunked body end in CRLF (RFC 9112 §7.1).")
+            }
+            if i - start >= limit {
+                if what == "trailer section" {
+                    throw HTTPError(
+                        .headersTooLarge,
+                        "The chunked body's trailer section is larger than the header limit; trailers count against the header byte limit.")
+                }
+                throw .malformed("The \(what) is longer than \(Bytes.grouped(limit)) bytes; a chunk-size line is hex digits and optional short extensions.")
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Parses `chunk-size [chunk-ext]` (RFC 9112 §7.1, §7.1.1) and checks the
+    /// running body size against the limit before any data is read.
+    private static func chunkSize(
+        _ buf: UnsafeRawBufferPointer, _ line: Range<Int>, decoded: Int, limits: HTTPLimits
+    ) throws(HTTPError) -> Int {
+        var i = line.lowerBound
+        var size = 0
+        let cap = limits.maxBodyBytes + 1
+        while i < line.upperBound, let d = Bytes.hexValue(buf[i]) {
+            size = min(size * 16 + d, cap)  // saturate: no overflow, still over the limit
+            i += 1
+        }
+        guard i > line.lowerBound else {
+            throw .malformed("The chunk-size line \(Bytes.quoted(buf, line)) does not start with a hexadecimal size (RFC 9112 §7.1).")
+        }
+        try checkExtensions(buf, i..<line.upperBound)
+        guard size <= limits.maxBodyBytes - decoded else {
+            throw HTTPError(
+                .bodyTooLarge,
+                "The chunked body grows past the limit; bodies of at most \(Bytes.grouped(limits.maxBodyBytes)) bytes (decoded) are accepted.")
+        }
+        return size
+    }
+
+    /// Checks `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+    /// Extensions are understood by no one here and are ignored once checked.
+    private static func checkExtensions(_ buf: UnsafeRawBufferPointer, _ range: Range<Int>) throws(HTTPError) {
+        let bad = HTTPError.malformed(
+            "The chunk extension \(Bytes.quoted(buf, range)) is malformed; after the size only \";name\" or \";name=value\" (token or quoted string) is accepted (RFC 9112 §7.1.1).")
+        var i = range.lowerBound
+        let end = range.upperBound
+        func skipBWS() { while i < end, Bytes.isOWS(buf[i]) { i += 1 } }
+        func token() -> Bool {
+            let s = i
+            while i < end, Bytes.isTokenByte(buf[i]) { i += 1 }
+            return i > s
+        }
+        while true {
+            let beforeSpace = i
+            skipBWS()
+            if i == end {
+                guard i == beforeSpace else { throw bad }  // BWS only before a ';'
+                return
+            }
+            guard buf[i] == 0x3B else { throw bad }  // ';'
+            i += 1
+            skipBWS()
+            guard token() else { throw bad }
+            skipBWS()
+            if i < end, buf[i] == 0x3D {  // '='
+                i += 1
+                skipBWS()
+                if i < end, buf[i] == 0x22 {  // quoted-string
+                    i += 1
+                    var closed = false
+                    while i < end {
+                        let b = buf[i]
+                        if b == 0x22 { closed = true; i += 1; break }
+                        if b == 0x5C { i += 1; guard i < end else { throw bad } }  // quoted-pair
+                        guard Bytes.isFieldValueByte(buf[i]) else { throw bad }
+                        i += 1
+                    }
+                    guard closed else { throw bad }
+                } else {
+                    guard token() else { throw bad }
+                }
+            }
+        }
+    }
+}

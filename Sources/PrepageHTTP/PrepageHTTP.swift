@@ -1,1 +1,0 @@
-// PrepageHTTP: placeholder until its issue lands.

@@ -1,0 +1,390 @@
+import PrepageCore
+import PrepageHTTP
+import Synchronization
+
+/// The answer to one request, before HTTP framing.
+struct Reply {
+    var status: Int
+    var contentType: String?
+    /// Taken from the loop's scratch buffer; given back after framing.
+    var body: [UInt8]
+    var headers: [(String, String)] = []
+    /// The detail of a problem, for the log line.
+    var problemDetail: String?
+
+    static let json = "application/json"
+}
+
+/// Scratch space one event loop reuses for every request, so steady traffic does not allocate.
+final class LoopContext {
+    let metrics: LoopMetrics
+    var body: [UInt8] = []
+    var decisions: [Decision] = []
+    var batchValues: [UInt64] = []
+
+    init(metrics: LoopMetrics) {
+        self.metrics = metrics
+        body.reserveCapacity(4_096)
+    }
+
+    /// A JSON writer over the scratch buffer (give the bytes back with the reply).
+    @inline(__always)
+    func writer() -> JSONWriter {
+        var taken: [UInt8] = []
+        swap(&taken, &body)
+        return JSONWriter(reusing: taken)
+    }
+}
+
+/// The routes of api.md: from a parsed request to a ``Reply``. Shared by every loop.
+final class API: Sendable {
+    let store: any SessionStore
+    let clock: any WallClock
+    let token: [UInt8]?
+    let idleTimeout: Int64
+    let openAPI: [UInt8]?
+    let ready = Atomic<Bool>(false)
+    /// Sums every loop's counters for a scrape.
+    let metricsSources: [LoopMetrics]
+    let connections: Atomic<Int>
+
+    static let version = "0.1.0"
+    static let apiVersion = "1"
+
+    init(
+        store: any SessionStore, clock: any WallClock, token: String?, idleTimeout: Duration,
+        openAPI: [UInt8]?, metrics: [LoopMetrics]
+    ) {
+        self.store = store
+        self.clock = clock
+        self.token = token.map { Array($0.utf8) }
+        self.idleTimeout = idleTimeout.nanoseconds
+        self.openAPI = openAPI
+        metricsSources = metrics
+        connections = Atomic(0)
+    }
+
+    /// Routes and answers one request. Never throws: every failure is a problem reply.
+    func handle(_ req: HTTPRequest, route match: RouteMatch?, _ ctx: LoopContext) -> Reply {
+        do {
+            return try dispatch(req, match, ctx)
+        } catch {
+            return problem(error, ctx)
+        }
+    }
+
+    func problem(_ p: APIProblem, _ ctx: LoopContext) -> Reply {
+        var body = ctx.writer().bytes
+        body.append(contentsOf: p.body())
+        return Reply(
+            status: p.kind.status, contentType: APIProblem.contentType, body: body, headers: p.headers,
+            problemDetail: p.detail)
+    }
+
+    private func dispatch(_ req: HTTPRequest, _ match: RouteMatch?, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        if match.map({ !$0.route.isProbe }) ?? true { try authorize(req) }
+        guard let match else {
+            throw APIProblem(.routeNotFound, "no route for \(Inputs.quoted(req.path)); see /openapi.yaml")
+        }
+        let route = match.route
+        let method = req.method == .head ? HTTPMethod.get : req.method
+        guard route.methods.contains(req.method) else {
+            throw APIProblem(
+                .methodNotAllowed, "\(req.methodName) is not served on \(route.template); allowed: \(route.allow)",
+                headers: [("Allow", route.allow)])
+        }
+        switch route {
+        case .livez, .healthz:
+            return fixed(#"{"status":"ok"}"#, ctx)
+        case .readyz:
+            guard ready.load(ordering: .relaxed) else {
+                throw APIProblem(.unavailable, "not ready: starting or draining for shutdown")
+            }
+            return fixed(#"{"status":"ready"}"#, ctx)
+        case .version:
+            var w = ctx.writer()
+            w.raw("{")
+            w.key("version")
+            w.string(Self.version)
+            w.raw(",")
+            w.key("api")
+            w.string(Self.apiVersion)
+            w.raw("}")
+            return Reply(status: 200, contentType: Reply.json, body: w.bytes)
+        case .openapi:
+            guard let openAPI else {
+                throw APIProblem(.routeNotFound, "openapi.yaml was not found beside the executable or in the working directory")
+            }
+            return Reply(status: 200, contentType: "application/yaml", body: openAPI)
+        case .metrics:
+            var totals: [UInt64] = []
+            for m in metricsSources { m.accumulate(into: &totals) }
+            let text = LoopMetrics.render(
+                totals, sessions: store.counts, connections: connections.load(ordering: .relaxed),
+                ready: ready.load(ordering: .relaxed))
+            return Reply(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
+        case .listSessions:
+            return try list(req, ctx)
+        case .session:
+            let id = try SessionID.parse(match.rawID!)
+            switch method {
+            case .put: return try create(id, req, ctx)
+            case .delete:
+                guard let session = store.remove(id) else { throw notFound(id) }
+                return document(session, status: 200, ctx)
+            default:
+                return document(try find(id), status: 200, ctx)
+            }
+        case .resetSession:
+            let session = try find(try SessionID.parse(match.rawID!))
+            let now = clock.now()
+            session.state.withLock {
+                $0.prepager.reset()
+                $0.lastActivity = now
+            }
+            return document(session, status: 200, ctx)
+        case .fault:
+            return try fault(try SessionID.parse(match.rawID!), req, ctx)
+        case .faults:
+            return try faults(try SessionID.parse(match.rawID!), req, ctx)
+        }
+    }
+
+    // MARK: - Faults
+
+    /// `POST /sessions/{id}/fault`: the hot path. Takes the session lock once and does not allocate.
+    private func fault(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        let session = try find(id)
+        let input = try faultInput(req)
+        let page = try input.location.page(shift: session.config.pageShift)
+        let now = clock.now()
+        let result: Result<Decision, FaultError> = session.state.withLock { st in
+            do throws(FaultError) {
+                let d = try st.prepager.decide(page: page, stream: input.stream)
+                st.count(d, now: now)
+                return .success(d)
+            } catch {
+                return .failure(error)
+            }
+        }
+        let decision: Decision
+        switch result {
+        case .success(let d): decision = d
+        case .failure(let e): throw APIProblem(.faultBeyondMemory, e.description)
+        }
+        ctx.metrics.fault(decision.outcome, pages: decision.count)
+        var w = ctx.writer()
+        Self.write(decision, pageSize: UInt64(session.config.pageSize), &w)
+        return Reply(status: 200, contentType: Reply.json, body: w.bytes)
+    }
+
+    /// The fault of a request: JSON body, form body, or query parameters (when the body is empty).
+    private func faultInput(_ req: HTTPRequest) throws(APIProblem) -> FaultInput {
+        let hasBody = !req.body.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+        if !hasBody {
+            guard let query = req.query, !query.isEmpty else {
+                throw APIProblem(.invalidField, "missing field: give page or addr (JSON body, form body or query)")
+            }
+            return try Array(query.utf8).withBytes { raw throws(APIProblem) in try Inputs.fault(form: raw) }
+        }
+        guard Inputs.isEmpty(query: req.query) else {
+            throw APIProblem(.invalidQuery, "give the fault either in the body or in the query, not both")
+        }
+        switch req.contentType {
+        case .json, .none:
+            return try req.body.withBytes { raw throws(APIProblem) in try Inputs.fault(json: raw) }
+        case .form:
+            return try req.body.withBytes { raw throws(APIProblem) in try Inputs.fault(form: raw) }
+        case .other:
+            throw unsupported(req, accepted: "application/json, application/x-www-form-urlencoded")
+        }
+    }
+
+    /// `POST /sessions/{id}/faults`: every fault checked first, then all decided under one lock.
+    private func faults(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        let session = try find(id)
+        guard req.contentType == .json || req.contentType == .none else {
+            throw unsupported(req, accepted: "application/json")
+        }
+        guard Inputs.isEmpty(query: req.query) else {
+            throw APIProblem(.invalidQuery, "/faults takes no query parameters; give pages or addrs in the JSON body")
+        }
+        var reuse: [UInt64] = []
+        swap(&reuse, &ctx.batchValues)
+        let batch = try req.body.withBytes { raw throws(APIProblem) in
+            try Inputs.batch(json: raw, reusing: reuse)
+        }
+        var values = batch.values
+        defer { swap(&values, &ctx.batchValues) }
+        let shift = session.config.pageShift
+        let memory = session.config.prepage.memoryPages
+        // A bad request changes nothing: check every page before deciding any.
+        for i in values.indices {
+            let page = try (batch.addresses ? FaultLocation.addr(values[i]) : .page(values[i])).page(shift: shift)
+            if memory > 0 && page >= memory {
+                throw APIProblem(
+                    .faultBeyondMemory,
+                    "\(batch.addresses ? "addrs" : "pages")[\(i)]: page \(page) is outside guest memory; accepted: 0 … \(memory - 1) (memory_pages = \(memory))")
+            }
+            values[i] = UInt64(page)
+        }
+        var decisions: [Decision] = []
+        swap(&decisions, &ctx.decisions)
+        decisions.removeAll(keepingCapacity: true)
+        decisions.reserveCapacity(values.count)
+        let now = clock.now()
+        let streams = batch.streams
+        session.state.withLock { st in
+            for i in values.indices {
+                // Pages were checked above, so no decision can be refused.
+                guard let d = try? st.prepager.decide(page: Int(values[i]), stream: streams.isEmpty ? 0 : streams[i])
+                else { continue }
+                st.count(d, now: now)
+                decisions.append(d)
+            }
+        }
+        var w = ctx.writer()
+        w.bytes.reserveCapacity(decisions.count * 110 + 16)
+        w.raw("{")
+        w.key("decisions")
+        w.raw("[")
+        let pageSize = UInt64(session.config.pageSize)
+        for (i, d) in decisions.enumerated() {
+            if i > 0 { w.raw(",") }
+            Self.write(d, pageSize: pageSize, &w)
+            ctx.metrics.fault(d.outcome, pages: d.count)
+        }
+        w.raw("]}")
+        swap(&decisions, &ctx.decisions)
+        return Reply(status: 200, contentType: Reply.json, body: w.bytes)
+    }
+
+    /// `{"start","count","outcome","ntest","nmin","nmax","addr","bytes"}`.
+    @inline(__always)
+    static func write(_ d: Decision, pageSize: UInt64, _ w: inout JSONWriter) {
+        w.raw("{\"start\":")
+        w.int(d.start)
+        w.raw(",\"count\":")
+        w.int(d.count)
+        w.raw(",\"outcome\":\"")
+        switch d.outcome {
+        case .first: w.raw("first")
+        case .smaller: w.raw("smaller")
+        case .larger: w.raw("larger")
+        case .reverse: w.raw("reverse")
+        case .repeat: w.raw("repeat")
+        }
+        w.raw("\",\"ntest\":")
+        w.int(d.ntest)
+        w.raw(",\"nmin\":")
+        w.int(d.nmin)
+        w.raw(",\"nmax\":")
+        w.int(d.nmax)
+        w.raw(",\"addr\":")
+        w.uint(UInt64(d.start) &* pageSize)
+        w.raw(",\"bytes\":")
+        w.uint(UInt64(d.count) &* pageSize)
+        w.raw("}")
+    }
+
+    // MARK: - Sessions
+
+    private func create(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        guard Inputs.isEmpty(query: req.query) else {
+            throw APIProblem(.invalidQuery, "PUT /sessions/{id} takes no query parameters; give the configuration in the JSON body")
+        }
+        let empty = req.body.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+        guard empty || req.contentType == .json || req.contentType == .none else {
+            throw unsupported(req, accepted: "application/json")
+        }
+        let config = try req.body.withBytes { raw throws(APIProblem) in try Inputs.config(json: raw) }
+        let result: (session: Session, created: Bool)
+        do {
+            result = try store.create(id: id, config: config, now: clock.now())
+        } catch {
+            throw error.problem
+        }
+        var reply = document(result.session, status: result.created ? 201 : 200, ctx)
+        if result.created { reply.headers.append(("Location", "/sessions/\(id)")) }
+        return reply
+    }
+
+    private func list(_ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        let (limit, after) = try Inputs.listQuery(req.query)
+        let (sessions, more) = store.list(after: after, limit: limit)
+        var w = ctx.writer()
+        w.raw("{")
+        w.key("sessions")
+        w.raw("[")
+        for (i, s) in sessions.enumerated() {
+            if i > 0 { w.raw(",") }
+            s.writeDocument(&w)
+        }
+        w.raw("],")
+        w.key("next")
+        if more, let last = sessions.last { w.string(last.id) } else { w.raw("null") }
+        w.raw("}")
+        return Reply(status: 200, contentType: Reply.json, body: w.bytes)
+    }
+
+    private func document(_ session: Session, status: Int, _ ctx: LoopContext) -> Reply {
+        var w = ctx.writer()
+        session.writeDocument(&w)
+        return Reply(status: status, contentType: Reply.json, body: w.bytes)
+    }
+
+    private func find(_ id: String) throws(APIProblem) -> Session {
+        guard let session = store.session(id) else { throw notFound(id) }
+        return session
+    }
+
+    private func notFound(_ id: String) -> APIProblem {
+        APIProblem(.sessionNotFound, "no session \(Inputs.quoted(id)); create it with PUT /sessions/\(id)")
+    }
+
+    // MARK: - Helpers
+
+    private func fixed(_ text: StaticString, _ ctx: LoopContext) -> Reply {
+        var w = ctx.writer()
+        w.raw(text)
+        return Reply(status: 200, contentType: Reply.json, body: w.bytes)
+    }
+
+    private func unsupported(_ req: HTTPRequest, accepted: String) -> APIProblem {
+        let sent = req.header("content-type") ?? "none"
+        return APIProblem(.unsupportedMediaType, "Content-Type \(Inputs.quoted(sent)) is not accepted here; accepted: \(accepted)")
+    }
+
+    /// `Authorization: Bearer TOKEN` when a token is configured (RFC 6750 §2.1).
+    private func authorize(_ req: HTTPRequest) throws(APIProblem) {
+        guard let token else { return }
+        let challenge = [("WWW-Authenticate", "Bearer realm=\"prepage\"")]
+        guard let value = req.authorization else {
+            throw APIProblem(.unauthorized, "this route needs Authorization: Bearer <token>", headers: challenge)
+        }
+        let bytes = Array(value.utf8)
+        guard bytes.count > 7, Array(bytes[0..<7]).map({ $0 | 0x20 }) == Array("bearer ".utf8) else {
+            throw APIProblem(.unauthorized, "the Authorization scheme must be Bearer", headers: challenge)
+        }
+        var given = bytes[7...].drop { $0 == 0x20 }
+        while given.last == 0x20 { given = given.dropLast() }
+        // Compare in time independent of where the first difference is.
+        var diff = UInt8(given.count == token.count ? 0 : 1)
+        for (i, b) in given.enumerated() where i < token.count { diff |= b ^ token[i] }
+        guard diff == 0 else {
+            throw APIProblem(
+                .unauthorized, "the bearer token is not valid",
+                headers: [("WWW-Authenticate", "Bearer realm=\"prepage\", error=\"invalid_token\"")])
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// `withUnsafeBytes` for a body that throws ``APIProblem`` (the standard one is untyped).
+    func withBytes<T>(_ body: (UnsafeRawBufferPointer) throws(APIProblem) -> T) throws(APIProblem) -> T {
+        let result: Result<T, APIProblem> = withUnsafeBytes { raw in
+            Result { () throws(APIProblem) -> T in try body(raw) }
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,384 @@
+import Logging
+import PrepageHTTP
+import PrepageSockets
+import Synchronization
+
+/// One event loop: a thread, an epoll set, its own `SO_REUSEPORT` listener and
+/// its connections. A request is parsed, decided and answered on the thread
+/// that read it; the only shared state is the session store (short locks) and
+/// a few atomics.
+final class EventLoop: @unchecked Sendable {
+    let index: Int
+    private let shared: ServerShared
+    private let epoll: Epoll
+    private var listener: Int32
+    let wake: EventFD
+    private var connections: [Connection?] = []
+    private var openCount = 0
+    private let context: LoopContext
+    private var logger: Logger
+
+    /// Read scratch: one `read` per readiness event, at most this many bytes.
+    private var readBuffer = [UInt8](repeating: 0, count: 65_536)
+    /// `Date:` value, recomputed when the second changes.
+    private var date: [UInt8] = []
+    private var dateSecond: Int64 = -1
+    /// Request ids: a per-loop random prefix and a counter.
+    private let idPrefix: String
+    private var idCounter: UInt64 = 0
+
+    private var draining = false
+    private var drainDeadline: UInt64 = 0
+    private var nextSweep: UInt64 = 0
+    private var nextSessionSweep: UInt64 = 0
+
+    /// Stop parsing a connection's input while this much output waits (a client that does not read).
+    private static let outputHighWater = 1 << 20
+    /// How long a closing connection's unread input is drained before closing.
+    private static let lingerNanos: UInt64 = 2_000_000_000
+
+    init(index: Int, listener: Int32, shared: ServerShared, metrics: LoopMetrics, logger: Logger) throws(SocketError) {
+        self.index = index
+        self.listener = listener
+        self.shared = shared
+        epoll = try Epoll(capacity: 512)
+        wake = try EventFD()
+        context = LoopContext(metrics: metrics)
+        self.logger = logger
+        self.logger[metadataKey: "loop"] = "\(index)"
+        idPrefix = String(UInt32.random(in: 0...UInt32.max) | 0x1000_0000, radix: 16) + "-"
+        try epoll.add(listener, .readable)
+        try epoll.add(wake.fd, .readable)
+    }
+
+    // MARK: - Loop
+
+    func run() {
+        let sweepNanos = shared.sweepInterval
+        nextSweep = System.monotonicNanoseconds() &+ sweepNanos
+        nextSessionSweep = System.monotonicNanoseconds() &+ shared.sessionSweepInterval
+        while true {
+            do {
+                try epoll.wait(timeoutMilliseconds: Int32(sweepNanos / 1_000_000)) { event in
+                    dispatch(event)
+                }
+            } catch {
+                logger.error("epoll_wait failed; loop stops", metadata: ["error": "\(error)"])
+                break
+            }
+            let now = System.monotonicNanoseconds()
+            if now >= nextSweep {
+                sweep(now)
+                nextSweep = now &+ sweepNanos
+            }
+            if index == 0, shared.sessionSweepInterval > 0, now >= nextSessionSweep {
+                shared.expireIdleSessions(logger: logger)
+                nextSessionSweep = now &+ shared.sessionSweepInterval
+            }
+            if shared.draining.load(ordering: .acquiring) && !draining { beginDrain(now) }
+            if draining && (openCount == 0 || now >= drainDeadline) { break }
+        }
+        for case let c? in connections { close(c) }
+    }
+
+    private func dispatch(_ event: Epoll.Event) {
+        if event.fd == listener {
+            acceptAll()
+            return
+        }
+        if event.fd == wake.fd {
+            wake.drain()
+            return
+        }
+        guard Int(event.fd) < connections.count, let c = connections[Int(event.fd)] else { return }
+        if event.events.contains(.readable) || event.events.contains(.hangup) || event.events.contains(.error) {
+            onReadable(c)
+        }
+        if connections[Int(event.fd)] === c, event.events.contains(.writable) {
+            onWritable(c)
+        }
+    }
+
+    // MARK: - Accept
+
+    private func acceptAll() {
+        while true {
+            let fd: Int32
+            do {
+                guard let accepted = try Socket.accept(listener) else { return }
+                fd = accepted
+            } catch {
+                // EMFILE and friends: stop for now; the listener stays readable and we retry.
+                logger.warning("accept failed", metadata: ["error": "\(error)"])
+                return
+            }
+            let open = shared.api.connections.wrappingAdd(1, ordering: .relaxed).newValue
+            if open > shared.limits.maxConnections || draining {
+                shared.api.connections.subtract(1, ordering: .relaxed)
+                Socket.close(fd)
+                continue
+            }
+            do {
+                try epoll.add(fd, .readable)
+            } catch {
+                shared.api.connections.subtract(1, ordering: .relaxed)
+                Socket.close(fd)
+                continue
+            }
+            let c = Connection(fd: fd, limits: shared.limits, now: System.monotonicNanoseconds())
+            if Int(fd) >= connections.count {
+                connections.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - connections.count))
+            }
+            connections[Int(fd)] = c
+            openCount += 1
+        }
+    }
+
+    // MARK: - Reading
+
+    private func onReadable(_ c: Connection) {
+        let result: IOResult
+        do {
+            result = try readBuffer.withUnsafeMutableBytes { raw throws(SocketError) in
+                try Socket.read(c.fd, into: raw)
+            }
+        } catch {
+            close(c)
+            return
+        }
+        switch result {
+        case .wouldBlock:
+            return
+        case .endOfFile:
+            c.peerClosed = true
+            if c.isLingering || !c.hasPendingOutput {
+                close(c)
+            } else {
+                // Stop watching input; send what is queued, then close.
+                c.closeAfterWrite = true
+                flush(c)
+            }
+            return
+        case .bytes(let n):
+            c.lastActivity = System.monotonicNanoseconds()
+            if c.isLingering { return }  // draining a closing connection: discard
+            c.input.append(contentsOf: readBuffer[0..<n])
+            process(c)
+        }
+    }
+
+    /// Parses and answers every complete request in the input, in order, then writes once.
+    private func process(_ c: Connection) {
+        var now: UInt64 = 0
+        parsing: while !c.closeAfterWrite && c.output.count - c.outputStart < Self.outputHighWater {
+            let result = c.input.withUnsafeBytes { raw in
+                c.parser.parse(UnsafeRawBufferPointer(rebasing: raw[c.inputStart...]))
+            }
+            switch result {
+            case .needMore:
+                break parsing
+            case .sendContinue:
+                c.output.append(contentsOf: HTTPResponseWriter.continueResponse)
+                break parsing
+            case .request(let request, let consumed):
+                c.inputStart += consumed
+                c.requestStarted = 0
+                if now == 0 { now = System.monotonicNanoseconds() }
+                answer(request, on: c, started: now)
+            case .failure(let error):
+                let kind = Self.problemKind(error)
+                let reply = shared.api.problem(APIProblem(kind, error.detail), context)
+                finish(reply, request: nil, route: nil, on: c, keepAlive: false, started: System.monotonicNanoseconds(), method: "-")
+                c.closeAfterWrite = true
+                c.inputStart = c.input.count
+            }
+        }
+        // Keep only unconsumed bytes; the parser resumes on the same bytes.
+        if c.inputStart == c.input.count {
+            c.input.removeAll(keepingCapacity: true)
+        } else if c.inputStart > 0 {
+            c.input.removeFirst(c.inputStart)
+        }
+        c.inputStart = 0
+        if c.hasPendingInput {
+            if c.requestStarted == 0 { c.requestStarted = c.lastActivity }
+        } else {
+            c.requestStarted = 0
+        }
+        if draining && !c.hasPendingInput { c.closeAfterWrite = true }
+        flush(c)
+    }
+
+    private func answer(_ request: HTTPRequest, on c: Connection, started: UInt64) {
+        let match = RouteMatch.match(request.path)
+        let reply = shared.api.handle(request, route: match, context)
+        let keepAlive = request.keepAlive && !draining
+        finish(reply, request: request, route: match?.route, on: c, keepAlive: keepAlive, started: started, method: nil)
+        if !keepAlive { c.closeAfterWrite = true }
+    }
+
+    /// Frames a reply into the connection's output, counts it and logs it.
+    private func finish(
+        _ reply: Reply, request: HTTPRequest?, route: Route?, on c: Connection, keepAlive: Bool, started: UInt64,
+        method: String?
+    ) {
+        var reply = reply
+        let requestID = request?.requestID.flatMap(Self.acceptableRequestID) ?? nextRequestID()
+        reply.headers.append(("X-Request-ID", requestID))
+        HTTPResponseWriter.append(
+            status: reply.status, contentType: reply.contentType, extraHeaders: reply.headers, body: reply.body,
+            headOnly: request?.method == .head, keepAlive: keepAlive, isHTTP10: request?.isHTTP10 ?? false,
+            date: date, into: &c.output)
+        swap(&reply.body, &context.body)
+        let micros = (System.monotonicNanoseconds() &- started) / 1_000
+        context.metrics.request(route: route, status: reply.status, micros: micros)
+        let level: Logger.Level = reply.status >= 500 ? .error : .info
+        if logger.logLevel <= level {
+            var metadata: Logger.Metadata = [
+                "method": .string(method ?? request?.methodName ?? "-"),
+                "route": .string(route?.template ?? "-"),
+                "status": .stringConvertible(reply.status),
+                "us": .stringConvertible(micros),
+                "request_id": .string(requestID),
+            ]
+            if let detail = reply.problemDetail { metadata["detail"] = .string(detail) }
+            logger.log(level: level, "request", metadata: metadata)
+        }
+    }
+
+    /// An `X-Request-ID` worth echoing: 1 … 200 visible ASCII characters.
+    private static func acceptableRequestID(_ id: String) -> String? {
+        guard (1...200).contains(id.utf8.count), id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return id
+    }
+
+    private func nextRequestID() -> String {
+        idCounter &+= 1
+        return idPrefix + String(idCounter, radix: 16)
+    }
+
+    private static func problemKind(_ error: HTTPError) -> ProblemKind {
+        switch error.kind {
+        case .malformedRequest: .malformedRequest
+        case .bodyTooLarge: .bodyTooLarge
+        case .requestLineTooLong: .uriTooLong
+        case .headersTooLarge: .headersTooLarge
+        case .unsupportedTransferCoding: .notImplemented
+        case .unsupportedVersion: .httpVersionNotSupported
+        }
+    }
+
+    // MARK: - Writing
+
+    private func onWritable(_ c: Connection) {
+        flush(c)
+        // Input that waited while the output was blocked.
+        if let still = connections[Int(c.fd)], still === c, !c.writeBlocked, !c.isLingering, c.hasPendingInput {
+            process(c)
+        }
+    }
+
+    /// Sends queued output; turns `EPOLLOUT` on only while a write would block.
+    private func flush(_ c: Connection) {
+        while c.hasPendingOutput {
+            let result: IOResult
+            do {
+                result = try c.output.withUnsafeBytes { raw throws(SocketError) in
+                    try Socket.send(c.fd, UnsafeRawBufferPointer(rebasing: raw[c.outputStart...]))
+                }
+            } catch {
+                close(c)
+                return
+            }
+            switch result {
+            case .bytes(let n):
+                c.outputStart += n
+                c.lastActivity = System.monotonicNanoseconds()
+            case .wouldBlock, .endOfFile:
+                if !c.writeBlocked {
+                    c.writeBlocked = true
+                    try? epoll.modify(c.fd, .writable)
+                }
+                return
+            }
+        }
+        c.output.removeAll(keepingCapacity: c.output.capacity <= 65_536)
+        c.outputStart = 0
+        if c.writeBlocked {
+            c.writeBlocked = false
+            try? epoll.modify(c.fd, .readable)
+        }
+        if c.closeAfterWrite {
+            if c.peerClosed {
+                close(c)
+            } else {
+                // Lingering close: shut our side, drain what the peer still sends, so the
+                // kernel does not answer it with a reset that could destroy our response.
+                Socket.shutdownWrite(c.fd)
+                c.lingerUntil = System.monotonicNanoseconds() &+ Self.lingerNanos
+            }
+        }
+    }
+
+    private func close(_ c: Connection) {
+        guard Int(c.fd) < connections.count, connections[Int(c.fd)] === c else { return }
+        epoll.remove(c.fd)
+        Socket.close(c.fd)
+        connections[Int(c.fd)] = nil
+        openCount -= 1
+        shared.api.connections.subtract(1, ordering: .relaxed)
+    }
+
+    // MARK: - Timers
+
+    /// Closes idle keep-alive connections, times out slow requests, ends lingering closes.
+    private func sweep(_ now: UInt64) {
+        let second = shared.clockSeconds()
+        if second != dateSecond {
+            dateSecond = second
+            date = HTTPDate.imfFixdate(epochSeconds: second)
+        }
+        let idle = UInt64(shared.limits.keepAliveIdleTimeout.nanoseconds)
+        let deadline = UInt64(shared.limits.requestDeadline.nanoseconds)
+        for case let c? in connections {
+            if c.isLingering {
+                if now >= c.lingerUntil { close(c) }
+            } else if c.requestStarted != 0 && now &- c.requestStarted >= deadline && !c.closeAfterWrite {
+                // Slowloris: the whole request must arrive within the deadline.
+                let reply = shared.api.problem(
+                    APIProblem(.requestTimeout, "the request did not arrive within \(shared.limits.requestDeadline)"),
+                    context)
+                c.parser.reset()
+                c.input.removeAll()
+                c.requestStarted = 0
+                finish(reply, request: nil, route: nil, on: c, keepAlive: false, started: now, method: "-")
+                c.closeAfterWrite = true
+                flush(c)
+            } else if !c.hasPendingInput && !c.hasPendingOutput && now &- c.lastActivity >= idle {
+                close(c)
+            }
+        }
+    }
+
+    /// Updates the cached `Date:` now (called once before the loop starts).
+    func refreshDate() {
+        dateSecond = shared.clockSeconds()
+        date = HTTPDate.imfFixdate(epochSeconds: dateSecond)
+    }
+
+    private func beginDrain(_ now: UInt64) {
+        draining = true
+        drainDeadline = now &+ UInt64(shared.drainTimeout.nanoseconds)
+        epoll.remove(listener)
+        Socket.close(listener)
+        listener = -1
+        for case let c? in connections {
+            if c.isLingering { continue }
+            if !c.hasPendingInput && !c.hasPendingOutput {
+                close(c)
+            } else if !c.hasPendingInput {
+                c.closeAfterWrite = true
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// PrepageServer: placeholder until its issue lands.

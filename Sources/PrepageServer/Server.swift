@@ -1,0 +1,156 @@
+import Logging
+import PrepageHTTP
+import PrepageSockets
+import Synchronization
+
+/// The prepage HTTP service: event loops over epoll, one per thread, each with
+/// its own `SO_REUSEPORT` listener, sharing one session store.
+///
+/// ```swift
+/// let server = Server(configuration: ServerConfiguration(port: 0), logger: logger)
+/// try server.start()          // binds, then serves on background threads
+/// print(server.port)
+/// server.shutdown()           // graceful: readyz 503, listeners closed, in-flight requests finish
+/// server.wait()
+/// ```
+public final class Server: @unchecked Sendable {
+    public let configuration: ServerConfiguration
+    private let logger: Logger
+    private let shared: ServerShared
+    private var loops: [EventLoop] = []
+    private var threads: [OSThread] = []
+    /// The bound port (after ``start()``).
+    public private(set) var port = 0
+
+    /// Every route served, as data (the route-coverage test compares it with openapi.yaml).
+    public static var routes: [Route] { Route.allCases }
+
+    /// - Parameters:
+    ///   - store: where sessions live. Default: an in-memory ``SessionRegistry`` of `maxSessions`.
+    public init(configuration: ServerConfiguration, logger: Logger, store: (any SessionStore)? = nil) {
+        self.configuration = configuration
+        self.logger = logger
+        let store = store ?? SessionRegistry(maxSessions: configuration.maxSessions)
+        shared = ServerShared(configuration: configuration, store: store, openAPI: Self.loadOpenAPI(configuration.openAPIPath))
+        if shared.api.openAPI == nil {
+            logger.warning("openapi.yaml not found; GET /openapi.yaml answers 404")
+        }
+    }
+
+    /// The session store.
+    public var store: any SessionStore { shared.api.store }
+
+    /// Binds one listener per event loop and starts the loops.
+    /// - Throws: ``SocketError`` when the address cannot be bound.
+    public func start() throws(SocketError) {
+        let count = max(1, configuration.threads)
+        var listeners: [Int32] = []
+        do throws(SocketError) {
+            // The first listener fixes the port (the kernel's choice for port 0); the others share it.
+            var port = configuration.port
+            for _ in 0..<count {
+                let fd = try Socket.listen(host: configuration.host, port: port, reusePort: true)
+                listeners.append(fd)
+                if port == 0 { port = try Socket.localPort(fd) }
+            }
+            self.port = port
+            for (i, fd) in listeners.enumerated() {
+                let loop = try EventLoop(
+                    index: i, listener: fd, shared: shared, metrics: shared.metrics[i], logger: logger)
+                loop.refreshDate()
+                loops.append(loop)
+            }
+            for loop in loops {
+                threads.append(try OSThread(name: "prepaged-\(loop.index)") { loop.run() })
+            }
+        } catch {
+            for fd in listeners.dropFirst(loops.count) { Socket.close(fd) }
+            throw error
+        }
+        shared.api.ready.store(true, ordering: .releasing)
+        logger.info(
+            "listening",
+            metadata: [
+                "address": "\(configuration.host):\(port)", "threads": "\(count)",
+                "auth": "\(configuration.token == nil ? "none" : "bearer")",
+            ])
+    }
+
+    /// Begins a graceful shutdown: `/readyz` answers 503, listeners close, requests in
+    /// flight finish, idle connections close; after `drainTimeout` everything closes.
+    /// Returns at once; ``wait()`` for the loops to end.
+    public func shutdown() {
+        shared.api.ready.store(false, ordering: .releasing)
+        shared.draining.store(true, ordering: .releasing)
+        for loop in loops { loop.wake.signal() }
+    }
+
+    /// Waits until every event loop has ended (after ``shutdown()``).
+    public func wait() {
+        for thread in threads { thread.join() }
+        threads.removeAll()
+    }
+
+    /// Removes sessions idle for `sessionIdleTimeout` by the configured clock.
+    /// The loops call it periodically; tests call it after moving a ``ManualClock``.
+    @discardableResult
+    public func expireIdleSessions() -> Int {
+        shared.expireIdleSessions(logger: logger)
+    }
+
+    /// Reads openapi.yaml from `path`, or searches the working directory and the
+    /// executable's directory and its parents.
+    static func loadOpenAPI(_ path: String?) -> [UInt8]? {
+        if let path { return System.readFile(path, limit: 4 << 20) }
+        var candidates: [String] = []
+        if let cwd = System.currentDirectory() { candidates.append(cwd) }
+        if var dir = System.executablePath() {
+            for _ in 0..<6 {
+                guard let slash = dir.lastIndex(of: "/"), slash != dir.startIndex else { break }
+                dir = String(dir[..<slash])
+                candidates.append(dir)
+            }
+        }
+        for dir in candidates {
+            if let bytes = System.readFile(dir + "/openapi.yaml", limit: 4 << 20) { return bytes }
+        }
+        return nil
+    }
+}
+
+/// What every loop of one server shares.
+final class ServerShared: Sendable {
+    let api: API
+    let limits: HTTPLimits
+    let metrics: [LoopMetrics]
+    let draining = Atomic<Bool>(false)
+    let drainTimeout: Duration
+    /// Connection sweep period: 1 s, or a quarter of the smallest timeout.
+    let sweepInterval: UInt64
+    /// Session expiry period (nanoseconds): a tenth of the idle timeout, 1 … 60 s; 0 = never.
+    let sessionSweepInterval: UInt64
+
+    init(configuration: ServerConfiguration, store: any SessionStore, openAPI: [UInt8]?) {
+        limits = configuration.limits
+        metrics = (0..<max(1, configuration.threads)).map { _ in LoopMetrics() }
+        api = API(
+            store: store, clock: configuration.clock, token: configuration.token,
+            idleTimeout: configuration.sessionIdleTimeout, openAPI: openAPI, metrics: metrics)
+        drainTimeout = configuration.drainTimeout
+        let smallest = min(limits.keepAliveIdleTimeout.nanoseconds, limits.requestDeadline.nanoseconds) / 4
+        sweepInterval = UInt64(max(10_000_000, min(1_000_000_000, smallest)))
+        let idle = configuration.sessionIdleTimeout.nanoseconds
+        sessionSweepInterval = idle <= 0 ? 0 : UInt64(max(1_000_000_000, min(60_000_000_000, idle / 10)))
+    }
+
+    func clockSeconds() -> Int64 {
+        System.wallNanoseconds() / 1_000_000_000
+    }
+
+    @discardableResult
+    func expireIdleSessions(logger: Logger) -> Int {
+        let n = api.store.expireIdle(now: api.clock.now(), idleTimeout: api.idleTimeout)
+        if n > 0 { logger.info("expired idle sessions", metadata: ["count": "\(n)"]) }
+        return n
+    }
+}

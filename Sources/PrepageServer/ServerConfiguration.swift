@@ -1,0 +1,54 @@
+import PrepageHTTP
+import PrepageSockets
+
+/// Everything that configures a ``Server``; the defaults are the service's.
+public struct ServerConfiguration: Sendable {
+    /// Address to listen on (numeric IPv4). Default `127.0.0.1`.
+    public var host: String
+    /// Port; 0 lets the kernel choose (read ``Server/port`` after ``Server/start()``). Default 7070.
+    public var port: Int
+    /// Event loops, one thread and one `SO_REUSEPORT` listener each. Default: one per core.
+    public var threads: Int
+    /// The bearer token every route but the probes requires; `nil` for none. Default `nil`.
+    public var token: String?
+    /// Most sessions at once; one more is a 429. Default 1,000,000.
+    public var maxSessions: Int
+    /// A session without a fault (or creation, or reset) for this long is removed;
+    /// `.zero` never removes. Default 24 h: a paused migration resumes hours later.
+    public var sessionIdleTimeout: Duration
+    /// HTTP limits: line, headers, body, idle and request timeouts, connections.
+    public var limits: HTTPLimits
+    /// How long a graceful shutdown waits for requests in flight before closing
+    /// everything. Default 8 s (the process exits within 10 s of SIGTERM).
+    public var drainTimeout: Duration
+    /// Path of `openapi.yaml`; `nil` searches the working directory and the
+    /// executable's directory and its parents. Default `nil`.
+    public var openAPIPath: String?
+    /// The wall clock for timestamps and idle expiry. Default ``SystemClock``.
+    public var clock: any WallClock
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 7070,
+        threads: Int? = nil,
+        token: String? = nil,
+        maxSessions: Int = 1_000_000,
+        sessionIdleTimeout: Duration = .seconds(86_400),
+        limits: HTTPLimits = .default,
+        drainTimeout: Duration = .seconds(8),
+        openAPIPath: String? = nil,
+        clock: any WallClock = SystemClock()
+    ) {
+        self.host = host
+        self.port = port
+        self.threads = threads ?? System.processorCount
+        self.token = token
+        self.maxSessions = maxSessions
+        self.sessionIdleTimeout = sessionIdleTimeout
+        self.limits = limits
+        self.drainTimeout = drainTimeout
+        self.openAPIPath = openAPIPath
+        self.clock = clock
+    }
+}
+

@@ -1,0 +1,197 @@
+import PrepageCore
+import Synchronization
+
+/// One migration session: its policy state, its counters, its own lock.
+///
+/// Faults of one session are decided one at a time, in the order they take
+/// the lock; different sessions never share a lock. Kept small (a few hundred
+/// bytes when idle): the DP streams are allocated at the first fault.
+public final class Session: Sendable {
+    public let id: String
+    public let config: SessionConfig
+    /// Wall-clock nanoseconds since the epoch.
+    public let createdAt: Int64
+    let state: Mutex<SessionState>
+
+    init(id: String, config: SessionConfig, prepager: Prepager, now: Int64) {
+        self.id = id
+        self.config = config
+        createdAt = now
+        state = Mutex(SessionState(prepager: prepager, lastActivity: now))
+    }
+}
+
+/// What a session's lock protects.
+struct SessionState: Sendable {
+    var prepager: Prepager
+    var stats = SessionStats()
+    /// Last fault, read or reset (wall-clock nanoseconds): what idle expiry looks at.
+    var lastActivity: Int64
+
+    /// Counts one decided fault.
+    @inline(__always)
+    mutating func count(_ d: Decision, now: Int64) {
+        stats.faults &+= 1
+        switch d.outcome {
+        case .first: stats.first &+= 1
+        case .smaller: stats.smaller &+= 1
+        case .larger: stats.larger &+= 1
+        case .reverse: stats.reverse &+= 1
+        case .repeat: stats.repeats &+= 1
+        }
+        stats.pagesAdvised &+= UInt64(d.count)
+        stats.lastFaultAt = now
+        lastActivity = now
+    }
+}
+
+/// A session's counters, as the `stats` of its document.
+struct SessionStats: Sendable, Hashable {
+    var faults: UInt64 = 0
+    var first: UInt64 = 0
+    var smaller: UInt64 = 0
+    var larger: UInt64 = 0
+    var reverse: UInt64 = 0
+    var repeats: UInt64 = 0
+    /// Sum of `count` over every decision answered.
+    var pagesAdvised: UInt64 = 0
+    /// 0 before the first fault.
+    var lastFaultAt: Int64 = 0
+}
+
+extension Session {
+    /// Writes the session document (api.md, "Session document").
+    func writeDocument(_ w: inout JSONWriter) {
+        let (snapshot, stats) = state.withLock { ($0.prepager.snapshot, $0.stats) }
+        w.raw("{")
+        w.key("id")
+        w.string(id)
+        w.raw(",")
+        w.key("config")
+        Self.writeConfig(config, &w)
+        w.raw(",")
+        w.key("state")
+        w.raw("{")
+        w.key("nmin")
+        w.int(snapshot.nmin)
+        w.raw(",")
+        w.key("nmax")
+        w.int(snapshot.nmax)
+        w.raw(",")
+        w.key("min_record")
+        Self.writeInts(snapshot.minRecord, &w)
+        w.raw(",")
+        w.key("max_record")
+        Self.writeInts(snapshot.maxRecord, &w)
+        w.raw(",")
+        w.key("streams")
+        w.raw("[")
+        for (i, st) in snapshot.streams.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{")
+            w.key("stream")
+            w.uint(st.stream)
+            w.raw(",")
+            w.key("ntest")
+            w.int(st.ntest)
+            w.raw(",")
+            w.key("min_hit")
+            w.int(st.minHit)
+            w.raw(",")
+            w.key("max_hit")
+            w.int(st.maxHit)
+            w.raw(",")
+            w.key("window")
+            w.raw("{")
+            w.key("start")
+            w.int(st.start)
+            w.raw(",")
+            w.key("count")
+            w.int(st.count)
+            w.raw("},")
+            w.key("direction")
+            if st.up { w.raw("\"up\"") } else { w.raw("\"down\"") }
+            w.raw("}")
+        }
+        w.raw("]},")
+        w.key("stats")
+        w.raw("{")
+        w.key("faults")
+        w.uint(stats.faults)
+        w.raw(",")
+        w.key("first")
+        w.uint(stats.first)
+        w.raw(",")
+        w.key("smaller")
+        w.uint(stats.smaller)
+        w.raw(",")
+        w.key("larger")
+        w.uint(stats.larger)
+        w.raw(",")
+        w.key("reverse")
+        w.uint(stats.reverse)
+        w.raw(",")
+        w.key("repeat")
+        w.uint(stats.repeats)
+        w.raw(",")
+        w.key("pages_advised")
+        w.uint(stats.pagesAdvised)
+        w.raw(",")
+        w.key("created_at")
+        w.timestamp(nanoseconds: createdAt)
+        w.raw(",")
+        w.key("last_fault_at")
+        w.timestamp(nanoseconds: stats.lastFaultAt)
+        w.raw("}}")
+    }
+
+    static func writeConfig(_ c: SessionConfig, _ w: inout JSONWriter) {
+        let p = c.prepage
+        w.raw("{")
+        w.key("policy")
+        w.string(p.policy.rawValue)
+        w.raw(",")
+        w.key("min_pages")
+        w.int(p.minPages)
+        w.raw(",")
+        w.key("max_pages")
+        w.int(p.maxPages)
+        w.raw(",")
+        w.key("k")
+        w.int(p.k)
+        w.raw(",")
+        w.key("initial_pages")
+        w.int(p.effectiveInitialPages)
+        w.raw(",")
+        w.key("gap")
+        w.int(p.gap)
+        w.raw(",")
+        w.key("memory_pages")
+        w.int(p.memoryPages)
+        w.raw(",")
+        w.key("max_streams")
+        w.int(p.maxStreams)
+        w.raw(",")
+        w.key("page_size")
+        w.int(c.pageSize)
+        w.raw(",")
+        w.key("labels")
+        w.raw("{")
+        for (i, key) in c.labels.keys.sorted().enumerated() {
+            if i > 0 { w.raw(",") }
+            w.string(key)
+            w.raw(":")
+            w.string(c.labels[key]!)
+        }
+        w.raw("}}")
+    }
+
+    private static func writeInts(_ values: [Int], _ w: inout JSONWriter) {
+        w.raw("[")
+        for (i, v) in values.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.int(v)
+        }
+        w.raw("]")
+    }
+}

@@ -1,1 +1,0 @@
-// PrepageSockets: placeholder until its issue lands.

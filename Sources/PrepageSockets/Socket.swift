@@ -1,0 +1,174 @@
+import CEpoll
+import Glibc
+
+/// What a non-blocking read or write did.
+public enum IOResult: Sendable, Equatable {
+    /// This many bytes moved (always > 0).
+    case bytes(Int)
+    /// The socket is not ready (`EAGAIN`): wait for epoll.
+    case wouldBlock
+    /// The peer closed its side (reads only).
+    case endOfFile
+}
+
+/// POSIX socket calls on raw descriptors. Every socket made here is
+/// non-blocking (except client sockets made by ``connect(host:port:)``) and close-on-exec.
+public enum Socket {
+    /// Opens a TCP listener on `host:port`.
+    ///
+    /// - Parameters:
+    ///   - host: a numeric IPv4 address (`127.0.0.1`, `0.0.0.0`).
+    ///   - port: the port; 0 lets the kernel choose (read it back with ``localPort(_:)``).
+    ///   - reusePort: set `SO_REUSEPORT`, so one listener per event loop can share the port
+    ///     and the kernel spreads connections over them.
+    ///   - backlog: the accept queue length. Default 4,096.
+    /// - Returns: a non-blocking, close-on-exec listening descriptor.
+    public static func listen(host: String, port: Int, reusePort: Bool, backlog: Int32 = 4_096) throws(SocketError) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .last("socket") }
+        do throws(SocketError) {
+            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, name: "setsockopt(SO_REUSEADDR)")
+            if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, name: "setsockopt(SO_REUSEPORT)") }
+            var address = try ipv4Address(host: host, port: port)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else { throw .last("bind") }
+            guard Glibc.listen(fd, backlog) == 0 else { throw .last("listen") }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// The local port a socket is bound to (after binding to port 0).
+    public static func localPort(_ fd: Int32) throws(SocketError) -> Int {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0 else { throw .last("getsockname") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Accepts one connection: non-blocking, close-on-exec, with `TCP_NODELAY` set
+    /// (each response goes out in one write; Nagle would hold it for the peer's delayed ACK).
+    ///
+    /// - Returns: the new descriptor, or `nil` when the queue is empty (`EAGAIN`).
+    ///   Call in a loop until `nil`.
+    /// > Note: `ECONNABORTED` (a peer that gave up while queued) is skipped, not thrown.
+    public static func accept(_ listener: Int32) throws(SocketError) -> Int32? {
+        while true {
+            let fd = retryingEINTR {
+                cepoll_accept4(listener, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+            }
+            if fd >= 0 {
+                // Best effort: a socket already reset by the peer may refuse it.
+                var one: Int32 = 1
+                _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return fd
+            }
+            switch errno {
+            case EAGAIN, EWOULDBLOCK: return nil
+            case ECONNABORTED, EPROTO: continue
+            default: throw .last("accept4")
+            }
+        }
+    }
+
+    /// Reads what is available into `buffer`.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SocketError) -> IOResult {
+        let n = retryingEINTR { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        if n > 0 { return .bytes(n) }
+        if n == 0 { return .endOfFile }
+        if errno == EAGAIN || errno == EWOULDBLOCK { return .wouldBlock }
+        throw .last("read")
+    }
+
+    /// Sends bytes with `MSG_NOSIGNAL` (a closed peer is an error, not a SIGPIPE).
+    public static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SocketError) -> IOResult {
+        let n = retryingEINTR { Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
+        if n >= 0 { return .bytes(n) }
+        if errno == EAGAIN || errno == EWOULDBLOCK { return .wouldBlock }
+        throw .last("send")
+    }
+
+    /// Shuts down the write side (`shutdown(SHUT_WR)`), so the peer sees end of file
+    /// while unread input can still be drained. Errors are ignored: the peer may be gone.
+    public static func shutdownWrite(_ fd: Int32) {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Closes a descriptor. `EINTR` is not retried (Linux closes the descriptor anyway).
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// Opens a blocking, close-on-exec client connection with `TCP_NODELAY`: for tests and tools.
+    public static func connect(host: String, port: Int) throws(SocketError) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .last("socket") }
+        do throws(SocketError) {
+            var address = try ipv4Address(host: host, port: port)
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                    retryingEINTR { Glibc.connect(fd, raw, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+            }
+            guard result == 0 else { throw .last("connect") }
+            try setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, name: "setsockopt(TCP_NODELAY)")
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Blocking read for client sockets: waits for at most `timeoutMilliseconds` (`poll`).
+    ///
+    /// - Returns: bytes read, 0 at end of file, `nil` on timeout.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, timeoutMilliseconds: Int32) throws(SocketError) -> Int? {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = retryingEINTR { poll(&pfd, 1, timeoutMilliseconds) }
+        guard ready >= 0 else { throw .last("poll") }
+        if ready == 0 { return nil }
+        let n = retryingEINTR { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        guard n >= 0 else { throw .last("read") }
+        return n
+    }
+
+    /// Blocking send of all bytes, for client sockets.
+    public static func sendAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SocketError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = retryingEINTR { Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            guard n >= 0 else { throw .last("send") }
+            offset += n
+        }
+    }
+
+    // MARK: - Helpers
+
+    private static func setOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Int32, name: String) throws(SocketError) {
+        var value = value
+        guard setsockopt(fd, level, option, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw .last(name)
+        }
+    }
+
+    private static func ipv4Address(host: String, port: Int) throws(SocketError) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        guard (0...65_535).contains(port) else { throw SocketError(call: "bind (port \(port))", errno: EINVAL) }
+        address.sin_port = UInt16(port).bigEndian
+        let host = host == "localhost" ? "127.0.0.1" : host
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            throw SocketError(call: "inet_pton(\(host))", errno: EINVAL)
+        }
+        return address
+    }
+}

@@ -1,0 +1,89 @@
+import Glibc
+
+/// Clocks, signals and threads: the remaining system calls the server needs.
+public enum System {
+    /// Nanoseconds of `CLOCK_MONOTONIC`: for timeouts and durations.
+    @inline(__always)
+    public static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    /// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`): for timestamps people read.
+    @inline(__always)
+    public static func wallNanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) &* 1_000_000_000 &+ Int64(ts.tv_nsec)
+    }
+
+    /// Online processor count.
+    public static var processorCount: Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Blocks SIGTERM and SIGINT in the calling thread and every thread it starts
+    /// afterwards, and ignores SIGPIPE, so ``waitForTerminationSignal()`` can take them.
+    /// Call it first thing in `main`, before any thread exists.
+    public static func blockTerminationSignals() {
+        signal(SIGPIPE, SIG_IGN)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Waits until SIGTERM or SIGINT arrives; returns the signal number.
+    public static func waitForTerminationSignal() -> Int32 {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        var received: Int32 = 0
+        while sigwait(&set, &received) != 0 {}
+        return received
+    }
+
+    /// Reads a whole small file (a token file); `nil` when it cannot be read.
+    public static func readFile(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while bytes.count < limit {
+            let n = chunk.withUnsafeMutableBytes { raw in retryingEINTR { Glibc.read(fd, raw.baseAddress, raw.count) } }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return bytes
+    }
+
+    /// Resident set size of this process in bytes (`/proc/self/statm`), 0 when unknown.
+    public static func residentBytes() -> Int {
+        guard let bytes = readFile("/proc/self/statm") else { return 0 }
+        let fields = String(decoding: bytes, as: UTF8.self).split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
+
+extension System {
+    /// The value of an environment variable, or `nil`.
+    public static func environment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// Ends the process with `code`.
+    public static func exit(_ code: Int32) -> Never {
+        Glibc.exit(code)
+    }
+
+    /// Writes a string to standard error.
+    public static func writeStandardError(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { writeStandardError($0) }
+    }
+}

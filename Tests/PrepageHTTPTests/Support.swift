@@ -1,0 +1,128 @@
+@testable import PrepageHTTP
+
+/// A parse result reduced to what tests compare.
+enum Parsed: Equatable, CustomStringConvertible {
+    case needMore
+    case sendContinue
+    case request(Summary, consumed: Int)
+    case failure(Int)
+
+    var description: String {
+        switch self {
+        case .needMore: "needMore"
+        case .sendContinue: "sendContinue"
+        case .request(let s, let c): "request(\(s), consumed: \(c))"
+        case .failure(let status): "failure(\(status))"
+        }
+    }
+}
+
+/// The parts of a request the tests look at.
+struct Summary: Equatable, CustomStringConvertible {
+    var method: HTTPMethod
+    var path: String
+    var query: String?
+    var isHTTP10: Bool
+    var keepAlive: Bool
+    var body: [UInt8]
+
+    init(_ r: HTTPRequest) {
+        method = r.method
+        path = r.path
+        query = r.query
+        isHTTP10 = r.isHTTP10
+        keepAlive = r.keepAlive
+        body = r.body
+    }
+
+    var description: String {
+        "\(method.name) \(path)\(query.map { "?" + $0 } ?? "") 1.\(isHTTP10 ? 0 : 1) keepAlive=\(keepAlive) body=\(String(decoding: body, as: UTF8.self).debugDescription)"
+    }
+}
+
+extension Parsed {
+    init(_ r: HTTPParseResult) {
+        switch r {
+        case .needMore: self = .needMore
+        case .sendContinue: self = .sendContinue
+        case .request(let req, let consumed): self = .request(Summary(req), consumed: consumed)
+        case .failure(let e): self = .failure(e.status)
+        }
+    }
+}
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+/// Parses one request from the whole of `s`.
+func parseOne(_ s: String, limits: HTTPLimits = .default) -> HTTPParseResult {
+    var parser = HTTPParser(limits: limits)
+    return parser.parse(bytes(s))
+}
+
+/// The request parsed from the whole of `s`, or `nil` (recording nothing).
+func request(_ s: String, limits: HTTPLimits = .default) -> HTTPRequest? {
+    if case .request(let r, _) = parseOne(s, limits: limits) { return r }
+    return nil
+}
+
+/// The error from parsing the whole of `s`, or `nil`.
+func failure(_ s: String, limits: HTTPLimits = .default) -> HTTPError? {
+    if case .failure(let e) = parseOne(s, limits: limits) { return e }
+    return nil
+}
+
+/// Feeds `input` to one parser the way a server does: bytes arrive in pieces
+/// of the given sizes (cycled); after each arrival every complete request is
+/// consumed. Returns every result other than `needMore`, then a final
+/// `needMore` if bytes are left over without a verdict.
+func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default) -> [Parsed] {
+    var parser = HTTPParser(limits: limits)
+    var buffer: [UInt8] = []
+    var results: [Parsed] = []
+    var sent = 0
+    var piece = 0
+    while sent < input.count {
+        let n = min(max(1, pieces[piece % pieces.count]), input.count - sent)
+        piece += 1
+        buffer += input[sent..<(sent + n)]
+        sent += n
+        loop: while true {
+            let r = parser.parse(buffer)
+            switch r {
+            case .needMore:
+                break loop
+            case .sendContinue:
+                results.append(.sendContinue)
+                break loop
+            case .request(_, let consumed):
+                precondition(consumed > 0 && consumed <= buffer.count)
+                results.append(Parsed(r))
+                buffer.removeFirst(consumed)
+                if buffer.isEmpty { break loop }
+            case .failure:
+                results.append(Parsed(r))
+                return results
+            }
+        }
+    }
+    if !buffer.isEmpty { results.append(.needMore) }
+    return results
+}
+
+/// ``drive(_:pieces:limits:)`` with the whole input at once.
+func driveWhole(_ input: String, limits: HTTPLimits = .default) -> [Parsed] {
+    drive(bytes(input), pieces: [Int.max], limits: limits)
+}
+
+/// SplitMix64: a small, seeded, reproducible generator.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

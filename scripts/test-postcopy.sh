@@ -11,7 +11,8 @@
 #                  built with `swift build --product prepaged` when missing)
 #   POSTCOPY       the prepage-postcopy binary (default: build/bin/prepage-postcopy,
 #                  built with `make -f mk/postcopy.mk postcopy` when missing)
-#   POLICIES       policies to try (default: none,forward,readahead,dp,dp-literal);
+#   POLICIES       policies to try (default: none,forward,readahead,dp,dp-literal,
+#                  local-none,local-forward:16 — the last two in-process baselines);
 #                  one the server rejects with 400 is reported as skipped
 #   MEM_MIB        region size (default 4)
 #
@@ -20,7 +21,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-POLICIES=${POLICIES:-none,forward,readahead,dp,dp-literal}
+POLICIES=${POLICIES:-none,forward,readahead,dp,dp-literal,local-none,local-forward:16}
 MEM_MIB=${MEM_MIB:-4}
 WORKLOADS="fsd stream random phases"
 passed=0

@@ -68,7 +68,20 @@ int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size
     }
     o->local_window = cfg->local_window;
     o->memory_pages = cfg->memory_pages;
-    if (cfg->local_window > 0) {
+    if (strncmp(cfg->policy.name, "local-", 6) == 0) {
+        /* Baselines an agent computes without asking anyone: no round trip. */
+        const char *base = cfg->policy.name + 6;
+        if (strcmp(base, "none") == 0 && cfg->policy.window <= 0)
+            o->local_window = 1;
+        else if (strcmp(base, "forward") == 0)
+            o->local_window = cfg->policy.window > 0 ? cfg->policy.window : 8;
+        else {
+            snprintf(err, errlen, "unknown in-process policy %s (local-none, local-forward[:W])", cfg->policy.name);
+            free(o);
+            return PC_ORACLE_REJECTED;
+        }
+    }
+    if (o->local_window > 0) {
         *out = o;
         return PC_ORACLE_OK;
     }

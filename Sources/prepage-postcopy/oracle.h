@@ -16,7 +16,10 @@ typedef struct pc_window {
 } pc_window;
 
 /* A policy as given on the command line: a name, optionally `:W` for the
- * window of `forward` (W pages from the fault: forward_pages = W - 1). */
+ * window of `forward` (W pages from the fault: forward_pages = W - 1).
+ * `local-none` and `local-forward[:W]` (default W = 8) are computed
+ * in-process, without asking prepaged: the baselines as an agent without an
+ * oracle runs them, with no oracle round trip. */
 typedef struct pc_policy {
     char name[32];
     int64_t window;    /* -1 when not given */

@@ -14,3 +14,11 @@ $(POSTCOPY_BIN): $(POSTCOPY_SRCS) $(POSTCOPY_HDRS) mk/postcopy.mk
 	@mkdir -p $(dir $@)
 	$(POSTCOPY_CC) $(POSTCOPY_CFLAGS) -ISources/CPrepageClient/include -ISources/prepage-postcopy \
 		-o $@ $(POSTCOPY_SRCS) $(POSTCOPY_PKG) -pthread
+
+# Against a real prepaged (started by the scripts unless PREPAGED_URL is set); need userfaultfd.
+.PHONY: postcopy-test postcopy-results
+postcopy-test: $(POSTCOPY_BIN)
+	POSTCOPY=$(POSTCOPY_BIN) scripts/test-postcopy.sh
+
+postcopy-results: $(POSTCOPY_BIN)
+	POSTCOPY=$(POSTCOPY_BIN) scripts/postcopy-results.sh

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# postcopy-results.sh — regenerates docs/results/postcopy-*.{csv,svg,txt}:
+# prepage-postcopy compare on real faults (userfaultfd) for the issue's
+# targets (fsd N = 64, 20 % noise, 1 and 4 threads) and for stream.
+# A benchmark, not a test: it prints numbers and asserts nothing.
+#
+# Environment: PREPAGED_URL (default: start .build/release/prepaged),
+# PREPAGED, POSTCOPY (as in test-postcopy.sh), POLICIES (default: every
+# policy the issue names, plus the in-process baselines and forward windows
+# for the best-in-hindsight comparison), SEED (default 1), OUT (docs/results).
+set -eu
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-docs/results}
+SEED=${SEED:-1}
+POLICIES=${POLICIES:-none,forward,readahead,dp,local-none,local-forward:8,local-forward:16,local-forward:32,local-forward:64,local-forward:96,local-forward:128}
+POSTCOPY=${POSTCOPY:-build/bin/prepage-postcopy}
+[ -x "$POSTCOPY" ] || make -s -f mk/postcopy.mk postcopy
+mkdir -p "$OUT"
+
+server_pid=
+trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; true' EXIT
+if [ -z "${PREPAGED_URL:-}" ]; then
+    PREPAGED=${PREPAGED:-.build/release/prepaged}
+    [ -x "$PREPAGED" ] || swift build -c release --product prepaged
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$PREPAGED" --host 127.0.0.1 --port "$port" --log-level warning >/dev/null 2>&1 &
+    server_pid=$!
+    PREPAGED_URL="http://127.0.0.1:$port"
+    for _ in $(seq 1 100); do curl -fs "$PREPAGED_URL/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+run() {
+    local name=$1
+    shift
+    echo "== $name: $POSTCOPY compare --server URL --seed $SEED --policies $POLICIES $*"
+    "$POSTCOPY" compare --server "$PREPAGED_URL" --seed "$SEED" --policies "$POLICIES" \
+        --csv "$OUT/postcopy-$name.csv" --svg "$OUT/postcopy-$name.svg" "$@" | tee "$OUT/postcopy-$name.txt"
+}
+
+run fsd-t1 --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64
+run fsd-t4 --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64
+run fsd-t4-nostreams --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --no-streams
+run stream-t4 --workload stream --threads 4 --mem-mib 32

@@ -303,7 +303,7 @@ static void run_one(const options *o, pc_source *src, const char *host, int port
         .inject_corruption = o->inject_corruption,
     };
     int rc = pc_dest_run(&dc, oracle, w, &r->st, r->note, sizeof r->note);
-    pc_oracle_close(oracle);
+    pc_oracle_close(oracle, &r->oracle);
     if (rc == PC_DEST_NO_UFFD) {
         fprintf(stderr, "prepage-postcopy: %s: needs root or vm.unprivileged_userfaultfd=1\n", r->note);
         exit(EXIT_NO_UFFD);
@@ -435,9 +435,11 @@ int main(int argc, char **argv)
         for (size_t m = 0; m < modes; m++) {
             int overlap = modes == 2 ? (int)m : o.overlap;
             pc_result *r = &results[n++];
-            if (o.compare)
-                fprintf(stderr, "prepage-postcopy: running %s%s ...\n", policies[i].name,
-                        overlap ? " (overlapped)" : "");
+            if (o.compare) {
+                char label[64];
+                fprintf(stderr, "prepage-postcopy: running %s%s ...\n",
+                        pc_policy_label(&policies[i], label, sizeof label), overlap ? " (overlapped)" : "");
+            }
             run_one(&o, src, host, port, page_size, &w, &policies[i], overlap, r);
             failed |= r->status == PC_RESULT_FAILED;
             if (r->status == PC_RESULT_SKIPPED)

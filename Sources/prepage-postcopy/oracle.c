@@ -165,13 +165,21 @@ const char *pc_oracle_error(const pc_oracle *o)
     return o->error;
 }
 
-void pc_oracle_close(pc_oracle *o)
+void pc_oracle_close(pc_oracle *o, pc_oracle_summary *summary)
 {
+    if (summary)
+        memset(summary, 0, sizeof *summary);
     if (o == NULL)
         return;
 #if PC_HAVE_CLIENT
     if (o->client != NULL) {
-        pp_session_delete(o->client, o->session_id);
+        pp_session *doc = NULL;
+        if (pp_session_delete_ex(o->client, o->session_id, &doc) == 0 && doc != NULL && summary) {
+            const pp_session_stats *st = &doc->stats;
+            *summary = (pc_oracle_summary){ 1, st->faults, st->first, st->smaller, st->larger,
+                                            st->reverse, st->repeat, doc->nmin, doc->nmax };
+        }
+        pp_session_free(doc);
         pp_client_free(o->client);
     }
 #endif

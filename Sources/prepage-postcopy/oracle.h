@@ -52,8 +52,16 @@ int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size
 /* Asks for the window of a fault. 0 ok, -1 error (pc_oracle_error says why). */
 int pc_oracle_ask(pc_oracle *o, uint64_t page, uint32_t stream, pc_window *out);
 const char *pc_oracle_error(const pc_oracle *o);
-/* Deletes the session and frees the oracle. NULL-safe. */
-void pc_oracle_close(pc_oracle *o);
+/* What the server says of the session at its end (prepaged only). */
+typedef struct pc_oracle_summary {
+    int valid;
+    int64_t faults, first, smaller, larger, reverse, repeat;
+    int64_t nmin, nmax;
+} pc_oracle_summary;
+
+/* Deletes the session and frees the oracle; fills *summary (may be NULL)
+ * from the session's final document. NULL-safe. */
+void pc_oracle_close(pc_oracle *o, pc_oracle_summary *summary);
 /* Whether libprepage was compiled in. */
 int pc_oracle_has_client(void);
 

@@ -67,7 +67,7 @@ static void json_result(FILE *f, const pc_result *r)
                "\"pages_bad\": %llu, \"oracle_errors\": %llu, \"streams\": %llu, "
                "\"response_us\": {\"p50\": %.1f, \"p99\": %.1f, \"mean\": %.1f}, "
                "\"total_stall_ms\": %.3f, \"oracle_us\": {\"p50\": %.1f, \"p99\": %.1f, \"mean\": %.1f}, "
-               "\"oracle_share\": %.4f, \"thread_stall_ms\": %.3f, \"thread_stalls\": %llu, \"wall_s\": %.4f}",
+               "\"oracle_share\": %.4f, \"thread_stall_ms\": %.3f, \"thread_stalls\": %llu, \"wall_s\": %.4f",
             (unsigned long long)s->faults, (unsigned long long)s->faults_present,
             (unsigned long long)s->pages_fetched, (unsigned long long)s->pages_pushed,
             (unsigned long long)s->pages_touched, (unsigned long long)s->pages_wasted,
@@ -75,6 +75,13 @@ static void json_result(FILE *f, const pc_result *r)
             (unsigned long long)s->streams, s->resp_p50_us, s->resp_p99_us, s->resp_mean_us,
             s->stall_ms, s->oracle_p50_us, s->oracle_p99_us, s->oracle_mean_us, s->oracle_share,
             s->thread_stall_ms, (unsigned long long)s->thread_stalls, s->wall_s);
+    const pc_oracle_summary *o = &r->oracle;
+    if (o->valid)
+        fprintf(f, ", \"session\": {\"faults\": %lld, \"first\": %lld, \"smaller\": %lld, \"larger\": %lld, "
+                   "\"reverse\": %lld, \"repeat\": %lld, \"nmin\": %lld, \"nmax\": %lld}",
+                (long long)o->faults, (long long)o->first, (long long)o->smaller, (long long)o->larger,
+                (long long)o->reverse, (long long)o->repeat, (long long)o->nmin, (long long)o->nmax);
+    fputc('}', f);
 }
 
 void pc_report_json(FILE *f, const pc_report_context *ctx, const pc_result *rs, size_t n, int compare)
@@ -132,6 +139,12 @@ void pc_report_text(FILE *f, const pc_report_context *ctx, const pc_result *r)
             s->resp_p50_us, s->resp_p99_us, s->resp_mean_us, s->stall_ms);
     fprintf(f, "oracle          p50 %.1f us, p99 %.1f us, mean %.1f us; %.1f%% of the response time\n",
             s->oracle_p50_us, s->oracle_p99_us, s->oracle_mean_us, 100.0 * s->oracle_share);
+    if (r->oracle.valid)
+        fprintf(f, "session         %lld faults: %lld first, %lld smaller, %lld larger, %lld reverse, %lld repeat; "
+                   "final NMin %lld, NMax %lld\n",
+                (long long)r->oracle.faults, (long long)r->oracle.first, (long long)r->oracle.smaller,
+                (long long)r->oracle.larger, (long long)r->oracle.reverse, (long long)r->oracle.repeat,
+                (long long)r->oracle.nmin, (long long)r->oracle.nmax);
     fprintf(f, "threads' view   %.3f ms stalled in %llu touches over %.0f us\n", s->thread_stall_ms,
             (unsigned long long)s->thread_stalls, PC_STALL_THRESHOLD_NS / 1000.0);
     fprintf(f, "workload        %.4f s wall\n", s->wall_s);
@@ -140,16 +153,16 @@ void pc_report_text(FILE *f, const pc_report_context *ctx, const pc_result *r)
 
 void pc_report_table(FILE *f, const pc_result *rs, size_t n)
 {
-    fprintf(f, "%-18s %8s %8s %8s %9s %9s %9s %11s %11s %9s %7s %8s\n", "policy", "faults", "fetched",
+    fprintf(f, "%-24s %8s %8s %8s %9s %9s %9s %11s %11s %9s %7s %8s\n", "policy", "faults", "fetched",
             "wasted", "resp_p50", "resp_p99", "resp_mean", "stall_ms", "thr_stall", "oracle50", "share", "wall_s");
     for (size_t i = 0; i < n; i++) {
         const pc_result *r = &rs[i];
         const pc_run_stats *s = &r->st;
         if (r->status == PC_RESULT_SKIPPED || !r->ran) {
-            fprintf(f, "%-18s %s: %s\n", r->label, r->status == PC_RESULT_SKIPPED ? "skipped" : "FAILED", r->note);
+            fprintf(f, "%-24s %s: %s\n", r->label, r->status == PC_RESULT_SKIPPED ? "skipped" : "FAILED", r->note);
             continue;
         }
-        fprintf(f, "%-18s %8llu %8llu %8llu %9.1f %9.1f %9.1f %11.3f %11.3f %9.1f %6.1f%% %8.4f%s\n", r->label,
+        fprintf(f, "%-24s %8llu %8llu %8llu %9.1f %9.1f %9.1f %11.3f %11.3f %9.1f %6.1f%% %8.4f%s\n", r->label,
                 (unsigned long long)s->faults, (unsigned long long)s->pages_fetched,
                 (unsigned long long)s->pages_wasted, s->resp_p50_us, s->resp_p99_us, s->resp_mean_us,
                 s->stall_ms, s->thread_stall_ms, s->oracle_p50_us, 100.0 * s->oracle_share, s->wall_s,

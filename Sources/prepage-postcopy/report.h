@@ -18,6 +18,7 @@ typedef struct pc_result {
     int ran;                 /* the workload ran (statistics are valid) */
     char note[512];          /* why it failed or was skipped */
     pc_run_stats st;
+    pc_oracle_summary oracle;   /* the session's final counters, when from prepaged */
 } pc_result;
 
 typedef struct pc_report_context {

@@ -7,7 +7,8 @@
 # Environment: PREPAGED_URL (default: start .build/release/prepaged),
 # PREPAGED, POSTCOPY (as in test-postcopy.sh), POLICIES (default: every
 # policy the issue names, plus the in-process baselines and forward windows
-# for the best-in-hindsight comparison), SEED (default 1), OUT (docs/results).
+# for the best-in-hindsight comparison), SEED (default 1), REPEAT (runs per
+# policy, the median kept; default 3), OUT (docs/results).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -33,8 +34,8 @@ fi
 run() {
     local name=$1
     shift
-    echo "== $name: $POSTCOPY compare --server URL --seed $SEED --policies $POLICIES $*"
-    "$POSTCOPY" compare --server "$PREPAGED_URL" --seed "$SEED" --policies "$POLICIES" \
+    echo "== $name: $POSTCOPY compare --server URL --seed $SEED --policies $POLICIES --repeat ${REPEAT:-3} $*"
+    "$POSTCOPY" compare --server "$PREPAGED_URL" --seed "$SEED" --policies "$POLICIES" --repeat "${REPEAT:-3}" \
         --csv "$OUT/postcopy-$name.csv" --svg "$OUT/postcopy-$name.svg" "$@" | tee "$OUT/postcopy-$name.txt"
 }
 

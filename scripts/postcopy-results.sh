@@ -43,3 +43,6 @@ run fsd-t1 --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64
 run fsd-t4 --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64
 run fsd-t4-nostreams --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --no-streams
 run stream-t4 --workload stream --threads 4 --mem-mib 32
+# The oracle's round trip overlapped with the faulting page's fetch, both modes side by side.
+POLICIES=dp,local-none,local-forward:64 run fsd-t1-overlap --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64 --overlap-oracle
+POLICIES=dp,local-none,local-forward:64 run fsd-t4-overlap --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --overlap-oracle

@@ -124,6 +124,15 @@ check_run "fsd dp threads=4 --no-streams" --workload fsd --policy dp --threads 4
 check_run "fsd dp --overlap-oracle" --workload fsd --policy dp --overlap-oracle
 check_run "stream dp threads=2 --push-share 0.5" --workload stream --policy dp --threads 2 --push-share 0.5
 
+# --- the source in its own process (--source-only), the destination with --source
+sport=$(free_port)
+"$POSTCOPY" --source-only --port "$sport" --mem-mib "$MEM_MIB" --seed 9 >"$tmp/source.log" 2>&1 &
+source_pid=$!
+for _ in $(seq 1 50); do grep -q "source on" "$tmp/source.log" 2>/dev/null && break; sleep 0.1; done
+check_run "fsd dp, source in another process" --workload fsd --policy dp --seed 9 --source "127.0.0.1:$sport"
+kill "$source_pid" 2>/dev/null
+wait "$source_pid" 2>/dev/null
+
 # --- compare writes its table, CSV and SVG ----------------------------------
 if "$POSTCOPY" compare --server "$PREPAGED_URL" --mem-mib "$MEM_MIB" --policies "$POLICIES" \
         --csv "$tmp/c.csv" --svg "$tmp/c.svg" >"$tmp/table.txt" 2>"$tmp/err.txt" \

@@ -362,6 +362,12 @@ static void summarise(FILE *f, const pc_result *rs, size_t n)
                 best_fwd->policy, dp->st.stall_ms, best_fwd->st.stall_ms, dp->st.stall_ms / best_fwd->st.stall_ms);
     else if (dp)
         fprintf(f, "dp vs best forward in hindsight: not measured (no forward policy ran)\n");
+    for (size_t i = 0; i < n; i++)
+        if (rs[i].overlap && rs[i].status == PC_RESULT_OK) {
+            fprintf(f, "overlapped runs: the thread is woken after the faulting page and then waits on the rest\n"
+                       "of the window in flight without a new fault event: compare them by thr_stall.\n");
+            break;
+        }
 }
 
 int main(int argc, char **argv)

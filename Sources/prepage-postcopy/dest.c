@@ -3,6 +3,7 @@
 #include "dest.h"
 #include "clock.h"
 #include "source.h"
+#include "pattern.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -200,6 +201,12 @@ static int handle_fault(dest *d, uint64_t page, uint32_t tid, uint64_t t_read)
         return 0;
     }
     uint32_t stream = d->cfg->no_streams ? 0 : tid;
+    if (!d->cfg->no_streams && d->cfg->stream_zone_pages > 0) {
+        /* One case per thread and zone: a thread scanning several arrays at
+         * once (STREAM) runs one sequential case in each. */
+        uint64_t key = ((uint64_t)tid << 32) ^ (page / d->cfg->stream_zone_pages);
+        stream = (uint32_t)(pc_mix64(key) >> 32);
+    }
     uint64_t lo, hi, t_wake;
     uint64_t oracle_before = d->oracle_rtt.n;
     if (!d->cfg->overlap_oracle) {

@@ -16,6 +16,7 @@ typedef struct pc_dest_config {
     uint64_t pages;              /* region size */
     uint64_t seed;               /* the source's pattern, for verification */
     int no_streams;              /* send every fault as stream 0 */
+    uint64_t stream_zone_pages;  /* > 0: a stream per (thread, zone of this many pages) */
     int overlap_oracle;          /* request the faulting page while the oracle is asked */
     double push_share;           /* 0 = no background pusher; else a share of the link */
     double link_gbit;            /* the link's bandwidth, to pace the pusher */

@@ -40,6 +40,7 @@ typedef struct options {
     pc_link_config link;
     double push_share;
     int no_streams;
+    uint64_t stream_zone_mib;
     int overlap;
     int json;
     const char *csv;
@@ -79,6 +80,8 @@ static void usage(FILE *f)
         "                      oracle round trip (an agent without prepaged)\n"
         "  --max-pages M       the session's max_pages (default: the server's)\n"
         "  --no-streams        send every fault as stream 0 instead of the faulting thread\n"
+        "  --stream-zone-mib Z a stream per faulting thread and Z MiB zone of the region\n"
+        "                      (default 0: per thread only)\n"
         "  --overlap-oracle    fetch the faulting page while the oracle is asked; in compare,\n"
         "                      run every policy both ways\n"
         "  --local-window N    DEVELOPMENT ONLY: a fixed window of N pages computed in-process,\n"
@@ -172,7 +175,7 @@ static int parse_options(int argc, char **argv, options *o)
         { "overlap-oracle", no_argument, 0, 'O' }, { "local-window", required_argument, 0, 'W' },
         { "rtt-us", required_argument, 0, 'R' }, { "gbps", required_argument, 0, 'G' },
         { "spin-us", required_argument, 0, 'X' }, { "no-compensate", no_argument, 0, 'Y' },
-        { "inject-corruption", no_argument, 0, 'Z' }, { "repeat", required_argument, 0, 'e' }, { "push-share", required_argument, 0, 'H' },
+        { "inject-corruption", no_argument, 0, 'Z' }, { "stream-zone-mib", required_argument, 0, 'z' }, { "repeat", required_argument, 0, 'e' }, { "push-share", required_argument, 0, 'H' },
         { "source", required_argument, 0, 'u' }, { "source-only", no_argument, 0, 'o' },
         { "port", required_argument, 0, 'q' }, { "json", no_argument, 0, 'j' },
         { "csv", required_argument, 0, 'C' }, { "svg", required_argument, 0, 'V' },
@@ -200,6 +203,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'L': snprintf(o->policies, sizeof o->policies, "%s", optarg); break;
         case 'M': bad = parse_u64(optarg, &u) || u < 1; o->max_pages = (int64_t)u; break;
         case 'N': o->no_streams = 1; break;
+        case 'z': bad = parse_u64(optarg, &o->stream_zone_mib); break;
         case 'O': o->overlap = 1; break;
         case 'W': bad = parse_u64(optarg, &u) || u < 1; o->local_window = (int64_t)u; break;
         case 'R': bad = parse_double(optarg, &o->link.rtt_us) || o->link.rtt_us < 0; break;
@@ -303,6 +307,7 @@ static void run_one(const options *o, pc_source *src, const char *host, int port
     pc_dest_config dc = {
         .source_host = host, .source_port = port, .page_size = page_size, .pages = o->pages,
         .seed = o->wl.seed, .no_streams = o->no_streams, .overlap_oracle = overlap,
+        .stream_zone_pages = o->stream_zone_mib * 1024 * 1024 / page_size,
         .push_share = o->push_share, .link_gbit = o->link.gbit_per_s, .push_chunk = 16,
         .inject_corruption = o->inject_corruption,
     };

@@ -46,3 +46,5 @@ run stream-t4 --workload stream --threads 4 --mem-mib 32
 # The oracle's round trip overlapped with the faulting page's fetch, both modes side by side.
 POLICIES=dp,local-none,local-forward:64 run fsd-t1-overlap --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64 --overlap-oracle
 POLICIES=dp,local-none,local-forward:64 run fsd-t4-overlap --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --overlap-oracle
+# STREAM again with a stream per thread and 2 MiB zone (one DP case per array).
+run stream-t4-zones --workload stream --threads 4 --mem-mib 32 --stream-zone-mib 2

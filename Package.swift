@@ -68,10 +68,12 @@ let package = Package(
         // Benchmarks are not tests: `make bench-*` runs them in release mode.
         .executableTarget(
             name: "prepage-bench",
-            dependencies: ["PrepageCore"],
+            dependencies: ["PrepageCore", "PrepageSimulator", "CMallocCounter"],
             path: "Benchmarks/prepage-bench"),
+        // Interposes malloc to count allocations; linked into the benchmarks only.
+        .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
 
-        .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore"]),
+        .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore", "PrepageSimulator"]),
         .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP"]),
         .testTarget(name: "PrepageServerTests", dependencies: ["PrepageServer", "PrepageCore"]),
         .testTarget(name: "PrepageClientTests", dependencies: ["PrepageClient", "PrepageServer"]),

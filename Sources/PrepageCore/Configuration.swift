@@ -7,6 +7,14 @@ public enum PolicyName: String, Sendable, Hashable, CaseIterable {
     case dp
     /// The paper read to the letter, kept for comparison (`dp.md`, last section).
     case dpLiteral = "dp-literal"
+    /// The faulting page only (QEMU's post-copy default).
+    case none
+    /// A fixed window: `forward_pages` after and `backward_pages` before the fault
+    /// (AIST/Yamahata post-copy's prefault).
+    case forward
+    /// Linux's file readahead ramp: `ra_initial` pages for a new case, growing
+    /// ×4, ×2, then to `ra_max` on each continuation.
+    case readahead
 
     /// Every accepted spelling, for error messages.
     public static var accepted: String {
@@ -46,6 +54,14 @@ public struct PrepageConfig: Sendable, Hashable {
     public var memoryPages: Int
     /// How many streams (vCPUs) are tracked at once. Default 64; valid 1 … 1,024.
     public var maxStreams: Int
+    /// `forward`: pages fetched after the fault. Default 7; valid 0 … 1,048,575.
+    public var forwardPages: Int
+    /// `forward`: pages fetched before the fault. Default 0; valid 0 … 1,048,575 − `forwardPages`.
+    public var backwardPages: Int
+    /// `readahead`: the window of a new case. Default 4; valid 1 … `raMax`.
+    public var raInitial: Int
+    /// `readahead`: the largest window (Linux's 128 KiB). Default 32; valid 1 … 1,048,576.
+    public var raMax: Int
 
     public init(
         policy: PolicyName = .dp,
@@ -55,7 +71,11 @@ public struct PrepageConfig: Sendable, Hashable {
         initialPages: Int? = nil,
         gap: Int = 0,
         memoryPages: Int = 0,
-        maxStreams: Int = 64
+        maxStreams: Int = 64,
+        forwardPages: Int = 7,
+        backwardPages: Int = 0,
+        raInitial: Int = 4,
+        raMax: Int = 32
     ) {
         self.policy = policy
         self.minPages = minPages
@@ -65,6 +85,10 @@ public struct PrepageConfig: Sendable, Hashable {
         self.gap = gap
         self.memoryPages = memoryPages
         self.maxStreams = maxStreams
+        self.forwardPages = forwardPages
+        self.backwardPages = backwardPages
+        self.raInitial = raInitial
+        self.raMax = raMax
     }
 
     /// The guess for the first fault once clamped: what the session really uses.
@@ -96,6 +120,21 @@ public struct PrepageConfig: Sendable, Hashable {
         }
         guard (1...Self.maxStreamsLimit).contains(maxStreams) else {
             throw ConfigError(field: "max_streams", value: maxStreams, allowed: "1 … \(Self.maxStreamsLimit)")
+        }
+        let window = Self.maxPagesLimit - 1
+        guard (0...window).contains(forwardPages) else {
+            throw ConfigError(field: "forward_pages", value: forwardPages, allowed: "0 … \(window)")
+        }
+        guard (0...(window - forwardPages)).contains(backwardPages) else {
+            throw ConfigError(
+                field: "backward_pages", value: backwardPages,
+                allowed: "0 … \(window - forwardPages) (forward_pages + backward_pages + 1 ≤ 1048576)")
+        }
+        guard (1...Self.maxPagesLimit).contains(raMax) else {
+            throw ConfigError(field: "ra_max", value: raMax, allowed: "1 … \(Self.maxPagesLimit)")
+        }
+        guard (1...raMax).contains(raInitial) else {
+            throw ConfigError(field: "ra_initial", value: raInitial, allowed: "1 … \(raMax) (1 … ra_max)")
         }
         var checked = self
         checked.initialPages = effectiveInitialPages

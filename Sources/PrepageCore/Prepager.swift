@@ -8,10 +8,14 @@ public struct Prepager: Sendable {
     public var config: PrepageConfig { dp.config }
 
     private var dp: DynamicPrepage
+    private var fixed: FixedWindow
+    private var readahead: Readahead
 
     /// - Throws: ``ConfigError`` when the configuration is invalid.
     public init(config: PrepageConfig) throws(ConfigError) {
         dp = try DynamicPrepage(config: config)
+        fixed = FixedWindow(config: dp.config)
+        readahead = Readahead(config: dp.config)
     }
 
     /// Decides one fault. See ``DynamicPrepage/decide(page:stream:)``.
@@ -19,22 +23,48 @@ public struct Prepager: Sendable {
     public mutating func decide(page: Int, stream: UInt32) throws(FaultError) -> Decision {
         switch config.policy {
         case .dp, .dpLiteral:
-            try dp.decide(page: page, stream: stream)
+            return try dp.decide(page: page, stream: stream)
+        case .none, .forward:
+            try check(page)
+            return fixed.decide(page: page)
+        case .readahead:
+            try check(page)
+            return readahead.decide(page: page, stream: stream)
+        }
+    }
+
+    /// Rejects a fault outside guest memory, as every policy does.
+    @inline(__always)
+    private func check(_ page: Int) throws(FaultError) {
+        guard page >= 0 else { throw .negativePage(page) }
+        if config.memoryPages > 0 && page >= config.memoryPages {
+            throw .beyondMemory(page: page, memoryPages: config.memoryPages)
         }
     }
 
     /// Forgets everything learned; the configuration stays.
     public mutating func reset() {
         // The configuration was validated when this value was made.
-        dp = try! DynamicPrepage(config: dp.config)
+        self = try! Prepager(config: dp.config)
     }
 
     /// The learned state, for the session document.
     public var snapshot: PolicySnapshot {
-        PolicySnapshot(
-            nmin: dp.nmin, nmax: dp.nmax,
-            minRecord: dp.minRecordValues, maxRecord: dp.maxRecordValues,
-            streams: dp.streamSnapshots)
+        switch config.policy {
+        case .dp, .dpLiteral:
+            PolicySnapshot(
+                nmin: dp.nmin, nmax: dp.nmax,
+                minRecord: dp.minRecordValues, maxRecord: dp.maxRecordValues,
+                streams: dp.streamSnapshots)
+        case .none, .forward:
+            PolicySnapshot(
+                nmin: fixed.before + fixed.after + 1, nmax: fixed.before + fixed.after + 1,
+                minRecord: [], maxRecord: [], streams: [])
+        case .readahead:
+            PolicySnapshot(
+                nmin: readahead.initial, nmax: readahead.maxWindow, minRecord: [], maxRecord: [],
+                streams: readahead.snapshots)
+        }
     }
 }
 
@@ -47,4 +77,12 @@ public struct PolicySnapshot: Sendable, Hashable {
     public var maxRecord: [Int]
     /// Tracked streams, ordered by id; empty before the first fault.
     public var streams: [StreamSnapshot]
+
+    public init(nmin: Int, nmax: Int, minRecord: [Int], maxRecord: [Int], streams: [StreamSnapshot]) {
+        self.nmin = nmin
+        self.nmax = nmax
+        self.minRecord = minRecord
+        self.maxRecord = maxRecord
+        self.streams = streams
+    }
 }

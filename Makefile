@@ -1,0 +1,76 @@
+# prepage — the two commands a newcomer needs:
+#   make run    install what is missing, build, and run the main job
+#   make test   install what is missing, build, and run every test
+# Benchmarks (not tests) print figures: make bench-core | bench-server | bench-client
+
+SWIFT       ?= swift
+SWIFT_FLAGS ?=
+RELEASE     := $(SWIFT) build -c release $(SWIFT_FLAGS)
+# Debian packages the build needs (C client: libcurl + jansson, found by pkg-config).
+DEB_PACKAGES := libcurl4-openssl-dev libjansson-dev pkg-config
+
+.PHONY: all deps build run demo test test-swift bench-core check-imports results clean help
+
+all: build
+
+help:
+	@sed -n '1,4p' Makefile
+
+## deps: install the Debian packages the build needs, when missing (root), or say which.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || exit 1; \
+	  else \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "install them with: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	$(SWIFT) build $(SWIFT_FLAGS)
+
+## run: the main job. Until the server lands: a short simulator demo.
+run: demo
+
+demo: deps
+	$(RELEASE) --product prepage-sim
+	@echo "== DP on a clean fixed-size load (clean.json vector), first 12 decisions =="
+	@python3 -c 'import json;v=json.load(open("Tests/Vectors/clean.json"));print("\n".join(map(str,v["faults"][:12])))' \
+	  | .build/release/prepage-sim decide --config '{"max_pages":64}'
+
+## test: every test the project has.
+test: deps check-imports test-swift
+
+test-swift:
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+
+## check-imports: PrepageCore imports nothing; libraries below the server know no sessions.
+check-imports:
+	@bash scripts/check-imports.sh
+
+## bench-core: DP decisions per second on a precomputed 10-million-fault FSD trace.
+bench-core: deps
+	$(RELEASE) --product prepage-bench
+	.build/release/prepage-bench core
+
+## results: regenerate the simulator's tables and plots in docs/results/.
+RESULTS := docs/results
+results: deps
+	$(RELEASE) --product prepage-sim
+	mkdir -p $(RESULTS)
+	.build/release/prepage-sim fig3 --csv $(RESULTS)/fig3-around.csv --svg $(RESULTS)/fig3-around.svg | tee $(RESULTS)/fig3-around.txt
+	.build/release/prepage-sim fig3 --shape below --csv $(RESULTS)/fig3-below.csv --svg $(RESULTS)/fig3-below.svg | tee $(RESULTS)/fig3-below.txt
+	.build/release/prepage-sim fig3 --shape above --csv $(RESULTS)/fig3-above.csv --svg $(RESULTS)/fig3-above.svg | tee $(RESULTS)/fig3-above.txt
+	.build/release/prepage-sim compare --seeds 10 --csv $(RESULTS)/compare.csv --svg $(RESULTS)/compare.svg | tee $(RESULTS)/compare.txt
+
+clean:
+	rm -rf .build build
+
+# Fragments for the C library, the post-copy program and other parts.
+-include mk/*.mk

@@ -1,0 +1,159 @@
+/// The streams (vCPUs) of one session and their last windows: step 1 of
+/// `dp.md` and the least-recently-used eviction, shared by every policy that
+/// tracks a case per stream.
+///
+/// Copy on write: the table is a class, copied when a mutation finds it shared.
+struct Streams: Sendable {
+    /// Made at the first fault, so an idle session holds no table.
+    private var table: StreamTable?
+    /// Counts non-repeat faults: the clock of stream recency.
+    private var tick: UInt64 = 0
+    let maxStreams: Int
+
+    init(maxStreams: Int) {
+        self.maxStreams = maxStreams
+    }
+
+    /// Step 1: finds stream `s` (`own`, or -1) and the window a repeat of `p`
+    /// answers (`holder`, or -1): the stream's own window when it holds `p`, else
+    /// that of the most recently used stream whose window holds `p`.
+    @inline(__always)
+    mutating func lookup(stream s: UInt32, page p: Int) -> (table: StreamTable, own: Int, holder: Int) {
+        if table == nil {
+            table = StreamTable(capacity: min(maxStreams, 4))
+        } else if !isKnownUniquelyReferenced(&table!) {
+            table = table!.copy()
+        }
+        let t = table.unsafelyUnwrapped
+        // One branch-free pass; a repeat is rare, so which window is looked for only then.
+        var own = -1
+        var held: UInt = 0
+        let ids = t.ids
+        let los = t.lo
+        let his = t.hi
+        for i in 0..<t.count {
+            own = ids[i] == s ? i : own
+            let lo = los[i]
+            held |= UInt(bitPattern: p &- lo) < UInt(bitPattern: his[i] &- lo) ? 1 : 0
+        }
+        guard held != 0 else { return (t, own, -1) }
+        if own >= 0 && t.holds(own, p) { return (t, own, own) }  // a retried request
+        var holder = -1
+        var newest: UInt64 = 0
+        for i in 0..<t.count where t.holds(i, p) && t.lastUsed[i] >= newest {
+            holder = i
+            newest = t.lastUsed[i]
+        }
+        return (t, own, holder)
+    }
+
+    /// Marks stream `i` as used by a fault other than a repeat.
+    @inline(__always)
+    mutating func touch(_ i: Int, in t: StreamTable) {
+        tick &+= 1
+        t.lastUsed[i] = tick
+    }
+
+    /// A slot for a stream not yet seen, its id and recency set: a new one while
+    /// fewer than `maxStreams` exist, else the least recently used stream's
+    /// (forgotten; what it pushed onto the records stays).
+    mutating func admit(stream s: UInt32) -> (table: StreamTable, index: Int) {
+        tick &+= 1
+        var t = table!
+        let i: Int
+        if t.count < maxStreams {
+            if t.count == t.capacity {
+                t = t.grown(to: min(maxStreams, t.capacity * 2))
+                table = t
+            }
+            i = t.count
+            t.count += 1
+        } else {
+            var victim = 0
+            for j in 0..<t.count where t.lastUsed[j] < t.lastUsed[victim] { victim = j }
+            i = victim
+        }
+        t.ids[i] = s
+        t.lastUsed[i] = tick
+        return (t, i)
+    }
+
+    /// Every tracked stream, ordered by id.
+    var snapshots: [StreamSnapshot] {
+        guard let t = table else { return [] }
+        return (0..<t.count).map { i in
+            let c = t.cases[i]
+            return StreamSnapshot(
+                stream: t.ids[i], ntest: c.ntest, minHit: c.minHit, maxHit: c.maxHit,
+                start: t.lo[i], count: t.hi[i] - t.lo[i], up: c.up)
+        }.sorted { $0.stream < $1.stream }
+    }
+}
+
+/// The case of one stream (`dp.md`, "State"); its window lives beside it in the table.
+struct CaseState: Sendable {
+    var ntest: Int
+    var caseGuess: Int
+    var caseFaults = 1
+    var minHit = 0
+    var maxHit = 0
+    var up = true
+
+    init(guess: Int) {
+        ntest = guess
+        caseGuess = guess
+    }
+}
+
+/// The streams of one session, column by column so that the scan of step 1
+/// touches only ids and windows. Copied on write by ``DynamicPrepage``.
+final class StreamTable: @unchecked Sendable {
+    let capacity: Int
+    var count = 0
+    let ids: UnsafeMutablePointer<UInt32>
+    /// The last window `[lo, hi)` handed out to each stream.
+    let lo: UnsafeMutablePointer<Int>
+    let hi: UnsafeMutablePointer<Int>
+    /// The tick of each stream's last fault other than a repeat.
+    let lastUsed: UnsafeMutablePointer<UInt64>
+    let cases: UnsafeMutablePointer<CaseState>
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        ids = .allocate(capacity: capacity)
+        lo = .allocate(capacity: capacity)
+        hi = .allocate(capacity: capacity)
+        lastUsed = .allocate(capacity: capacity)
+        cases = .allocate(capacity: capacity)
+    }
+
+    /// A table of `capacity` holding the same streams.
+    func grown(to capacity: Int) -> StreamTable {
+        let t = StreamTable(capacity: capacity)
+        t.count = count
+        t.ids.update(from: ids, count: count)
+        t.lo.update(from: lo, count: count)
+        t.hi.update(from: hi, count: count)
+        t.lastUsed.update(from: lastUsed, count: count)
+        t.cases.initialize(from: cases, count: count)
+        return t
+    }
+
+    func copy() -> StreamTable { grown(to: capacity) }
+
+    /// Whether stream `i`'s window holds `p`.
+    @inline(__always)
+    func holds(_ i: Int, _ p: Int) -> Bool {
+        UInt(bitPattern: p &- lo[i]) < UInt(bitPattern: hi[i] &- lo[i])
+    }
+
+
+    deinit {
+        ids.deallocate()
+        lo.deallocate()
+        hi.deallocate()
+        lastUsed.deallocate()
+        cases.deinitialize(count: count)
+        cases.deallocate()
+    }
+}

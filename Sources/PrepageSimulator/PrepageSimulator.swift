@@ -1,1 +1,0 @@
-// PrepageSimulator: placeholder until its issue lands.

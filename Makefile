@@ -34,8 +34,11 @@ deps:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
-## run: the main job. Until the server lands: a short simulator demo.
-run: demo
+## run: the main job: build prepaged (release) and serve on 127.0.0.1:7070; Ctrl-C drains and exits.
+##      Flags after ARGS=, e.g. make run ARGS="--threads 2 --log-format json" (or PREPAGE_<NAME> variables).
+run: deps
+	$(RELEASE) --product prepaged
+	.build/release/prepaged $(ARGS)
 
 demo: deps
 	$(RELEASE) --product prepage-sim

@@ -75,8 +75,13 @@ let package = Package(
 
         .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore", "PrepageSimulator"]),
         .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP"]),
-        .testTarget(name: "PrepageServerTests", dependencies: ["PrepageServer", "PrepageCore"]),
-        .testTarget(name: "PrepageClientTests", dependencies: ["PrepageClient", "PrepageServer"]),
+        .testTarget(
+            name: "PrepageServerTests",
+            dependencies: ["PrepageServer", "PrepageCore", "PrepageHTTP", "PrepageSockets", .product(name: "Logging", package: "swift-log")]),
+        // prepagectl is a dependency so that `swift test` builds the executable its tests run.
+        .testTarget(
+            name: "PrepageClientTests",
+            dependencies: ["PrepageClient", "PrepageServer", "prepagectl", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator"]),
     ],
     swiftLanguageModes: [.v6]

@@ -152,6 +152,8 @@ pp_client *pp_client_new(const pp_options *opts) {
     ADD_HEADER("Content-Type: application/json");
     ADD_HEADER("Accept: application/json");
     ADD_HEADER("Expect:"); /* no 100-continue round trip for batch bodies */
+    /* In the list, not CURLOPT_USERAGENT, which libcurl formats anew per request. */
+    ADD_HEADER("User-Agent: libprepage/" PP_VERSION_STRING);
     if (c->token != NULL) {
         char auth[1100];
         if (snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token) >= (int)sizeof auth) {
@@ -176,7 +178,6 @@ pp_client *pp_client_new(const pp_options *opts) {
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, opts->request_timeout_ms);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "libprepage/" PP_VERSION_STRING);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -261,6 +262,13 @@ int pp__valid_id(const char *id) {
         if (!ok || n >= 128) return 0;
     }
     return n >= 1;
+}
+
+/* pp__valid_id, or PP_ERR_INVALID with a message that quotes the id. */
+int pp__check_id(pp_client *c, const char *id) {
+    if (pp__valid_id(id)) return 0;
+    if (id == NULL) return pp__fail(c, PP_ERR_INVALID, "session id is NULL");
+    return pp__fail(c, PP_ERR_INVALID, "session id \"%.200s\" does not match [A-Za-z0-9._:-]{1,128}", id);
 }
 
 /* Formats base URL + path into dst (PP_URL_SIZE bytes). */
@@ -363,7 +371,14 @@ int pp__perform(pp_client *c, pp_method m, const char *url, const char *body, si
             c->retried = 1;
             backoff(c, attempt);
         }
-        curl_easy_setopt(e, CURLOPT_URL, url);
+        /* libcurl copies and parses the URL on every set: skip that when the
+         * handle already holds this one (the hot loop of a single session). */
+        if (strcmp(c->url_set, url) != 0) {
+            c->url_set[0] = '\0';
+            if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+                return pp__fail(c, PP_ERR_OOM, "out of memory setting the URL");
+            snprintf(c->url_set, sizeof c->url_set, "%s", url);
+        }
         switch (m) {
         case PP_GET:
         case PP_DELETE:
@@ -463,7 +478,7 @@ int pp__session_call(pp_client *c, const char *id, pp_method m, const char *body
     if (pp__url(c, url, "/sessions/%s", id) != 0) return -1;
     if (pp__perform(c, PP_PUT, url, k->body, strlen(k->body), 1) != 0) {
         char why[512];
-        snprintf(why, sizeof why, "%s", c->errstr);
+        snprintf(why, sizeof why, "%.500s", c->errstr);
         snprintf(c->errstr, sizeof c->errstr, "re-creating lost session %s: %s", id, why);
         return -1;
     }

@@ -219,8 +219,7 @@ static int fault_one(pp_client *c, const char *id, const char *field, uint64_t v
                      uint32_t stream, pp_decision *out) {
     if (c == NULL) return -1;
     if (pp__begin(c) != 0) return -1;
-    if (!pp__valid_id(id))
-        return pp__fail(c, PP_ERR_INVALID, "session id does not match [A-Za-z0-9._:-]{1,128}");
+    if (pp__check_id(c, id) != 0) return -1;
     if (out == NULL) return pp__fail(c, PP_ERR_INVALID, "out is NULL");
     if (pp__url(c, c->url, "/sessions/%s/fault", id) != 0) return -1;
     /* {"page":N,"stream":S}: at most 8 + 4 + 22 + 10 + 10 bytes. */
@@ -297,8 +296,7 @@ static int faults_many(pp_client *c, const char *id, const char *field, const ui
                        const uint32_t *streams, size_t n, pp_decision *out) {
     if (c == NULL) return -1;
     if (pp__begin(c) != 0) return -1;
-    if (!pp__valid_id(id))
-        return pp__fail(c, PP_ERR_INVALID, "session id does not match [A-Za-z0-9._:-]{1,128}");
+    if (pp__check_id(c, id) != 0) return -1;
     if (values == NULL || out == NULL) return pp__fail(c, PP_ERR_INVALID, "%s or out is NULL", field);
     if (n == 0 || n > PP_MAX_BATCH)
         return pp__fail(c, PP_ERR_INVALID, "a batch holds 1 … %d faults, not %zu", PP_MAX_BATCH, n);

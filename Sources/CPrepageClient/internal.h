@@ -49,6 +49,7 @@ struct pp_client {
     char init_errstr[256];
     char curl_errbuf[CURL_ERROR_SIZE];
     char url[PP_URL_SIZE];
+    char url_set[PP_URL_SIZE]; /* the URL the easy handle holds now */
     char fault_body[96];
     pp_buf answer;  /* the last answer's body, NUL-terminated */
     pp_buf body;    /* request body of batch calls */
@@ -63,6 +64,7 @@ int pp__fail(pp_client *c, int err, const char *fmt, ...)
 #endif
     ;
 int pp__valid_id(const char *id);
+int pp__check_id(pp_client *c, const char *id);
 int pp__url(pp_client *c, char *dst, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))

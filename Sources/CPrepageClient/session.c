@@ -23,6 +23,7 @@ void pp_session_config_init(pp_session_config *cfg) {
     cfg->gap = cfg->memory_pages = cfg->max_streams = cfg->page_size = -1;
     cfg->labels = NULL;
     cfg->nlabels = 0;
+    cfg->forward_pages = cfg->backward_pages = cfg->ra_initial = cfg->ra_max = -1;
 }
 
 /* ---- Documents ----------------------------------------------------------- */
@@ -102,6 +103,17 @@ static int parse_config(pp_client *c, json_t *cfg, pp_session_config *out) {
     out->max_streams = streams;
     out->page_size = page_size;
     if (policy != NULL && (out->policy = strdup(policy)) == NULL) return oom(c);
+
+    /* The policies' own fields, present only for their policy. */
+    json_int_t forward = -1, backward = -1, ra_initial = -1, ra_max = -1;
+    if (json_unpack_ex(cfg, &jerr, 0, "{s?I, s?I, s?I, s?I}", "forward_pages", &forward,
+                       "backward_pages", &backward, "ra_initial", &ra_initial, "ra_max",
+                       &ra_max) != 0)
+        return bad_doc(c, "config", &jerr);
+    out->forward_pages = forward;
+    out->backward_pages = backward;
+    out->ra_initial = ra_initial;
+    out->ra_max = ra_max;
 
     if (labels == NULL || json_is_null(labels)) return 0;
     if (!json_is_object(labels)) return bad_doc(c, "labels is not an object", NULL);
@@ -233,19 +245,16 @@ static int answer_session(pp_client *c, pp_session **out) {
 
 /* ---- Calls --------------------------------------------------------------- */
 
-static int check_id(pp_client *c, const char *id) {
-    if (pp__valid_id(id)) return 0;
-    return pp__fail(c, PP_ERR_INVALID, "session id %s%s%s does not match [A-Za-z0-9._:-]{1,128}",
-                    id == NULL ? "NULL" : "\"", id == NULL ? "" : id, id == NULL ? "" : "\"");
-}
-
 /* Sets key to an integer unless it is -1 (server default). */
 static int set_int(json_t *obj, const char *key, int64_t v) {
     if (v == -1) return 0;
     return json_object_set_new(obj, key, json_integer((json_int_t)v));
 }
 
-/* The PUT body for a config: only the fields that are set. */
+/* The PUT body for a config: only the fields that are set. Built with
+ * json_object_set_new (which steals each value) and every result checked:
+ * json_pack could leave out a -1 only through "o*", which would also drop,
+ * silently, a field whose json_integer() failed for lack of memory. */
 static char *config_body(pp_client *c, const pp_session_config *cfg) {
     json_t *obj = json_object();
     if (obj == NULL) {
@@ -263,6 +272,10 @@ static char *config_body(pp_client *c, const pp_session_config *cfg) {
         rc |= set_int(obj, "memory_pages", cfg->memory_pages);
         rc |= set_int(obj, "max_streams", cfg->max_streams);
         rc |= set_int(obj, "page_size", cfg->page_size);
+        rc |= set_int(obj, "forward_pages", cfg->forward_pages);
+        rc |= set_int(obj, "backward_pages", cfg->backward_pages);
+        rc |= set_int(obj, "ra_initial", cfg->ra_initial);
+        rc |= set_int(obj, "ra_max", cfg->ra_max);
         if (cfg->nlabels > 0) {
             json_t *labels = json_object();
             rc |= json_object_set_new(obj, "labels", labels); /* steals; fails on NULL */
@@ -292,7 +305,7 @@ int pp_session_create_ex(pp_client *c, const char *id, const pp_session_config *
                          pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
-    if (pp__begin(c) != 0 || check_id(c, id) != 0 || check_config(c, cfg) != 0) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0 || check_config(c, cfg) != 0) return -1;
     if (pp__url(c, c->url, "/sessions/%s", id) != 0) return -1;
     char *body = config_body(c, cfg);
     if (body == NULL) return -1;
@@ -311,7 +324,7 @@ int pp_session_create(pp_client *c, const char *id, const pp_session_config *cfg
 int pp_session_get(pp_client *c, const char *id, pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
-    if (pp__begin(c) != 0 || check_id(c, id) != 0) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0) return -1;
     if (out == NULL) return pp__fail(c, PP_ERR_INVALID, "out is NULL");
     if (pp__url(c, c->url, "/sessions/%s", id) != 0) return -1;
     if (pp__session_call(c, id, PP_GET, NULL, 0, 1) != 0) return -1;
@@ -321,7 +334,7 @@ int pp_session_get(pp_client *c, const char *id, pp_session **out) {
 int pp_session_delete_ex(pp_client *c, const char *id, pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
-    if (pp__begin(c) != 0 || check_id(c, id) != 0) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0) return -1;
     if (pp__url(c, c->url, "/sessions/%s", id) != 0) return -1;
     int rc = pp__perform(c, PP_DELETE, c->url, NULL, 0, 1);
     if (rc == 0 || (c->err == PP_ERR_HTTP && c->status == 404)) pp__forget(c, id);
@@ -343,7 +356,7 @@ int pp_session_delete(pp_client *c, const char *id) { return pp_session_delete_e
 int pp_session_reset(pp_client *c, const char *id, pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
-    if (pp__begin(c) != 0 || check_id(c, id) != 0) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0) return -1;
     if (pp__url(c, c->url, "/sessions/%s/reset", id) != 0) return -1;
     /* Resetting twice is resetting once: retried like the idempotent calls. */
     if (pp__session_call(c, id, PP_POST, NULL, 0, 1) != 0) return -1;
@@ -356,7 +369,7 @@ int pp_session_list(pp_client *c, size_t limit, const char *after, pp_session_pa
     if (pp__begin(c) != 0) return -1;
     if (out == NULL) return pp__fail(c, PP_ERR_INVALID, "out is NULL");
     if (limit > 1000) return pp__fail(c, PP_ERR_INVALID, "limit %zu is over 1000", limit);
-    if (after != NULL && check_id(c, after) != 0) return -1;
+    if (after != NULL && pp__check_id(c, after) != 0) return -1;
     char query[200];
     int n = 0;
     query[0] = '\0';

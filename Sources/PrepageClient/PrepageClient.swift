@@ -1,1 +1,316 @@
-// PrepageClient: placeholder until its issue lands.
+// PrepageClient: the Swift face of libprepage (CPrepageClient). Every call
+// goes through the same C code a C agent uses, so the two never drift.
+internal import CPrepageClient
+
+#if canImport(Glibc)
+    internal import Glibc
+#endif
+
+/// A client of `prepaged`: one kept-alive connection, retries, re-creation of
+/// lost sessions. Method names share their stems with the operationIds of
+/// `openapi.yaml` and the C functions (`createSession` ↔ `pp_session_create`).
+///
+/// ```swift
+/// let client = try PrepageClient(options: .init(baseURL: "http://127.0.0.1:7070"))
+/// try client.createSession("vm-1", config: SessionConfig(pageSize: 4_096))
+/// let window = try client.fault(addr: 0x7f00_0000_1000, stream: vcpu)
+/// ```
+///
+/// > Warning: A client belongs to one thread at a time and is not `Sendable`:
+/// > give each thread (or task that stays on one) its own client. Calls block
+/// > the calling thread for up to the request timeout times the retries.
+public final class PrepageClient {
+    private let client: OpaquePointer
+
+    /// Creates a client; connects lazily, on the first call.
+    ///
+    /// - Throws: ``PrepageClientError`` `.invalid` for a base URL that is not
+    ///   `http(s)://…` or negative timeouts, `.outOfMemory`.
+    public init(options: PrepageClientOptions = PrepageClientOptions()) throws(PrepageClientError) {
+        _ = pp_global_init()  // once per process; later calls do nothing
+        var opts = pp_options()
+        pp_options_init(&opts)
+        opts.connect_timeout_ms = options.connectTimeoutMilliseconds
+        opts.request_timeout_ms = options.requestTimeoutMilliseconds
+        opts.max_retries = Int32(clamping: options.maxRetries)
+        opts.retry_base_ms = options.retryBaseMilliseconds
+        opts.retry_max_ms = options.retryMaxMilliseconds
+        opts.recreate_sessions = options.recreateSessions ? 1 : 0
+        // pp_client_new copies both strings.
+        let made: OpaquePointer? = options.baseURL.withCString { url in
+            opts.base_url = url
+            return withOptionalCString(options.token) { token in
+                opts.token = token
+                return pp_client_new(&opts)
+            }
+        }
+        guard let made else {
+            throw PrepageClientError(kind: .outOfMemory, status: nil, detail: "out of memory")
+        }
+        // Checked before `client` is set: once every property is, a throw runs deinit.
+        if pp_client_err(made) != Int32(PP_OK) {
+            let error = Self.error(of: made)
+            pp_client_free(made)
+            throw error
+        }
+        client = made
+    }
+
+    deinit { pp_client_free(client) }
+
+    /// libprepage's version, `MAJOR.MINOR.PATCH`.
+    public static var libraryVersion: String { String(cString: pp_version()) }
+
+    // MARK: Sessions
+
+    /// `PUT /sessions/{id}`: creates the session, or finds the identical one.
+    ///
+    /// - Returns: the session document; `created` is `false` when an identical
+    ///   session already existed (200 rather than 201).
+    /// - Throws: `.http` 409 when the session exists with another config, 400
+    ///   for an invalid value (the detail names the field).
+    @discardableResult
+    public func createSession(_ id: String, config: SessionConfig = SessionConfig()) throws(PrepageClientError)
+        -> (session: Session, created: Bool)
+    {
+        let session = try withCConfig(config) { cfg throws(PrepageClientError) in
+            try document { out in pp_session_create_ex(client, id, cfg, out) }
+        }
+        return (session, pp_client_http_status(client) == 201)
+    }
+
+    /// `GET /sessions/{id}`.
+    public func getSession(_ id: String) throws(PrepageClientError) -> Session {
+        try document { out in pp_session_get(client, id, out) }
+    }
+
+    /// `GET /sessions?limit=N&after=ID`: one page, ordered by id.
+    ///
+    /// - Parameters:
+    ///   - limit: 1 … 1,000; `nil` for the server's default (100).
+    ///   - after: the `next` of the previous page; `nil` to start.
+    public func listSessions(limit: Int? = nil, after: String? = nil) throws(PrepageClientError) -> SessionPage {
+        guard limit.map({ (1...1_000).contains($0) }) ?? true else {
+            throw PrepageClientError(kind: .invalid, status: nil, detail: "limit must be 1 … 1000, got \(limit!)")
+        }
+        var page: UnsafeMutablePointer<pp_session_page>?
+        let rc = withOptionalCString(after) { after in pp_session_list(client, limit ?? 0, after, &page) }
+        guard rc == 0, let page else { throw Self.error(of: client) }
+        defer { pp_session_page_free(page) }
+        let sessions = UnsafeBufferPointer(start: page.pointee.sessions, count: page.pointee.count)
+        return SessionPage(
+            sessions: sessions.map(Session.init(c:)),
+            next: page.pointee.next.map { String(cString: $0) })
+    }
+
+    /// `DELETE /sessions/{id}`; the client forgets the session's config.
+    ///
+    /// - Returns: the final document, or `nil` when a retried delete found the
+    ///   session already gone (the first attempt deleted it; its answer was lost).
+    @discardableResult
+    public func deleteSession(_ id: String) throws(PrepageClientError) -> Session? {
+        var doc: UnsafeMutablePointer<pp_session>?
+        guard pp_session_delete_ex(client, id, &doc) == 0 else { throw Self.error(of: client) }
+        defer { pp_session_free(doc) }
+        return doc.map { Session(c: $0.pointee) }
+    }
+
+    /// `POST /sessions/{id}/reset`: forgets what was learned, keeps config and counters.
+    @discardableResult
+    public func resetSession(_ id: String) throws(PrepageClientError) -> Session {
+        try document { out in pp_session_reset(client, id, out) }
+    }
+
+    // MARK: Faults
+
+    /// `POST /sessions/{id}/fault` by page. Retried after a connection failure
+    /// or timeout: the same fault again is answered `repeat`.
+    ///
+    /// - Parameter stream: the vCPU or thread that faulted. Default 0.
+    public func fault(_ id: String, page: UInt64, stream: UInt32 = 0) throws(PrepageClientError) -> Decision {
+        var d = pp_decision()
+        guard pp_fault_page(client, id, page, stream, &d) == 0 else { throw Self.error(of: client) }
+        return Decision(c: d)
+    }
+
+    /// `POST /sessions/{id}/fault` by byte address; the server divides by the
+    /// session's `page_size`.
+    public func fault(_ id: String, addr: UInt64, stream: UInt32 = 0) throws(PrepageClientError) -> Decision {
+        var d = pp_decision()
+        guard pp_fault_addr(client, id, addr, stream, &d) == 0 else { throw Self.error(of: client) }
+        return Decision(c: d)
+    }
+
+    /// `POST /sessions/{id}/faults`: 1 … 65,536 pages decided in order, exactly
+    /// as if posted one by one. Not retried after a connection failure.
+    ///
+    /// - Parameter streams: empty (all stream 0) or one per page.
+    public func faults(_ id: String, pages: [UInt64], streams: [UInt32] = []) throws(PrepageClientError)
+        -> [Decision]
+    {
+        try batch(id, values: pages, streams: streams, byAddress: false)
+    }
+
+    /// ``faults(_:pages:streams:)`` by byte addresses.
+    public func faults(_ id: String, addrs: [UInt64], streams: [UInt32] = []) throws(PrepageClientError)
+        -> [Decision]
+    {
+        try batch(id, values: addrs, streams: streams, byAddress: true)
+    }
+
+    // MARK: Plumbing
+
+    private func batch(_ id: String, values: [UInt64], streams: [UInt32], byAddress: Bool)
+        throws(PrepageClientError) -> [Decision]
+    {
+        guard streams.isEmpty || streams.count == values.count else {
+            throw PrepageClientError(
+                kind: .invalid, status: nil,
+                detail: "streams holds \(streams.count) entries for \(values.count) faults")
+        }
+        guard !values.isEmpty else {
+            throw PrepageClientError(kind: .invalid, status: nil, detail: "a batch holds 1 … 65536 faults, not 0")
+        }
+        var out = [pp_decision](repeating: pp_decision(), count: values.count)
+        let rc = values.withUnsafeBufferPointer { v in
+            streams.withUnsafeBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { o in
+                    byAddress
+                        ? pp_faults_addr(
+                            client, id, v.baseAddress, streams.isEmpty ? nil : s.baseAddress, v.count, o.baseAddress)
+                        : pp_faults_page(
+                            client, id, v.baseAddress, streams.isEmpty ? nil : s.baseAddress, v.count, o.baseAddress)
+                }
+            }
+        }
+        guard rc == 0 else { throw Self.error(of: client) }
+        return out.map(Decision.init(c:))
+    }
+
+    /// Runs a C call that hands out one session document, and converts it.
+    private func document(_ call: (UnsafeMutablePointer<UnsafeMutablePointer<pp_session>?>) -> Int32)
+        throws(PrepageClientError) -> Session
+    {
+        var doc: UnsafeMutablePointer<pp_session>?
+        guard call(&doc) == 0, let doc else { throw Self.error(of: client) }
+        defer { pp_session_free(doc) }
+        return Session(c: doc.pointee)
+    }
+
+    private static func error(of c: OpaquePointer) -> PrepageClientError {
+        let kind: PrepageClientError.Kind =
+            switch Int(pp_client_err(c)) {
+            case Int(PP_ERR_TIMEOUT): .timeout
+            case Int(PP_ERR_HTTP): .http
+            case Int(PP_ERR_PROTOCOL): .protocol
+            case Int(PP_ERR_OOM): .outOfMemory
+            case Int(PP_ERR_INVALID): .invalid
+            default: .io
+            }
+        let status = Int(pp_client_http_status(c))
+        return PrepageClientError(
+            kind: kind, status: status == 0 ? nil : status, detail: String(cString: pp_client_errstr(c)))
+    }
+}
+
+// MARK: - C conversions
+
+private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let s else { return body(nil) }
+    return s.withCString { body($0) }
+}
+
+/// Lends a `pp_session_config` for `config` to `body`; its strings live until `body` returns.
+private func withCConfig<R>(
+    _ config: SessionConfig, _ body: (UnsafePointer<pp_session_config>) throws(PrepageClientError) -> R
+) throws(PrepageClientError) -> R {
+    var cfg = pp_session_config()
+    pp_session_config_init(&cfg)
+    func set(_ v: Int?) -> Int64 { v.map(Int64.init) ?? -1 }
+    cfg.min_pages = set(config.minPages)
+    cfg.max_pages = set(config.maxPages)
+    cfg.k = set(config.k)
+    cfg.initial_pages = set(config.initialPages)
+    cfg.gap = set(config.gap)
+    cfg.memory_pages = set(config.memoryPages)
+    cfg.max_streams = set(config.maxStreams)
+    cfg.page_size = set(config.pageSize)
+    cfg.forward_pages = set(config.forwardPages)
+    cfg.backward_pages = set(config.backwardPages)
+    cfg.ra_initial = set(config.raInitial)
+    cfg.ra_max = set(config.raMax)
+    // Copies of the label strings, freed after the call.
+    let strings = config.labels.sorted { $0.key < $1.key }.map { (strdup($0.key), strdup($0.value)) }
+    defer { for (k, v) in strings { free(k); free(v) } }
+    let labels = strings.map { pp_label(key: UnsafePointer($0.0), value: UnsafePointer($0.1)) }
+    let policy = config.policy.map { strdup($0) } ?? nil
+    defer { free(policy) }
+    cfg.policy = UnsafePointer(policy)
+    return try labels.withUnsafeBufferPointer { (l) throws(PrepageClientError) -> R in
+        cfg.labels = l.baseAddress
+        cfg.nlabels = l.count
+        return try body(&cfg)
+    }
+}
+
+extension Decision {
+    init(c d: pp_decision) {
+        self.init(
+            start: d.start, count: d.count, outcome: Outcome(c: d.outcome), ntest: d.ntest, nmin: d.nmin,
+            nmax: d.nmax, addr: d.addr, bytes: d.bytes)
+    }
+}
+
+extension Outcome {
+    init(c o: pp_outcome) {
+        switch o {
+        case PP_SMALLER: self = .smaller
+        case PP_LARGER: self = .larger
+        case PP_REVERSE: self = .reverse
+        case PP_REPEAT: self = .repeat
+        default: self = .first
+        }
+    }
+}
+
+extension Session {
+    init(c s: pp_session) {
+        let c = s.config
+        func opt(_ v: Int64) -> Int? { v == -1 ? nil : Int(v) }
+        var labels: [String: String] = [:]
+        for l in UnsafeBufferPointer(start: c.labels, count: c.nlabels) {
+            labels[String(cString: l.key)] = String(cString: l.value)
+        }
+        let streams = UnsafeBufferPointer(start: s.streams, count: s.nstreams).map { st in
+            StreamState(
+                stream: st.stream, ntest: Int(st.ntest), minHit: Int(st.min_hit), maxHit: Int(st.max_hit),
+                window: .init(start: Int(st.window_start), count: Int(st.window_count)),
+                direction: st.up != 0 ? "up" : "down")
+        }
+        var stats = s.stats
+        let created = withUnsafeBytes(of: &stats.created_at) {
+            String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
+        let last = withUnsafeBytes(of: &stats.last_fault_at) {
+            String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
+        self.init(
+            id: String(cString: s.id),
+            config: SessionConfig(
+                policy: c.policy.map { String(cString: $0) }, minPages: opt(c.min_pages), maxPages: opt(c.max_pages),
+                k: opt(c.k), initialPages: opt(c.initial_pages), gap: opt(c.gap), memoryPages: opt(c.memory_pages),
+                maxStreams: opt(c.max_streams), pageSize: opt(c.page_size), labels: labels,
+                forwardPages: opt(c.forward_pages), backwardPages: opt(c.backward_pages),
+                raInitial: opt(c.ra_initial), raMax: opt(c.ra_max)),
+            state: SessionState(
+                nmin: Int(s.nmin), nmax: Int(s.nmax),
+                minRecord: UnsafeBufferPointer(start: s.min_record, count: s.min_record_len).map { Int($0) },
+                maxRecord: UnsafeBufferPointer(start: s.max_record, count: s.max_record_len).map { Int($0) },
+                streams: streams),
+            stats: SessionStats(
+                faults: Int(stats.faults), first: Int(stats.first), smaller: Int(stats.smaller),
+                larger: Int(stats.larger), reverse: Int(stats.reverse), repeat: Int(stats.repeat),
+                pagesAdvised: Int(stats.pages_advised), createdAt: created.isEmpty ? nil : created,
+                lastFaultAt: last.isEmpty ? nil : last))
+    }
+}

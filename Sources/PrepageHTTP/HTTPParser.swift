@@ -62,13 +62,15 @@ public struct HTTPParser: Sendable {
     }
 
     private mutating func step(_ buf: UnsafeRawBufferPointer) throws(HTTPError) -> HTTPParseResult {
-        if pending == nil {
+        var p: Pending
+        if let waiting = pending {
+            p = waiting
+            pending = nil  // keep the body storage uniquely referenced while decoding
+        } else {
             guard let headEnd = try scanHead(buf) else { return .needMore }
-            pending = try Self.parseHead(buf, scan: scan, headEnd: headEnd, limits: limits)
+            p = try Self.parseHead(buf, scan: scan, headEnd: headEnd, limits: limits)
             scan = HeadScan()
         }
-        guard var p = pending else { return .needMore }
-        pending = nil  // keep the body storage uniquely referenced while decoding
 
         var end: Int? = nil
         switch p.framing {

@@ -209,6 +209,9 @@ final class API: Sendable {
         guard Inputs.isEmpty(query: req.query) else {
             throw APIProblem(.invalidQuery, "/faults takes no query parameters; give pages or addrs in the JSON body")
         }
+        guard !req.body.isEmpty else {
+            throw APIProblem(.invalidField, "missing body: give pages or addrs (and optionally streams) as JSON")
+        }
         var reuse: [UInt64] = []
         swap(&reuse, &ctx.batchValues)
         let batch = try req.body.withBytes { raw throws(APIProblem) in

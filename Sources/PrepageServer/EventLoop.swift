@@ -24,8 +24,10 @@ final class EventLoop: @unchecked Sendable {
     private var date: [UInt8] = []
     private var dateSecond: Int64 = -1
     /// Request ids: a per-loop random prefix and a counter.
-    private let idPrefix: String
+    private let idPrefix: [UInt8]
     private var idCounter: UInt64 = 0
+    private var generatedID: [UInt8] = []
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     private var draining = false
     private var drainDeadline: UInt64 = 0
@@ -46,7 +48,8 @@ final class EventLoop: @unchecked Sendable {
         context = LoopContext(metrics: metrics)
         self.logger = logger
         self.logger[metadataKey: "loop"] = "\(index)"
-        idPrefix = String(UInt32.random(in: 0...UInt32.max) | 0x1000_0000, radix: 16) + "-"
+        idPrefix = Array((String(UInt32.random(in: 0...UInt32.max) | 0x1000_0000, radix: 16) + "-").utf8)
+        generatedID.reserveCapacity(32)
         try epoll.add(listener, .readable)
         try epoll.add(wake.fd, .readable)
     }
@@ -223,12 +226,20 @@ final class EventLoop: @unchecked Sendable {
         method: String?
     ) {
         var reply = reply
-        let requestID = request?.requestID.flatMap(Self.acceptableRequestID) ?? nextRequestID()
-        reply.headers.append(("X-Request-ID", requestID))
-        HTTPResponseWriter.append(
-            status: reply.status, contentType: reply.contentType, extraHeaders: reply.headers, body: reply.body,
-            headOnly: request?.method == .head, keepAlive: keepAlive, isHTTP10: request?.isHTTP10 ?? false,
+        let echoed = request?.requestID.flatMap(Self.acceptableRequestID)
+        if echoed == nil { nextRequestID() }
+        HTTPResponseWriter.appendHead(
+            status: reply.status, contentType: reply.contentType, contentLength: reply.body.count,
+            extraHeaders: reply.headers, keepAlive: keepAlive, isHTTP10: request?.isHTTP10 ?? false,
             date: date, into: &c.output)
+        // The head ends with an empty line; X-Request-ID goes before it, written from bytes
+        // (no String or array per response on the hot path).
+        c.output.removeLast(2)
+        c.output.append(contentsOf: Self.requestIDName)
+        if let echoed { c.output.append(contentsOf: echoed.utf8) } else { c.output.append(contentsOf: generatedID) }
+        c.output.append(contentsOf: Self.crlfcrlf)
+        let hasBody = !(reply.status < 200 || reply.status == 204 || reply.status == 304)
+        if request?.method != .head && hasBody { c.output.append(contentsOf: reply.body) }
         swap(&reply.body, &context.body)
         let micros = (System.monotonicNanoseconds() &- started) / 1_000
         context.metrics.request(route: route, status: reply.status, micros: micros)
@@ -239,12 +250,15 @@ final class EventLoop: @unchecked Sendable {
                 "route": .string(route?.template ?? "-"),
                 "status": .stringConvertible(reply.status),
                 "us": .stringConvertible(micros),
-                "request_id": .string(requestID),
+                "request_id": .string(echoed ?? String(decoding: generatedID, as: UTF8.self)),
             ]
             if let detail = reply.problemDetail { metadata["detail"] = .string(detail) }
             logger.log(level: level, "request", metadata: metadata)
         }
     }
+
+    private static let requestIDName = Array("X-Request-ID: ".utf8)
+    private static let crlfcrlf = Array("\r\n\r\n".utf8)
 
     /// An `X-Request-ID` worth echoing: 1 … 200 visible ASCII characters.
     private static func acceptableRequestID(_ id: String) -> String? {
@@ -252,9 +266,18 @@ final class EventLoop: @unchecked Sendable {
         return id
     }
 
-    private func nextRequestID() -> String {
+    /// Makes the next generated request id in ``generatedID``: the loop's random
+    /// prefix, `-`, and a counter in hexadecimal.
+    private func nextRequestID() {
         idCounter &+= 1
-        return idPrefix + String(idCounter, radix: 16)
+        generatedID.removeAll(keepingCapacity: true)
+        generatedID.append(contentsOf: idPrefix)
+        var shift = 60
+        while shift > 0 && (idCounter >> UInt64(shift)) & 0xF == 0 { shift -= 4 }
+        while shift >= 0 {
+            generatedID.append(Self.hexDigits[Int((idCounter >> UInt64(shift)) & 0xF)])
+            shift -= 4
+        }
     }
 
     private static func problemKind(_ error: HTTPError) -> ProblemKind {

@@ -183,17 +183,31 @@ enum Inputs {
                 case "memory_pages": config.memoryPages = try signed(&s, field: name)
                 case "max_streams": config.maxStreams = try signed(&s, field: name)
                 case "page_size": pageSize = try signed(&s, field: name)
+                case "forward_pages": config.forwardPages = try signed(&s, field: name)
+                case "backward_pages": config.backwardPages = try signed(&s, field: name)
+                case "ra_initial": config.raInitial = try signed(&s, field: name)
+                case "ra_max": config.raMax = try signed(&s, field: name)
                 case "labels": labels = try self.labels(&s)
                 default:
                     throw unknown(
                         name,
-                        accepted: "policy, min_pages, max_pages, k, initial_pages, gap, memory_pages, max_streams, page_size, labels")
+                        accepted: "policy, min_pages, max_pages, k, initial_pages, gap, memory_pages, max_streams, page_size, labels, forward_pages, backward_pages (policy forward), ra_initial, ra_max (policy readahead)")
                 }
             }
             try s.end()
         }
+        // A policy's own fields mean nothing to another policy: say so rather than ignore them.
+        for (field, policy) in Self.policyFields where seen.contains(field) && config.policy != policy {
+            throw APIProblem(
+                .invalidField, "\(field) applies to policy \(policy.rawValue) only; this session's policy is \(config.policy.rawValue)")
+        }
         return try finish(config, pageSize, labels)
     }
+
+    /// Fields that belong to one policy.
+    static let policyFields: [(String, PolicyName)] = [
+        ("forward_pages", .forward), ("backward_pages", .forward), ("ra_initial", .readahead), ("ra_max", .readahead),
+    ]
 
     private static func finish(_ config: PrepageConfig, _ pageSize: Int, _ labels: [String: String]) throws(APIProblem) -> SessionConfig {
         let validated: PrepageConfig

@@ -132,13 +132,14 @@ extension String {
     }
 }
 
-/// Command-line arguments preceded by those taken from `PREPAGE_<NAME>` variables,
-/// so a flag on the command line (parsed later) wins.
+/// Command-line arguments preceded by those taken from `PREPAGE_<NAME>` variables
+/// for the options the command line does not give (the command line wins).
 func argumentsWithEnvironment() -> [String] {
     let options = ["host", "port", "threads", "token-file", "max-sessions", "session-idle-timeout",
                    "max-body-bytes", "log-level", "log-format"]
+    let given = CommandLine.arguments.dropFirst()
     var fromEnvironment: [String] = []
-    for name in options {
+    for name in options where !given.contains(where: { $0 == "--\(name)" || $0.hasPrefix("--\(name)=") }) {
         let variable = "PREPAGE_" + name.uppercased().replacingDashes
         if let value = System.environment(variable) {
             fromEnvironment += ["--\(name)", value]

@@ -79,3 +79,44 @@ import Testing
         }
     }
 }
+
+@Suite struct LargeBodyTests {
+    /// A body of `n` bytes in chunks of varying size, deterministic content.
+    static func chunkedBody(_ n: Int) -> (wire: String, body: [UInt8]) {
+        var body: [UInt8] = []
+        var wire = ""
+        var size = 1
+        while body.count < n {
+            let take = min(size, n - body.count)
+            let piece = (0..<take).map { UInt8(0x61 + (body.count + $0) % 26) }
+            wire += String(take, radix: 16) + "\r\n" + String(decoding: piece, as: UTF8.self) + "\r\n"
+            body += piece
+            size = size * 3 % 1_021 + 1
+        }
+        return (wire + "0\r\n\r\n", body)
+    }
+
+    @Test func decodesALargeChunkedBodyArrivingInSmallPieces() {
+        let (wire, body) = Self.chunkedBody(200_000)
+        let input = bytes("POST /sessions/a/faults HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + wire)
+        let results = drive(input, pieces: [7, 13, 1, 4_096])
+        #expect(results.count == 1)
+        if case .request(let s, let consumed)? = results.first {
+            #expect(s.body == body)
+            #expect(consumed == input.count)
+        } else {
+            Issue.record("expected one request, got \(results)")
+        }
+    }
+
+    @Test func readsAFullBatchBodyAtTheDefaultLimit() {
+        let body = [UInt8](repeating: 0x20, count: 4_194_304)
+        let head = bytes("POST /sessions/a/faults HTTP/1.1\r\nHost: h\r\nContent-Length: 4194304\r\n\r\n")
+        let results = drive(head + body, pieces: [65_536])
+        if case .request(let s, _)? = results.first {
+            #expect(s.body.count == 4_194_304)
+        } else {
+            Issue.record("expected the request")
+        }
+    }
+}

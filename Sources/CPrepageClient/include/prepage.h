@@ -63,7 +63,7 @@ PP_API const char *pp_version(void);
  * calls do nothing. Returns 0, or -1 when libcurl cannot initialise.
  */
 PP_API int pp_global_init(void);
-/** Releases what pp_global_init() acquired; call it last, after every client is freed. */
+/** Releases what pp_global_init() acquired; call it once, last, after every client is freed. */
 PP_API void pp_global_cleanup(void);
 
 /** Error kinds of pp_client_err(). */
@@ -134,7 +134,8 @@ typedef struct pp_label {
  * field is set and its strings belong to that pp_session.
  */
 typedef struct pp_session_config {
-    const char *policy;       /**< "dp" (server default) or "dp-literal"; NULL = default */
+    const char *policy;       /**< "dp" (server default), "dp-literal", or a baseline the server
+                                   offers ("none", "forward", "readahead"); NULL = default */
     int64_t min_pages;
     int64_t max_pages;
     int64_t k;
@@ -145,7 +146,16 @@ typedef struct pp_session_config {
     int64_t page_size;        /**< bytes, a power of two from 512 to 1 GiB; server default 4,096 */
     const pp_label *labels;   /**< at most 16; NULL when nlabels is 0 */
     size_t nlabels;
+    /* Fields of one policy each; the server rejects them for another policy
+     * (400). In a document, -1 when the session's policy has no such field. */
+    int64_t forward_pages;    /**< policy "forward": pages after the faulting one */
+    int64_t backward_pages;   /**< policy "forward": pages before it */
+    int64_t ra_initial;       /**< policy "readahead": first window */
+    int64_t ra_max;           /**< policy "readahead": largest window */
 } pp_session_config;
+
+/** Defined when pp_session_config has the per-policy fields above. */
+#define PP_HAVE_POLICY_FIELDS 1
 
 /** Sets every field to "server default". */
 PP_API void pp_session_config_init(pp_session_config *cfg);
@@ -201,8 +211,8 @@ PP_API void pp_session_page_free(pp_session_page *l);
 /*
  * Session ids match [A-Za-z0-9._:-]{1,128}; anything else is PP_ERR_INVALID
  * before any request is sent. `out` parameters receive a new document on
- * success (NULL on error) and may themselves be NULL when the document is not
- * wanted.
+ * success (NULL on error); those of create_ex, delete_ex and reset may be
+ * NULL when the document is not wanted, those of get and list may not.
  */
 
 /**

@@ -175,6 +175,25 @@ extension Session {
         w.key("page_size")
         w.int(c.pageSize)
         w.raw(",")
+        // A policy's own fields appear only with that policy.
+        switch p.policy {
+        case .forward:
+            w.key("forward_pages")
+            w.int(p.forwardPages)
+            w.raw(",")
+            w.key("backward_pages")
+            w.int(p.backwardPages)
+            w.raw(",")
+        case .readahead:
+            w.key("ra_initial")
+            w.int(p.raInitial)
+            w.raw(",")
+            w.key("ra_max")
+            w.int(p.raMax)
+            w.raw(",")
+        case .dp, .dpLiteral, .none:
+            break
+        }
         w.key("labels")
         w.raw("{")
         for (i, key) in c.labels.keys.sorted().enumerated() {

@@ -1,0 +1,256 @@
+// Value types of the client: options, session configuration and documents,
+// decisions and errors. Coding keys are the field names of api.md, so a value
+// encodes to the same JSON the server speaks (prepagectl --json relies on it).
+
+/// How a ``PrepageClient`` connects, times out, retries and recovers.
+///
+/// Defaults are those of `pp_options_init()` in `prepage.h`.
+public struct PrepageClientOptions: Sendable, Hashable {
+    /// The server. Default `http://127.0.0.1:7070`.
+    public var baseURL: String
+    /// Bearer token sent with every request. Default `nil` (none).
+    public var token: String?
+    /// Connect timeout in milliseconds. Default 1,000.
+    public var connectTimeoutMilliseconds: Int
+    /// Whole-request timeout in milliseconds, connect included. Default 5,000.
+    public var requestTimeoutMilliseconds: Int
+    /// Retries after a connection failure or timeout, for idempotent calls and
+    /// single faults (never for a batch). Default 3; 0 turns retries off.
+    public var maxRetries: Int
+    /// First backoff in milliseconds; doubles each retry, jittered. Default 10.
+    public var retryBaseMilliseconds: Int
+    /// Cap of one backoff in milliseconds. Default 1,000.
+    public var retryMaxMilliseconds: Int
+    /// Re-create a session this client created when the server answers 404 for
+    /// it (the server restarted, or the session moved), then retry once. Default `true`.
+    public var recreateSessions: Bool
+
+    public init(
+        baseURL: String = "http://127.0.0.1:7070",
+        token: String? = nil,
+        connectTimeoutMilliseconds: Int = 1_000,
+        requestTimeoutMilliseconds: Int = 5_000,
+        maxRetries: Int = 3,
+        retryBaseMilliseconds: Int = 10,
+        retryMaxMilliseconds: Int = 1_000,
+        recreateSessions: Bool = true
+    ) {
+        self.baseURL = baseURL
+        self.token = token
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.requestTimeoutMilliseconds = requestTimeoutMilliseconds
+        self.maxRetries = maxRetries
+        self.retryBaseMilliseconds = retryBaseMilliseconds
+        self.retryMaxMilliseconds = retryMaxMilliseconds
+        self.recreateSessions = recreateSessions
+    }
+}
+
+/// A session's configuration (api.md, dp.md).
+///
+/// `nil` leaves a field to the server's default when creating; in a
+/// ``Session`` returned by the server every field is set.
+public struct SessionConfig: Sendable, Hashable, Codable {
+    /// `dp` (default), `dp-literal`, or a baseline: `none`, `forward`, `readahead`.
+    public var policy: String?
+    public var minPages: Int?
+    public var maxPages: Int?
+    public var k: Int?
+    public var initialPages: Int?
+    public var gap: Int?
+    /// Guest memory in pages; 0 means unbounded.
+    public var memoryPages: Int?
+    public var maxStreams: Int?
+    /// Bytes per page, a power of two from 512 to 1 GiB. Server default 4,096.
+    public var pageSize: Int?
+    /// At most 16, for the orchestrator's own use.
+    public var labels: [String: String]
+    /// Policy `forward` only: pages fetched after the faulting one.
+    public var forwardPages: Int?
+    /// Policy `forward` only: pages fetched before the faulting one.
+    public var backwardPages: Int?
+    /// Policy `readahead` only: the first window.
+    public var raInitial: Int?
+    /// Policy `readahead` only: the largest window.
+    public var raMax: Int?
+
+    public init(
+        policy: String? = nil, minPages: Int? = nil, maxPages: Int? = nil, k: Int? = nil,
+        initialPages: Int? = nil, gap: Int? = nil, memoryPages: Int? = nil, maxStreams: Int? = nil,
+        pageSize: Int? = nil, labels: [String: String] = [:], forwardPages: Int? = nil,
+        backwardPages: Int? = nil, raInitial: Int? = nil, raMax: Int? = nil
+    ) {
+        self.policy = policy
+        self.minPages = minPages
+        self.maxPages = maxPages
+        self.k = k
+        self.initialPages = initialPages
+        self.gap = gap
+        self.memoryPages = memoryPages
+        self.maxStreams = maxStreams
+        self.pageSize = pageSize
+        self.labels = labels
+        self.forwardPages = forwardPages
+        self.backwardPages = backwardPages
+        self.raInitial = raInitial
+        self.raMax = raMax
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case policy, k, gap, labels
+        case minPages = "min_pages", maxPages = "max_pages", initialPages = "initial_pages"
+        case memoryPages = "memory_pages", maxStreams = "max_streams", pageSize = "page_size"
+        case forwardPages = "forward_pages", backwardPages = "backward_pages", raInitial = "ra_initial"
+        case raMax = "ra_max"
+    }
+}
+
+/// How a decision was reached (dp.md).
+public enum Outcome: String, Sendable, Hashable, Codable, CaseIterable {
+    case first, smaller, larger, reverse, `repeat`
+}
+
+/// The window to fetch: pages `[start, start + count)`, bytes `[addr, addr + bytes)`.
+public struct Decision: Sendable, Hashable, Codable {
+    public var start: UInt64
+    public var count: UInt64
+    public var outcome: Outcome
+    public var ntest: UInt64
+    public var nmin: UInt64
+    public var nmax: UInt64
+    public var addr: UInt64
+    public var bytes: UInt64
+
+    public init(
+        start: UInt64, count: UInt64, outcome: Outcome, ntest: UInt64, nmin: UInt64, nmax: UInt64,
+        addr: UInt64, bytes: UInt64
+    ) {
+        self.start = start
+        self.count = count
+        self.outcome = outcome
+        self.ntest = ntest
+        self.nmin = nmin
+        self.nmax = nmax
+        self.addr = addr
+        self.bytes = bytes
+    }
+}
+
+/// What one stream (vCPU) of a session is doing.
+public struct StreamState: Sendable, Hashable, Codable {
+    public struct Window: Sendable, Hashable, Codable {
+        public var start: Int
+        public var count: Int
+    }
+    public var stream: UInt32
+    public var ntest: Int
+    public var minHit: Int
+    public var maxHit: Int
+    public var window: Window
+    /// `up` or `down`.
+    public var direction: String
+
+    enum CodingKeys: String, CodingKey {
+        case stream, ntest, window, direction
+        case minHit = "min_hit", maxHit = "max_hit"
+    }
+}
+
+/// What a session has learned.
+public struct SessionState: Sendable, Hashable, Codable {
+    public var nmin: Int
+    public var nmax: Int
+    public var minRecord: [Int]
+    public var maxRecord: [Int]
+    /// Ordered by stream id.
+    public var streams: [StreamState]
+
+    enum CodingKeys: String, CodingKey {
+        case nmin, nmax, streams
+        case minRecord = "min_record", maxRecord = "max_record"
+    }
+}
+
+/// A session's counters; times in RFC 3339 UTC.
+public struct SessionStats: Sendable, Hashable, Codable {
+    public var faults: Int
+    public var first: Int
+    public var smaller: Int
+    public var larger: Int
+    public var reverse: Int
+    public var `repeat`: Int
+    public var pagesAdvised: Int
+    public var createdAt: String?
+    /// `nil` before the first fault.
+    public var lastFaultAt: String?
+
+    enum CodingKeys: String, CodingKey {
+        case faults, first, smaller, larger, reverse, `repeat`
+        case pagesAdvised = "pages_advised", createdAt = "created_at", lastFaultAt = "last_fault_at"
+    }
+
+    /// Encodes as the server does: `last_fault_at` is `null` before the first fault, not absent.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(faults, forKey: .faults)
+        try c.encode(first, forKey: .first)
+        try c.encode(smaller, forKey: .smaller)
+        try c.encode(larger, forKey: .larger)
+        try c.encode(reverse, forKey: .reverse)
+        try c.encode(`repeat`, forKey: .repeat)
+        try c.encode(pagesAdvised, forKey: .pagesAdvised)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(lastFaultAt, forKey: .lastFaultAt)
+    }
+}
+
+/// A session document.
+public struct Session: Sendable, Hashable, Codable {
+    public var id: String
+    public var config: SessionConfig
+    public var state: SessionState
+    public var stats: SessionStats
+}
+
+/// One page of ``PrepageClient/listSessions(limit:after:)``.
+public struct SessionPage: Sendable, Hashable, Codable {
+    /// Ordered by id.
+    public var sessions: [Session]
+    /// Pass as `after` for the next page; `nil` at the end.
+    public var next: String?
+}
+
+/// A failed call: what kind, the HTTP status when the server answered, and why.
+public struct PrepageClientError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Hashable {
+        /// Connection refused, reset, unresolvable host.
+        case io
+        /// Connect or request timeout elapsed (after the retries).
+        case timeout
+        /// The server answered ≥ 400; ``PrepageClientError/detail`` is its problem `detail`.
+        case http
+        /// An answer that cannot be parsed.
+        case `protocol`
+        /// Out of memory.
+        case outOfMemory
+        /// A bad argument (a malformed session id, an empty batch…); nothing was sent.
+        case invalid
+    }
+
+    public var kind: Kind
+    /// The HTTP status of the answer, `nil` when none came.
+    public var status: Int?
+    /// What went wrong: the server's problem detail for ``Kind/http``.
+    public var detail: String
+
+    public init(kind: Kind, status: Int?, detail: String) {
+        self.kind = kind
+        self.status = status
+        self.detail = detail
+    }
+
+    public var description: String {
+        if let status, kind == .http { return "HTTP \(status): \(detail)" }
+        return "\(kind.rawValue) error: \(detail)"
+    }
+}

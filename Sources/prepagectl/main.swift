@@ -1,1 +1,0 @@
-print("prepagectl: not yet built")

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# test-c.sh — libprepage as a C user sees it, against the real prepaged.
+#
+#   1. make lib + example (mk/lib.mk), install into a temporary PREFIX and
+#      build the example again from the installed prepage.pc, shared and static;
+#   2. start prepaged on a free loopback port and run the example agents;
+#   3. build Tests/CClientTests/test_client.c with the library sources under
+#      AddressSanitizer + LeakSanitizer and run it (it starts its own servers).
+#
+# PP_VALGRIND=1 runs the C tests once more under valgrind.
+# PREPAGED names the server binary (default .build/debug/prepaged, built with
+# `swift build --product prepaged` when missing). Exits non-zero on any
+# failure; the last line is "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+step() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+PREPAGED=${PREPAGED:-.build/debug/prepaged}
+if [ ! -x "$PREPAGED" ]; then
+    swift build --product prepaged >"$work/swift-build.log" 2>&1 || { cat "$work/swift-build.log"; }
+fi
+if [ ! -x "$PREPAGED" ]; then
+    bad "prepaged binary at $PREPAGED"
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+export PREPAGED=$(realpath "$PREPAGED")
+
+# 1. The library, as `make lib` / `make install` / pkg-config users get it.
+step "make lib example" make -s -f mk/lib.mk lib example
+step "soname libprepage.so.0" sh -c 'readelf -d build/lib/libprepage.so.0 | grep -q "SONAME.*libprepage.so.0"'
+step "exports only pp_ symbols" sh -c \
+    '! nm -D --defined-only build/lib/libprepage.so.0 | awk "{print \$3}" | grep -v "^pp_" | grep -q .'
+step "make install PREFIX" make -s -f mk/lib.mk install PREFIX="$work/prefix"
+export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
+step "pkg-config Requires.private" sh -c 'pkg-config --print-requires-private prepage | grep -q libcurl &&
+    pkg-config --print-requires-private prepage | grep -q jansson'
+step "cc agent.c \$(pkg-config --cflags --libs prepage)" sh -c \
+    "cc Examples/agent.c \$(pkg-config --cflags --libs prepage) -o '$work/agent-installed'"
+step "static link of libprepage.a" sh -c \
+    "cc Examples/agent.c \$(pkg-config --cflags prepage) '$work/prefix/lib/libprepage.a' \$(pkg-config --libs libcurl jansson) -lpthread -o '$work/agent-static'"
+unset PKG_CONFIG_PATH
+
+# 2. The example agents against a real server.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$PREPAGED" --host 127.0.0.1 --port "$port" >"$work/prepaged.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 500); do
+    curl -fs "http://127.0.0.1:$port/livez" >/dev/null 2>&1 && break
+    sleep 0.02
+done
+url="http://127.0.0.1:$port"
+quiet() { "$@" >"$work/agent.out" 2>&1 || { cat "$work/agent.out"; return 1; }; }
+step "agent (built tree) against prepaged" quiet build/examples/agent "$url"
+step "agent (installed, shared)" quiet env LD_LIBRARY_PATH="$work/prefix/lib" "$work/agent-installed" "$url"
+step "agent (static)" quiet "$work/agent-static" "$url"
+kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=
+
+# 3. Every call and every error under AddressSanitizer + LeakSanitizer.
+if cc -std=c11 -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Wall -Wextra \
+    -ISources/CPrepageClient/include -ISources/CPrepageClient Sources/CPrepageClient/*.c \
+    Tests/CClientTests/test_client.c $(pkg-config --cflags --libs libcurl jansson) -lpthread \
+    -o "$work/test_client"; then
+    ok "build test_client with -fsanitize=address,undefined"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        "$work/test_client" >"$work/test.out" 2>"$work/test.err"
+    rc=$?
+    cat "$work/test.err" "$work/test.out"
+    line=$(tail -n 1 "$work/test.out")
+    if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        passed=$((passed + BASH_REMATCH[1]))
+        failed=$((failed + BASH_REMATCH[2]))
+    fi
+    if grep -q "Sanitizer" "$work/test.err"; then bad "sanitizers: errors or leaks reported"; else ok "sanitizers: no errors, no leaks"; fi
+    [ "$rc" -eq 0 ] && ok "test_client exit 0" || bad "test_client exit $rc"
+else
+    bad "build test_client"
+fi
+
+# Optionally the same tests once more under valgrind (PP_VALGRIND=1; slower).
+if [ "${PP_VALGRIND:-0}" = 1 ] && command -v valgrind >/dev/null; then
+    cc -std=c11 -g -O1 -ISources/CPrepageClient/include -ISources/CPrepageClient Sources/CPrepageClient/*.c \
+        Tests/CClientTests/test_client.c $(pkg-config --cflags --libs libcurl jansson) -lpthread \
+        -o "$work/test_client_vg"
+    step "valgrind: no errors, no leaks" valgrind -q --leak-check=full \
+        --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 "$work/test_client_vg"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -113,7 +113,8 @@ final class API: Sendable {
             return Reply(status: 200, contentType: Reply.json, body: w.bytes)
         case .openapi:
             guard let openAPI else {
-                throw APIProblem(.routeNotFound, "openapi.yaml was not found beside the executable or in the working directory")
+                throw APIProblem(
+                    .routeNotFound, "openapi.yaml was not found beside the executable or in the working directory")
             }
             return Reply(status: 200, contentType: "application/yaml", body: openAPI)
         case .metrics:
@@ -227,7 +228,8 @@ final class API: Sendable {
             if memory > 0 && page >= memory {
                 throw APIProblem(
                     .faultBeyondMemory,
-                    "\(batch.addresses ? "addrs" : "pages")[\(i)]: page \(page) is outside guest memory; accepted: 0 … \(memory - 1) (memory_pages = \(memory))")
+                    "\(batch.addresses ? "addrs" : "pages")[\(i)]: page \(page) is outside guest memory; accepted: 0 … \(memory - 1) (memory_pages = \(memory))"
+                )
             }
             values[i] = UInt64(page)
         }
@@ -294,7 +296,8 @@ final class API: Sendable {
 
     private func create(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
         guard Inputs.isEmpty(query: req.query) else {
-            throw APIProblem(.invalidQuery, "PUT /sessions/{id} takes no query parameters; give the configuration in the JSON body")
+            throw APIProblem(
+                .invalidQuery, "PUT /sessions/{id} takes no query parameters; give the configuration in the JSON body")
         }
         let empty = req.body.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
         guard empty || req.contentType == .json || req.contentType == .none else {
@@ -355,7 +358,8 @@ final class API: Sendable {
 
     private func unsupported(_ req: HTTPRequest, accepted: String) -> APIProblem {
         let sent = req.header("content-type") ?? "none"
-        return APIProblem(.unsupportedMediaType, "Content-Type \(Inputs.quoted(sent)) is not accepted here; accepted: \(accepted)")
+        return APIProblem(
+            .unsupportedMediaType, "Content-Type \(Inputs.quoted(sent)) is not accepted here; accepted: \(accepted)")
     }
 
     /// `Authorization: Bearer TOKEN` when a token is configured (RFC 6750 §2.1).

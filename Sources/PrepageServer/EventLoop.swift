@@ -32,7 +32,6 @@ final class EventLoop: @unchecked Sendable {
     private var draining = false
     private var drainDeadline: UInt64 = 0
     private var nextSweep: UInt64 = 0
-    private var nextSessionSweep: UInt64 = 0
 
     /// Stop parsing a connection's input while this much output waits (a client that does not read).
     private static let outputHighWater = 1 << 20
@@ -59,7 +58,6 @@ final class EventLoop: @unchecked Sendable {
     func run() {
         let sweepNanos = shared.sweepInterval
         nextSweep = System.monotonicNanoseconds() &+ sweepNanos
-        nextSessionSweep = System.monotonicNanoseconds() &+ shared.sessionSweepInterval
         while true {
             do {
                 try epoll.wait(timeoutMilliseconds: Int32(sweepNanos / 1_000_000)) { event in
@@ -73,10 +71,6 @@ final class EventLoop: @unchecked Sendable {
             if now >= nextSweep {
                 sweep(now)
                 nextSweep = now &+ sweepNanos
-            }
-            if index == 0, shared.sessionSweepInterval > 0, now >= nextSessionSweep {
-                shared.expireIdleSessions(logger: logger)
-                nextSessionSweep = now &+ shared.sessionSweepInterval
             }
             if shared.draining.load(ordering: .acquiring) && !draining { beginDrain(now) }
             if draining && (openCount == 0 || now >= drainDeadline) { break }
@@ -191,7 +185,9 @@ final class EventLoop: @unchecked Sendable {
             case .failure(let error):
                 let kind = Self.problemKind(error)
                 let reply = shared.api.problem(APIProblem(kind, error.detail), context)
-                finish(reply, request: nil, route: nil, on: c, keepAlive: false, started: System.monotonicNanoseconds(), method: "-")
+                finish(
+                    reply, request: nil, route: nil, on: c, keepAlive: false, started: System.monotonicNanoseconds(),
+                    method: "-")
                 c.closeAfterWrite = true
                 c.inputStart = c.input.count
             }

@@ -15,7 +15,8 @@ enum FaultLocation: Hashable {
             let limit = UInt64.max >> UInt64(shift)
             guard p <= limit else {
                 throw APIProblem(
-                    .invalidField, "page = \(p) is out of range; accepted: 0 … \(limit) (page × page_size must fit 64 bits)")
+                    .invalidField,
+                    "page = \(p) is out of range; accepted: 0 … \(limit) (page × page_size must fit 64 bits)")
             }
             return Int(p)
         }
@@ -102,7 +103,8 @@ enum Inputs {
     }
 
     /// `{"pages": [...]}` or `{"addrs": [...]}`, optional `"streams": [...]` of the same length.
-    static func batch(json body: UnsafeRawBufferPointer, reusing values: [UInt64] = []) throws(APIProblem) -> BatchInput {
+    static func batch(json body: UnsafeRawBufferPointer, reusing values: [UInt64] = []) throws(APIProblem) -> BatchInput
+    {
         var s = JSONScanner(body)
         var addresses: Bool?
         var values = values
@@ -115,17 +117,22 @@ enum Inputs {
                     let field = key.is("pages") ? "pages" : "addrs"
                     guard addresses == nil else { throw APIProblem(.invalidField, "give one of pages or addrs, once") }
                     addresses = field == "addrs"
-                    guard s.peekKind() == .array else { throw APIProblem(.invalidField, "\(field) must be an array of integers") }
+                    guard s.peekKind() == .array else {
+                        throw APIProblem(.invalidField, "\(field) must be an array of integers")
+                    }
                     try s.beginArray()
                     while try s.nextElement() {
                         guard values.count < BatchInput.maxFaults else {
-                            throw APIProblem(.invalidField, "\(field): at most \(BatchInput.maxFaults) faults per request")
+                            throw APIProblem(
+                                .invalidField, "\(field): at most \(BatchInput.maxFaults) faults per request")
                         }
                         values.append(try unsigned(&s, field: "\(field)[\(values.count)]", max: UInt64.max))
                     }
                 } else if key.is("streams") {
                     guard streams == nil else { throw duplicate("streams") }
-                    guard s.peekKind() == .array else { throw APIProblem(.invalidField, "streams must be an array of integers") }
+                    guard s.peekKind() == .array else {
+                        throw APIProblem(.invalidField, "streams must be an array of integers")
+                    }
                     var list: [UInt32] = []
                     try s.beginArray()
                     while try s.nextElement() {
@@ -145,7 +152,8 @@ enum Inputs {
         if let streams, streams.count != values.count {
             throw APIProblem(
                 .invalidField,
-                "streams has \(streams.count) entries but \(addresses ? "addrs" : "pages") has \(values.count); they must be the same length")
+                "streams has \(streams.count) entries but \(addresses ? "addrs" : "pages") has \(values.count); they must be the same length"
+            )
         }
         return BatchInput(addresses: addresses, values: values, streams: streams ?? [])
     }
@@ -172,7 +180,8 @@ enum Inputs {
                         throw APIProblem(.invalidField, "policy must be a string; accepted: \(PolicyName.accepted)")
                     }
                     guard let policy = PolicyName(rawValue: p) else {
-                        throw APIProblem(.invalidField, "policy = \(quoted(p)) is unknown; accepted: \(PolicyName.accepted)")
+                        throw APIProblem(
+                            .invalidField, "policy = \(quoted(p)) is unknown; accepted: \(PolicyName.accepted)")
                     }
                     config.policy = policy
                 case "min_pages": config.minPages = try signed(&s, field: name)
@@ -191,7 +200,9 @@ enum Inputs {
                 default:
                     throw unknown(
                         name,
-                        accepted: "policy, min_pages, max_pages, k, initial_pages, gap, memory_pages, max_streams, page_size, labels, forward_pages, backward_pages (policy forward), ra_initial, ra_max (policy readahead)")
+                        accepted:
+                            "policy, min_pages, max_pages, k, initial_pages, gap, memory_pages, max_streams, page_size, labels, forward_pages, backward_pages (policy forward), ra_initial, ra_max (policy readahead)"
+                    )
                 }
             }
             try s.end()
@@ -199,7 +210,9 @@ enum Inputs {
         // A policy's own fields mean nothing to another policy: say so rather than ignore them.
         for (field, policy) in Self.policyFields where seen.contains(field) && config.policy != policy {
             throw APIProblem(
-                .invalidField, "\(field) applies to policy \(policy.rawValue) only; this session's policy is \(config.policy.rawValue)")
+                .invalidField,
+                "\(field) applies to policy \(policy.rawValue) only; this session's policy is \(config.policy.rawValue)"
+            )
         }
         return try finish(config, pageSize, labels)
     }
@@ -209,7 +222,9 @@ enum Inputs {
         ("forward_pages", .forward), ("backward_pages", .forward), ("ra_initial", .readahead), ("ra_max", .readahead),
     ]
 
-    private static func finish(_ config: PrepageConfig, _ pageSize: Int, _ labels: [String: String]) throws(APIProblem) -> SessionConfig {
+    private static func finish(_ config: PrepageConfig, _ pageSize: Int, _ labels: [String: String]) throws(APIProblem)
+        -> SessionConfig
+    {
         let validated: PrepageConfig
         do {
             validated = try config.validated()
@@ -218,7 +233,8 @@ enum Inputs {
         }
         guard SessionConfig.pageSizeRange.contains(pageSize), pageSize.nonzeroBitCount == 1 else {
             throw APIProblem(
-                .invalidField, "page_size = \(pageSize) is out of range; allowed: a power of two from 512 to 1073741824")
+                .invalidField, "page_size = \(pageSize) is out of range; allowed: a power of two from 512 to 1073741824"
+            )
         }
         return SessionConfig(prepage: validated, pageSize: pageSize, labels: labels)
     }
@@ -242,7 +258,8 @@ enum Inputs {
                 throw APIProblem(.invalidField, "labels.\(name) must be a string")
             }
             guard value.utf8.count <= SessionConfig.maxLabelValueBytes else {
-                throw APIProblem(.invalidField, "labels.\(name): a value must be at most \(SessionConfig.maxLabelValueBytes) bytes")
+                throw APIProblem(
+                    .invalidField, "labels.\(name): a value must be at most \(SessionConfig.maxLabelValueBytes) bytes")
             }
             labels[name] = value
         }
@@ -312,7 +329,8 @@ enum Inputs {
         case .success(let v):
             guard !v.negative, v.magnitude <= max else {
                 throw APIProblem(
-                    .invalidField, "\(field) = \(v.negative ? "-" : "")\(v.magnitude) is out of range; accepted: 0 … \(max)")
+                    .invalidField,
+                    "\(field) = \(v.negative ? "-" : "")\(v.magnitude) is out of range; accepted: 0 … \(max)")
             }
             return v.magnitude
         case .failure(let problem):
@@ -349,9 +367,13 @@ enum Inputs {
     private static func valueProblem(_ problem: JSONValueProblem, field: String, accepted: String) -> APIProblem {
         switch problem {
         case .wrongType:
-            APIProblem(.invalidField, "\(field) must be an integer or a string of decimal or 0x hexadecimal digits; accepted: \(accepted)")
+            APIProblem(
+                .invalidField,
+                "\(field) must be an integer or a string of decimal or 0x hexadecimal digits; accepted: \(accepted)")
         case .notAnInteger:
-            APIProblem(.invalidField, "\(field) is not an integer; give decimal digits or 0x hexadecimal; accepted: \(accepted)")
+            APIProblem(
+                .invalidField,
+                "\(field) is not an integer; give decimal digits or 0x hexadecimal; accepted: \(accepted)")
         case .tooLarge:
             APIProblem(.invalidField, "\(field) does not fit 64 bits; accepted: \(accepted)")
         }
@@ -400,4 +422,3 @@ enum Inputs {
         return String(decoding: out, as: UTF8.self)
     }
 }
-

@@ -8,7 +8,9 @@ final class LoopMetrics: @unchecked Sendable {
     static let statuses = [200, 201, 400, 401, 404, 405, 408, 409, 413, 414, 415, 422, 429, 431, 500, 501, 503, 505]
     static let statusSlots = statuses.count + 1
     /// Upper bounds of the duration histogram, in microseconds (10 µs … 1 s).
-    static let bucketsMicros: [UInt64] = [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000]
+    static let bucketsMicros: [UInt64] = [
+        10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000,
+    ]
     static let routeSlots = Route.allCases.count + 1
 
     // Layout of the counter block.
@@ -75,7 +77,8 @@ final class LoopMetrics: @unchecked Sendable {
     static func render(_ t: [UInt64], sessions: SessionCounts, connections: Int, ready: Bool) -> [UInt8] {
         var out = ""
         out.reserveCapacity(8_192)
-        out += "# HELP prepage_requests_total HTTP requests answered, by route template, method-independent, and status.\n"
+        out +=
+            "# HELP prepage_requests_total HTTP requests answered, by route template, method-independent, and status.\n"
         out += "# TYPE prepage_requests_total counter\n"
         for r in 0..<routeSlots {
             let name = r < Route.allCases.count ? Route(rawValue: r)!.template : "unmatched"

@@ -19,6 +19,8 @@ public final class Server: @unchecked Sendable {
     private let shared: ServerShared
     private var loops: [EventLoop] = []
     private var threads: [OSThread] = []
+    /// Wakes the session janitor for shutdown.
+    private let janitorWake: EventFD?
     /// The bound port (after ``start()``).
     public private(set) var port = 0
 
@@ -31,7 +33,9 @@ public final class Server: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         let store = store ?? SessionRegistry(maxSessions: configuration.maxSessions)
-        shared = ServerShared(configuration: configuration, store: store, openAPI: Self.loadOpenAPI(configuration.openAPIPath))
+        shared = ServerShared(
+            configuration: configuration, store: store, openAPI: Self.loadOpenAPI(configuration.openAPIPath))
+        janitorWake = try? EventFD()
         if shared.api.openAPI == nil {
             logger.warning("openapi.yaml not found; GET /openapi.yaml answers 404")
         }
@@ -63,6 +67,20 @@ public final class Server: @unchecked Sendable {
             for loop in loops {
                 threads.append(try OSThread(name: "prepaged-\(loop.index)") { loop.run() })
             }
+            // Idle sessions are swept on a thread of their own, off the request path:
+            // scanning a million sessions must not stall an event loop.
+            if shared.sessionSweepInterval > 0, let wake = janitorWake {
+                let shared = shared
+                let logger = logger
+                threads.append(
+                    try OSThread(name: "prepaged-expiry") {
+                        let period = Int32(clamping: shared.sessionSweepInterval / 1_000_000)
+                        while !shared.draining.load(ordering: .acquiring) {
+                            if wake.wait(timeoutMilliseconds: period) { continue }
+                            shared.expireIdleSessions(logger: logger)
+                        }
+                    })
+            }
         } catch {
             for fd in listeners.dropFirst(loops.count) { Socket.close(fd) }
             throw error
@@ -83,6 +101,7 @@ public final class Server: @unchecked Sendable {
         shared.api.ready.store(false, ordering: .releasing)
         shared.draining.store(true, ordering: .releasing)
         for loop in loops { loop.wake.signal() }
+        janitorWake?.signal()
     }
 
     /// Waits until every event loop has ended (after ``shutdown()``).

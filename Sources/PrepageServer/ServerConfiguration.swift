@@ -51,4 +51,3 @@ public struct ServerConfiguration: Sendable {
         self.clock = clock
     }
 }
-

@@ -93,6 +93,17 @@ public final class EventFD: Sendable {
         _ = retryingEINTR { Glibc.write(fd, &one, 8) }
     }
 
+    /// Waits until ``signal()`` is called or `timeoutMilliseconds` pass; resets the counter.
+    /// - Returns: `true` when signalled.
+    @discardableResult
+    public func wait(timeoutMilliseconds: Int32) -> Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = retryingEINTR { poll(&pfd, 1, timeoutMilliseconds) }
+        guard ready > 0 else { return false }
+        drain()
+        return true
+    }
+
     /// Resets the counter after a wake-up.
     public func drain() {
         var value: UInt64 = 0

@@ -23,8 +23,11 @@ public enum Socket {
     ///     and the kernel spreads connections over them.
     ///   - backlog: the accept queue length. Default 4,096.
     /// - Returns: a non-blocking, close-on-exec listening descriptor.
-    public static func listen(host: String, port: Int, reusePort: Bool, backlog: Int32 = 4_096) throws(SocketError) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    public static func listen(host: String, port: Int, reusePort: Bool, backlog: Int32 = 4_096) throws(SocketError)
+        -> Int32
+    {
+        let fd = socket(
+            AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .last("socket") }
         do throws(SocketError) {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, name: "setsockopt(SO_REUSEADDR)")
@@ -131,7 +134,9 @@ public enum Socket {
     /// Blocking read for client sockets: waits for at most `timeoutMilliseconds` (`poll`).
     ///
     /// - Returns: bytes read, 0 at end of file, `nil` on timeout.
-    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, timeoutMilliseconds: Int32) throws(SocketError) -> Int? {
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, timeoutMilliseconds: Int32)
+        throws(SocketError) -> Int?
+    {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let ready = retryingEINTR { poll(&pfd, 1, timeoutMilliseconds) }
         guard ready >= 0 else { throw .last("poll") }
@@ -145,7 +150,9 @@ public enum Socket {
     public static func sendAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SocketError) {
         var offset = 0
         while offset < bytes.count {
-            let n = retryingEINTR { Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            let n = retryingEINTR {
+                Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
             guard n >= 0 else { throw .last("send") }
             offset += n
         }
@@ -153,7 +160,9 @@ public enum Socket {
 
     // MARK: - Helpers
 
-    private static func setOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Int32, name: String) throws(SocketError) {
+    private static func setOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Int32, name: String)
+        throws(SocketError)
+    {
         var value = value
         guard setsockopt(fd, level, option, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
             throw .last(name)

@@ -12,15 +12,19 @@ public final class OSThread: @unchecked Sendable {
 
     /// Starts `body` on a new thread named `name` (at most 15 bytes show in `top`).
     public init(name: String, _ body: @escaping @Sendable () -> Void) throws(SocketError) {
-        let box = Unmanaged.passRetained(Box {
-            cepoll_set_thread_name(name)
-            body()
-        }).toOpaque()
-        let result = pthread_create(&handle, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
+        let box = Unmanaged.passRetained(
+            Box {
+                cepoll_set_thread_name(name)
+                body()
+            }
+        ).toOpaque()
+        let result = pthread_create(
+            &handle, nil,
+            { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
         guard result == 0 else {
             Unmanaged<Box>.fromOpaque(box).release()
             throw SocketError(call: "pthread_create", errno: result)

@@ -27,7 +27,8 @@ struct Prepaged: ParsableCommand {
     @Option(help: "Event loops, one thread each (default: one per core, here \(System.processorCount)).")
     var threads: Int?
 
-    @Option(help: "File holding the bearer token every route but /livez, /healthz and /readyz requires (default: none).")
+    @Option(
+        help: "File holding the bearer token every route but /livez, /healthz and /readyz requires (default: none).")
     var tokenFile: String?
 
     @Option(help: "Most sessions held at once; one more is answered 429.")
@@ -56,11 +57,13 @@ struct Prepaged: ParsableCommand {
         }
         guard Self.parseDuration(sessionIdleTimeout) != nil else {
             throw ValidationError(
-                "--session-idle-timeout \"\(sessionIdleTimeout)\" is not a duration; give seconds, or 30s, 15m, 24h, 2d; 0 never")
+                "--session-idle-timeout \"\(sessionIdleTimeout)\" is not a duration; give seconds, or 30s, 15m, 24h, 2d; 0 never"
+            )
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
-                "--log-level \"\(logLevel)\" is unknown; accepted: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+                "--log-level \"\(logLevel)\" is unknown; accepted: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         guard PrepageLogHandler.Format(rawValue: logFormat) != nil else {
             throw ValidationError("--log-format \"\(logFormat)\" is unknown; accepted: text, json")
@@ -132,17 +135,23 @@ extension String {
     }
 }
 
+/// The `PREPAGE_<NAME>=value` settings used, for error messages.
+nonisolated(unsafe) var environmentOptions: [String] = []
+
 /// Command-line arguments preceded by those taken from `PREPAGE_<NAME>` variables
 /// for the options the command line does not give (the command line wins).
 func argumentsWithEnvironment() -> [String] {
-    let options = ["host", "port", "threads", "token-file", "max-sessions", "session-idle-timeout",
-                   "max-body-bytes", "log-level", "log-format"]
+    let options = [
+        "host", "port", "threads", "token-file", "max-sessions", "session-idle-timeout",
+        "max-body-bytes", "log-level", "log-format",
+    ]
     let given = CommandLine.arguments.dropFirst()
     var fromEnvironment: [String] = []
     for name in options where !given.contains(where: { $0 == "--\(name)" || $0.hasPrefix("--\(name)=") }) {
         let variable = "PREPAGE_" + name.uppercased().replacingDashes
         if let value = System.environment(variable) {
             fromEnvironment += ["--\(name)", value]
+            environmentOptions.append("\(variable)=\(value)")
         }
     }
     return fromEnvironment + CommandLine.arguments.dropFirst()
@@ -166,7 +175,10 @@ do {
     if code == .validationFailure {
         // A bad flag value: a clear message and exit 2 (usage), as the issue asks.
         System.writeStandardError(Array((Prepaged.fullMessage(for: error) + "\n").utf8))
-        System.writeStandardError(Array((Prepaged.usageString() + "\n").utf8))
+        if !environmentOptions.isEmpty {
+            System.writeStandardError(
+                Array("(options taken from the environment: \(environmentOptions.joined(separator: ", ")))\n".utf8))
+        }
         System.exit(2)
     }
     Prepaged.exit(withError: error)

@@ -1,3 +1,4 @@
+import PrepageCore
 import Testing
 
 @testable import PrepageServer
@@ -21,8 +22,9 @@ import Testing
         #expect(try fault(#"{"page": 123}"#) == FaultInput(location: .page(123), stream: 0))
         #expect(try fault(#"{"page":"123"}"#) == FaultInput(location: .page(123), stream: 0))
         #expect(try fault(#"{"page":"0x7b","stream":3}"#) == FaultInput(location: .page(123), stream: 3))
-        #expect(try fault(#" { "stream" : "0XFF" , "addr" : 18446744073709551615 } "#)
-            == FaultInput(location: .addr(UInt64.max), stream: 255))
+        #expect(
+            try fault(#" { "stream" : "0XFF" , "addr" : 18446744073709551615 } "#)
+                == FaultInput(location: .addr(UInt64.max), stream: 255))
         #expect(try fault(#"{"addr":"0xffffffffffffffff"}"#) == FaultInput(location: .addr(UInt64.max), stream: 0))
     }
 
@@ -113,7 +115,8 @@ import Testing
         func config(_ s: String) throws(APIProblem) -> SessionConfig {
             try Array(s.utf8).withBytes { raw throws(APIProblem) in try Inputs.config(json: raw) }
         }
-        let c = try config(#"{"policy":"dp-literal","max_pages":"64","k":3,"page_size":"0x10000","labels":{"vm":"a b","x":"\u00e9"}}"#)
+        let c = try config(
+            #"{"policy":"dp-literal","max_pages":"64","k":3,"page_size":"0x10000","labels":{"vm":"a b","x":"\u00e9"}}"#)
         #expect(c.prepage.policy == .dpLiteral)
         #expect(c.prepage.maxPages == 64)
         #expect(c.prepage.k == 3)
@@ -162,14 +165,14 @@ import Testing
             case 1: pageText = "\"\(page)\""
             default: pageText = "\"0x\(String(page, radix: 16))\""
             }
-            let body = Bool.random(using: &rng)
-                ? "{\"page\":\(pageText),\"stream\":\(stream)}" : " {\n\"stream\" : \"\(stream)\" ,\t\"page\":\(pageText)}"
+            let body =
+                Bool.random(using: &rng)
+                ? "{\"page\":\(pageText),\"stream\":\(stream)}"
+                : " {\n\"stream\" : \"\(stream)\" ,\t\"page\":\(pageText)}"
             #expect(try fault(body) == FaultInput(location: .page(page), stream: stream))
         }
     }
 }
-
-import PrepageCore
 
 enum PrepageCoreDefaults {
     static func validated() throws -> PrepageConfig { try PrepageConfig().validated() }

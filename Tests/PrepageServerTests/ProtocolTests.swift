@@ -41,7 +41,8 @@ import Testing
         let c = try s.client()
         let body = #"{"max_pages":32}"#
         try c.send(
-            "PUT /sessions/cont HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+            "PUT /sessions/cont HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+        )
         let interim = try c.readResponse(timeout: 5, interim: true)
         #expect(interim.status == 100)
         try c.send(body)
@@ -84,7 +85,10 @@ import Testing
         let s = try TestServer()
         let cases: [(String, Int)] = [
             ("GARBAGE\r\n\r\n", 400),
-            ("POST /sessions/a/fault HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+            (
+                "POST /sessions/a/fault HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                400
+            ),
             ("GET /livez HTTP/2.0\r\nHost: x\r\n\r\n", 505),
             ("POST /sessions/a/fault HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
             ("GET /" + String(repeating: "a", count: 9_000) + " HTTP/1.1\r\nHost: x\r\n\r\n", 414),
@@ -103,7 +107,8 @@ import Testing
         let s = try TestServer()
         let c = try s.client()
         try c.send(
-            "PUT /sessions/ch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"k\":\r\n2\r\n7}\r\n0\r\n\r\n")
+            "PUT /sessions/ch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"k\":\r\n2\r\n7}\r\n0\r\n\r\n"
+        )
         let r = try c.readResponse()
         #expect(r.status == 201)
         #expect((r.json["config"] as? [String: Any])?["k"] as? Int == 7)

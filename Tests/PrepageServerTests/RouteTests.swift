@@ -55,14 +55,18 @@ import Testing
         #expect((stats?["created_at"] as? String)?.hasSuffix("Z") == true)
 
         // Identical config: 200; another config: 409.
-        #expect(try c.request("PUT", "/sessions/vm-1", body: #"{"labels":{"owner":"ops"},"max_pages":"0x40"}"#).status == 200)
+        #expect(
+            try c.request("PUT", "/sessions/vm-1", body: #"{"labels":{"owner":"ops"},"max_pages":"0x40"}"#).status
+                == 200)
         let conflict = try c.request("PUT", "/sessions/vm-1", body: #"{"max_pages":65}"#)
         #expect(conflict.status == 409)
         #expect(conflict.problemType == "urn:prepage:problem:session-conflict")
         #expect(conflict.header("content-type") == "application/problem+json")
 
         #expect(try c.request("POST", "/sessions/vm-1/fault", body: #"{"page":10}"#).status == 200)
-        #expect(try c.request("POST", "/sessions/vm-1/fault", body: #"{"page":11}"#).json["outcome"] as? String == "smaller")
+        #expect(
+            try c.request("POST", "/sessions/vm-1/fault", body: #"{"page":11}"#).json["outcome"] as? String == "smaller"
+        )
         let read = try c.request("GET", "/sessions/vm-1")
         #expect((read.json["stats"] as? [String: Any])?["faults"] as? Int == 2)
         let streams = (read.json["state"] as? [String: Any])?["streams"] as? [[String: Any]]
@@ -73,7 +77,8 @@ import Testing
         #expect(reset.status == 200)
         #expect(((reset.json["state"] as? [String: Any])?["streams"] as? [Any])?.isEmpty == true)
         #expect((reset.json["stats"] as? [String: Any])?["faults"] as? Int == 2)
-        #expect(try c.request("POST", "/sessions/vm-1/fault", body: #"{"page":11}"#).json["outcome"] as? String == "first")
+        #expect(
+            try c.request("POST", "/sessions/vm-1/fault", body: #"{"page":11}"#).json["outcome"] as? String == "first")
 
         let deleted = try c.request("DELETE", "/sessions/vm-1")
         #expect(deleted.status == 200)
@@ -120,7 +125,8 @@ import Testing
     @Test func baselinePoliciesTakeTheirOwnFieldsOnly() throws {
         let s = try TestServer()
         let c = try s.client()
-        let fwd = try c.request("PUT", "/sessions/fw", body: #"{"policy":"forward","forward_pages":3,"backward_pages":1}"#)
+        let fwd = try c.request(
+            "PUT", "/sessions/fw", body: #"{"policy":"forward","forward_pages":3,"backward_pages":1}"#)
         #expect(fwd.status == 201)
         #expect((fwd.json["config"] as? [String: Any])?["forward_pages"] as? Int == 3)
         let d = try c.request("POST", "/sessions/fw/fault", body: #"{"page":100}"#)
@@ -130,8 +136,10 @@ import Testing
         #expect((ra.json["config"] as? [String: Any])?["ra_max"] as? Int == 64)
         #expect((ra.json["config"] as? [String: Any])?["ra_initial"] as? Int == 4)
         #expect(try c.request("PUT", "/sessions/none", body: #"{"policy":"none"}"#).status == 201)
-        for bad in [#"{"forward_pages":3}"#, #"{"policy":"readahead","forward_pages":3}"#, #"{"policy":"forward","ra_max":8}"#,
-                    #"{"policy":"readahead","ra_initial":9,"ra_max":8}"#] {
+        for bad in [
+            #"{"forward_pages":3}"#, #"{"policy":"readahead","forward_pages":3}"#, #"{"policy":"forward","ra_max":8}"#,
+            #"{"policy":"readahead","ra_initial":9,"ra_max":8}"#,
+        ] {
             let r = try c.request("PUT", "/sessions/bad", body: bad)
             #expect(r.status == 400, "\(bad)")
             #expect(r.problemType == "urn:prepage:problem:invalid-field")
@@ -293,7 +301,9 @@ import Testing
         #expect(try c.request("GET", "/version", headers: [("Authorization", "Bearer wrong")]).status == 401)
         #expect(try c.request("GET", "/version", headers: [("Authorization", "Basic czNjcmV0")]).status == 401)
         #expect(try c.request("GET", "/version", headers: [("Authorization", "Bearer s3cret")]).status == 200)
-        #expect(try c.request("PUT", "/sessions/t", body: "{}", headers: [("Authorization", "bearer s3cret")]).status == 201)
+        #expect(
+            try c.request("PUT", "/sessions/t", body: "{}", headers: [("Authorization", "bearer s3cret")]).status == 201
+        )
         // Unauthorized requests change nothing.
         #expect(try c.request("DELETE", "/sessions/t").status == 401)
         #expect(try c.request("GET", "/sessions/t", headers: [("Authorization", "Bearer s3cret")]).status == 200)
@@ -323,7 +333,8 @@ import Testing
     @Test func requestIDIsEchoedOrGenerated() throws {
         let s = try TestServer()
         let c = try s.client()
-        #expect(try c.request("GET", "/livez", headers: [("X-Request-ID", "abc-123")]).header("x-request-id") == "abc-123")
+        #expect(
+            try c.request("GET", "/livez", headers: [("X-Request-ID", "abc-123")]).header("x-request-id") == "abc-123")
         let a = try c.request("GET", "/livez").header("x-request-id")
         let b = try c.request("GET", "/nope").header("x-request-id")
         #expect(a != nil && b != nil && a != b)

@@ -16,7 +16,8 @@ import Testing
         let s = try TestServer()
         let c = try s.client()
         #expect(try c.request("PUT", "/sessions/\(v.name)", body: v.configJSON).status == 201)
-        let body = "{\"pages\":[" + v.faults.map(String.init).joined(separator: ",") + "],\"streams\":["
+        let body =
+            "{\"pages\":[" + v.faults.map(String.init).joined(separator: ",") + "],\"streams\":["
             + v.streams.map(String.init).joined(separator: ",") + "]}"
         let r = try c.request("POST", "/sessions/\(v.name)/faults", body: body)
         #expect(r.status == 200)
@@ -37,13 +38,15 @@ import Testing
                 return RawClient.format("POST", path, body: "{\"stream\":\"\(stream)\",\"page\":\"\(page)\"}")
             case .jsonHexString:
                 return RawClient.format(
-                    "POST", path, body: "{\"page\":\"0x\(String(page, radix: 16))\",\"stream\":\"0x\(String(stream, radix: 16))\"}")
+                    "POST", path,
+                    body: "{\"page\":\"0x\(String(page, radix: 16))\",\"stream\":\"0x\(String(stream, radix: 16))\"}")
             case .jsonAddr:
                 // Any byte inside the page names the page: addr / page_size.
                 return RawClient.format("POST", path, body: "{\"addr\":\(page * 4_096 + 4_095),\"stream\":\(stream)}")
             case .form:
                 return RawClient.format(
-                    "POST", path, body: "page=\(page)&stream=\(stream)", contentType: "application/x-www-form-urlencoded")
+                    "POST", path, body: "page=\(page)&stream=\(stream)",
+                    contentType: "application/x-www-form-urlencoded")
             case .query:
                 return RawClient.format("POST", path + "?page=\(page)&stream=\(stream)")
             }
@@ -61,7 +64,8 @@ import Testing
             var i = 0
             while i < v.faults.count {
                 let end = min(i + 64, v.faults.count)
-                try c.send((i..<end).map { encoding.request(page: v.faults[$0], stream: v.streams[$0], id: id) }.joined())
+                try c.send(
+                    (i..<end).map { encoding.request(page: v.faults[$0], stream: v.streams[$0], id: id) }.joined())
                 for j in i..<end {
                     let r = try c.readResponse()
                     let got = Decision(json: r.json)

@@ -424,14 +424,14 @@ struct JSONKey {
     func `is`(_ name: StaticString) -> Bool {
         if escaped { return decoded == name.description }
         guard bytes.count == name.utf8CodeUnitCount else { return false }
-        return memcmp_(bytes.baseAddress, name.utf8Start, bytes.count)
+        return bytesEqual(bytes.baseAddress, name.utf8Start, bytes.count)
     }
 
     var decoded: String { JSONScanner.decode(bytes) }
 }
 
 @inline(__always)
-private func memcmp_(_ a: UnsafeRawPointer?, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+private func bytesEqual(_ a: UnsafeRawPointer?, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
     guard let a else { return n == 0 }
     for i in 0..<n where a.load(fromByteOffset: i, as: UInt8.self) != b[i] { return false }
     return true

@@ -8,7 +8,9 @@ public protocol SessionStore: AnyObject, Sendable {
     /// Looks a session up.
     func session(_ id: String) -> Session?
     /// Creates a session, or finds the existing one.
-    func create(id: String, config: SessionConfig, now: Int64) throws(APIProblemBox) -> (session: Session, created: Bool)
+    func create(id: String, config: SessionConfig, now: Int64) throws(APIProblemBox) -> (
+        session: Session, created: Bool
+    )
     /// Removes a session; returns it when it existed.
     func remove(_ id: String) -> Session?
     /// Up to `limit` sessions with ids greater than `after`, ordered by id, and whether more follow.
@@ -60,13 +62,18 @@ public final class SessionRegistry: SessionStore {
         shards[shard(id)].map.withLock { $0[id] }
     }
 
-    public func create(id: String, config: SessionConfig, now: Int64) throws(APIProblemBox) -> (session: Session, created: Bool) {
+    public func create(id: String, config: SessionConfig, now: Int64) throws(APIProblemBox) -> (
+        session: Session, created: Bool
+    ) {
         let result: Result<(Session, Bool), APIProblemBox> = shards[shard(id)].map.withLock { map in
             if let existing = map[id] {
                 guard existing.config == config else {
-                    return .failure(APIProblemBox(problem: APIProblem(
-                        .sessionConflict,
-                        "session \(Inputs.quoted(id)) exists with another configuration; DELETE it first or PUT the same configuration")))
+                    return .failure(
+                        APIProblemBox(
+                            problem: APIProblem(
+                                .sessionConflict,
+                                "session \(Inputs.quoted(id)) exists with another configuration; DELETE it first or PUT the same configuration"
+                            )))
                 }
                 return .success((existing, false))
             }
@@ -74,8 +81,12 @@ public final class SessionRegistry: SessionStore {
             var current = live.load(ordering: .relaxed)
             while true {
                 guard current < maxSessions else {
-                    return .failure(APIProblemBox(problem: APIProblem(
-                        .tooManySessions, "the server holds its limit of \(maxSessions) sessions; delete some or raise --max-sessions")))
+                    return .failure(
+                        APIProblemBox(
+                            problem: APIProblem(
+                                .tooManySessions,
+                                "the server holds its limit of \(maxSessions) sessions; delete some or raise --max-sessions"
+                            )))
                 }
                 let (exchanged, original) = live.compareExchange(
                     expected: current, desired: current + 1, ordering: .relaxed)
@@ -134,12 +145,14 @@ public final class SessionRegistry: SessionStore {
         guard idleTimeout > 0 else { return 0 }
         var total = 0
         for shard in shards {
+            // Find first (no copy of the dictionary), then remove only what expired.
             let n = shard.map.withLock { map in
-                let before = map.count
-                map = map.filter { _, session in
-                    now - session.state.withLock { $0.lastActivity } < idleTimeout
+                var idle: [String] = []
+                for (id, session) in map where now - session.state.withLock({ $0.lastActivity }) >= idleTimeout {
+                    idle.append(id)
                 }
-                return before - map.count
+                for id in idle { map.removeValue(forKey: id) }
+                return idle.count
             }
             total += n
         }

@@ -45,6 +45,7 @@ typedef struct options {
     int json;
     const char *csv;
     const char *svg;
+    const char *trace;
     char source_host[64];
     int source_port;          /* 0 = run the source in this process */
     int source_only;
@@ -99,6 +100,8 @@ static void usage(FILE *f)
         "  --json              everything as JSON on stdout\n"
         "  --csv FILE, --svg FILE   compare: table as CSV, bar chart as SVG\n"
         "  --repeat R          run each policy R times, report the run of median total stall\n"
+        "  --trace FILE        also write the workload's page touches (\"page stream\" lines) for\n"
+        "                      prepage-sim replay --trace FILE\n"
         "testing:\n"
         "  --inject-corruption corrupt one fetched page: the run must fail verification\n"
         "\n"
@@ -180,6 +183,7 @@ static int parse_options(int argc, char **argv, options *o)
         { "source", required_argument, 0, 'u' }, { "source-only", no_argument, 0, 'o' },
         { "port", required_argument, 0, 'q' }, { "json", no_argument, 0, 'j' },
         { "csv", required_argument, 0, 'C' }, { "svg", required_argument, 0, 'V' },
+        { "trace", required_argument, 0, 'a' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     optind = first;
@@ -229,6 +233,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'j': o->json = 1; break;
         case 'C': o->csv = optarg; break;
         case 'V': o->svg = optarg; break;
+        case 'a': o->trace = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
@@ -447,6 +452,14 @@ int main(int argc, char **argv)
     pc_workload w;
     if (pc_workload_prepare(&o.wl, o.pages, page_size, &w) != 0)
         return 1;
+
+    if (o.trace) {
+        FILE *tf = fopen(o.trace, "w");
+        if (tf == NULL || pc_workload_trace(&w, tf) != 0 || fclose(tf) != 0) {
+            fprintf(stderr, "prepage-postcopy: writing the trace %s: %s\n", o.trace, strerror(errno));
+            return 1;
+        }
+    }
 
     size_t modes = o.compare && o.overlap ? 2 : 1;
     pc_result *results = calloc(npolicies * modes, sizeof *results);

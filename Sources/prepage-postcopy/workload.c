@@ -343,6 +343,74 @@ uint64_t pc_workload_verify(const pc_workload *w, const unsigned char *base, uin
     return bad;
 }
 
+static int trace_cases(const pc_workload *w, FILE *f)
+{
+    uint64_t t = (uint64_t)w->cfg.threads;
+    /* Per thread: its next case and the next page in it. */
+    uint64_t *next_case = calloc(t, sizeof *next_case), *offset = calloc(t, sizeof *offset);
+    if (next_case == NULL || offset == NULL) {
+        free(next_case);
+        free(offset);
+        return -1;
+    }
+    for (uint64_t i = 0; i < t; i++)
+        next_case[i] = i;
+    for (int live = 1; live;) {
+        live = 0;
+        for (uint64_t i = 0; i < t; i++) {
+            if (next_case[i] >= w->ncases)
+                continue;
+            live = 1;
+            const pc_case *c = &w->cases[next_case[i]];
+            fprintf(f, "%llu %llu\n", (unsigned long long)(c->start + offset[i]), (unsigned long long)i);
+            if (++offset[i] == c->count) {
+                offset[i] = 0;
+                next_case[i] += t;
+            }
+        }
+    }
+    free(next_case);
+    free(offset);
+    return 0;
+}
+
+static int trace_stream(const pc_workload *w, FILE *f)
+{
+    uint64_t ap = w->pages / 3, t = (uint64_t)w->cfg.threads;
+    size_t per_page = w->page_size / sizeof(double);
+    size_t n = (size_t)(ap * per_page);
+    /* The arrays each kernel reads and writes, in the order of its statement. */
+    static const int order[4][3] = { { 0, 2, -1 }, { 2, 1, -1 }, { 0, 1, 2 }, { 1, 2, 0 } };
+    for (int it = 0; it < w->cfg.iters; it++) {
+        for (int k = 0; k < 4; k++) {
+            int live = 1;
+            for (size_t step = 0; live; step++) {
+                live = 0;
+                for (uint64_t i = 0; i < t; i++) {
+                    size_t lo = n * i / t, hi = n * (i + 1) / t;
+                    size_t x = lo + step * per_page;
+                    if (x >= hi)
+                        continue;
+                    live = 1;
+                    for (int a = 0; a < 3 && order[k][a] >= 0; a++)
+                        fprintf(f, "%llu %llu\n", (unsigned long long)((uint64_t)order[k][a] * ap + x / per_page),
+                                (unsigned long long)i);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+int pc_workload_trace(const pc_workload *w, FILE *f)
+{
+    fprintf(f, "# prepage-postcopy %s, %d thread(s), %llu pages, seed %llu: page stream\n",
+            pc_workload_name(w->cfg.kind), w->cfg.threads, (unsigned long long)w->pages,
+            (unsigned long long)w->cfg.seed);
+    int rc = w->cfg.kind == PC_WL_STREAM ? trace_stream(w, f) : trace_cases(w, f);
+    return rc == 0 && !ferror(f) ? 0 : -1;
+}
+
 void pc_workload_reset(pc_workload *w)
 {
     memset(w->touched, 0, (w->pages + 63) / 64 * sizeof *w->touched);

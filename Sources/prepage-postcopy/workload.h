@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum { PC_WL_FSD, PC_WL_STREAM, PC_WL_RANDOM, PC_WL_PHASES } pc_workload_kind;
 
@@ -74,6 +75,11 @@ int pc_workload_run(pc_workload *w, unsigned char *base);
  * the source's pattern, or for stream the kernels computed on a private copy
  * of it. Returns the number of wrong pages; the first few are printed. */
 uint64_t pc_workload_verify(const pc_workload *w, const unsigned char *base, uint64_t seed);
+/* Writes the page touches the workload makes, one "page stream" line each
+ * (stream = thread index), the threads interleaved round-robin one page (a
+ * STREAM chunk) at a time: the trace `prepage-sim replay` reads, to put the
+ * simulator's figures beside these. Exact for one thread. 0 ok, -1 error. */
+int pc_workload_trace(const pc_workload *w, FILE *f);
 /* Clears the touched bitmap (to run again). */
 void pc_workload_reset(pc_workload *w);
 void pc_workload_free(pc_workload *w);

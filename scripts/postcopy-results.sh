@@ -50,3 +50,28 @@ POLICIES=none,dp,local-forward:64 run fsd-t4-overlap --workload fsd --n 64 --noi
 run stream-t4-zones --workload stream --threads 4 --mem-mib 32 --stream-zone-mib 2
 # DP with a lower cap on its windows (max_pages 128): the cost of learning from NMax = 512.
 POLICIES=dp,none,local-forward:32,local-forward:64 run fsd-t4-max128 --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --max-pages 128
+
+# The same workloads' page touches replayed through the simulator (prepage-sim
+# replay, its link model: rtt + count x page / bandwidth per fault, no queueing),
+# beside the real runs above.
+SIM=${SIM:-.build/release/prepage-sim}
+[ -x "$SIM" ] || swift build -c release --product prepage-sim
+trace_dir=$(mktemp -d)
+{
+    echo "# prepage-sim replay of the workloads' touch traces (prepage-postcopy --trace), seed $SEED"
+    printf '%-10s %-10s %8s %8s %12s\n' workload policy faults wasted sim_stall_ms
+    for spec in "fsd-t1:--workload fsd --threads 1 --mem-mib 64" "fsd-t4:--workload fsd --threads 4 --mem-mib 64" \
+                "stream-t4:--workload stream --threads 4 --mem-mib 32"; do
+        name=${spec%%:*}
+        # shellcheck disable=SC2086
+        "$POSTCOPY" --local-window 1 --seed "$SEED" ${spec#*:} --trace "$trace_dir/$name" >/dev/null 2>&1
+        for p in none forward readahead dp dp-literal; do
+            "$SIM" replay --trace "$trace_dir/$name" --policy "$p" >"$trace_dir/out" 2>&1
+            printf '%-10s %-10s %8s %8s %12s\n' "$name" "$p" \
+                "$(awk '$1=="faults"{print $2}' "$trace_dir/out")" \
+                "$(awk '$1=="pages_wasted"{print $2}' "$trace_dir/out")" \
+                "$(awk '$1=="stall_ms"{print $2}' "$trace_dir/out")"
+        done
+    done
+} | tee "$OUT/postcopy-replay.txt"
+rm -rf "$trace_dir"

@@ -55,6 +55,21 @@ if [ ! -x "$POSTCOPY" ]; then
 fi
 
 # --- a real prepaged on a free port ---------------------------------------
+# 200 from /readyz (curl when there is one, else bash's /dev/tcp).
+ready() {
+    if command -v curl >/dev/null; then
+        curl -fs "$1/readyz" >/dev/null 2>&1
+    else
+        local hostport=${1#http://}
+        exec 3<>"/dev/tcp/${hostport%:*}/${hostport#*:}" 2>/dev/null || return 1
+        printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3
+        head -1 <&3 | grep -q ' 200 '
+        local rc=$?
+        exec 3>&-
+        return $rc
+    fi
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
         || echo $((20000 + RANDOM % 20000))
@@ -75,10 +90,10 @@ if [ -z "${PREPAGED_URL:-}" ]; then
     server_pid=$!
     PREPAGED_URL="http://127.0.0.1:$port"
     for _ in $(seq 1 100); do
-        curl -fs "$PREPAGED_URL/readyz" >/dev/null 2>&1 && break
+        ready "$PREPAGED_URL" && break
         sleep 0.1
     done
-    if ! curl -fs "$PREPAGED_URL/readyz" >/dev/null 2>&1; then
+    if ! ready "$PREPAGED_URL"; then
         cat "$tmp/prepaged.log"
         fail "prepaged answers /readyz at $PREPAGED_URL"
         echo "$passed passed, $failed failed"

@@ -57,6 +57,7 @@ let package = Package(
                 "PrepageClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .executableTarget(name: "prepage-postcopy", dependencies: ["CPrepageClient"]),
         .target(name: "PrepageSimulator", dependencies: ["PrepageCore"]),
         .executableTarget(
             name: "prepage-sim",

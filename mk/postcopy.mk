@@ -3,7 +3,7 @@
 POSTCOPY_CC      ?= cc
 POSTCOPY_SRCS    := $(wildcard Sources/prepage-postcopy/*.c) $(wildcard Sources/CPrepageClient/*.c)
 POSTCOPY_HDRS    := $(wildcard Sources/prepage-postcopy/*.h) $(wildcard Sources/CPrepageClient/include/*.h)
-POSTCOPY_PKG     := $(shell pkg-config --cflags --libs libcurl jansson)
+POSTCOPY_PKG      = $(shell pkg-config --cflags --libs libcurl jansson 2>/dev/null)
 POSTCOPY_CFLAGS  ?= -O2 -g -Wall -Wextra -std=gnu11
 POSTCOPY_BIN     := build/bin/prepage-postcopy
 

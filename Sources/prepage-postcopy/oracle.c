@@ -105,7 +105,7 @@ int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size
     if (cfg->max_pages > 0)
         sc.max_pages = cfg->max_pages;
     if (cfg->policy.window > 0) {
-#if defined(PC_CLIENT_HAS_FORWARD)
+#if defined(PP_HAVE_POLICY_FIELDS)
         sc.forward_pages = cfg->policy.window - 1;
         sc.backward_pages = 0;
 #else

@@ -57,11 +57,12 @@ let package = Package(
                 "PrepageClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .executableTarget(name: "prepage-postcopy", dependencies: ["CPrepageClient"]),
         .target(name: "PrepageSimulator", dependencies: ["PrepageCore"]),
         .executableTarget(
             name: "prepage-sim",
             dependencies: [
-                "PrepageSimulator",
+                "PrepageSimulator", "PrepageClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks are not tests: `make bench-*` runs them in release mode.
@@ -85,8 +86,11 @@ let package = Package(
         // prepagectl is a dependency so that `swift test` builds the executable its tests run.
         .testTarget(
             name: "PrepageClientTests",
-            dependencies: ["PrepageClient", "PrepageServer", "prepagectl", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator"]),
+            dependencies: [
+                "PrepageClient", "PrepageServer", "prepagectl", "prepage-sim",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator", "prepage-sim"]),
     ],
     swiftLanguageModes: [.v6]
 )

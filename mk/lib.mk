@@ -27,9 +27,9 @@ PP_REALNAME     := libprepage.so.$(PP_VERSION)
 PP_CC           ?= $(CC)
 PP_CFLAGS       ?= -O2 -g
 PP_WARN         := -std=c11 -Wall -Wextra -Wshadow -Wformat=2 -Wno-format-truncation
-PP_DEPS_CFLAGS  := $(shell pkg-config --cflags libcurl jansson)
-PP_DEPS_LIBS    := $(shell pkg-config --libs libcurl jansson)
-PP_ALL_CFLAGS   := $(PP_WARN) $(PP_CFLAGS) -fvisibility=hidden -I$(PP_SRC_DIR)/include $(PP_DEPS_CFLAGS)
+PP_DEPS_CFLAGS   = $(shell pkg-config --cflags libcurl jansson 2>/dev/null)
+PP_DEPS_LIBS     = $(shell pkg-config --libs libcurl jansson 2>/dev/null)
+PP_ALL_CFLAGS    = $(PP_WARN) $(PP_CFLAGS) -fvisibility=hidden -I$(PP_SRC_DIR)/include $(PP_DEPS_CFLAGS)
 
 PP_SHARED_OBJS  := $(patsubst $(PP_SRC_DIR)/%.c,$(PP_OBJDIR)/shared/%.o,$(PP_SRCS))
 PP_STATIC_OBJS  := $(patsubst $(PP_SRC_DIR)/%.c,$(PP_OBJDIR)/static/%.o,$(PP_SRCS))

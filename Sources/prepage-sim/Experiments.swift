@@ -138,7 +138,12 @@ struct CompareCommand: ParsableCommand {
             workloads: SuiteWorkload.suite(scale: scale).filter { only == nil || $0.name.contains(only!) },
             policies: policyList, seeds: (1...UInt64(seeds)).map { $0 }, link: link.model,
             base: try parseConfig(config))
-        if let server { comparison.factory = try RemotePolicies(url: server, pageSize: link.pageSize).factory }
+        var remote: RemotePolicies?
+        if let server {
+            remote = try RemotePolicies(url: server, pageSize: link.pageSize)
+            comparison.factory = remote!.factory
+        }
+        defer { withExtendedLifetime(remote) {} }
         let rows = try comparison.run { FileHandle.standardError.write(Data("compare: \($0) done\n".utf8)) }
         var table = Table(header: [
             "workload", "policy", "faults", "pages_fetched", "pages_wasted", "accuracy", "coverage",
@@ -193,13 +198,9 @@ struct ReplayCommand: ParsableCommand {
     func run() throws {
         var base = try parseConfig(config)
         base.policy = PolicyName(rawValue: policy)!
-        let simulated: any SimulatedPolicy =
-            if let server {
-                try RemotePolicies(url: server, pageSize: link.pageSize).factory(policy, base)
-            } else {
-                try PrepagerPolicy(base)
-            }
-        let metrics = try replay(simulated)
+        let remote = try server.map { try RemotePolicies(url: $0, pageSize: link.pageSize) }
+        let simulated: any SimulatedPolicy = try remote?.make(policy, base) ?? PrepagerPolicy(base)
+        let metrics = try withExtendedLifetime(remote) { try replay(simulated) }
         var table = Table(header: ["metric", "value"])
         table.append(["faults", String(metrics.faults)])
         table.append(["pages_touched", String(metrics.pagesNeeded)])

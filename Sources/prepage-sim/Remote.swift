@@ -1,17 +1,70 @@
 import ArgumentParser
+import Foundation
+import PrepageClient
 import PrepageCore
 import PrepageSimulator
 
-/// Agent policies driven through a running `prepaged` (filled in when the client library lands).
-struct RemotePolicies {
-    let url: String
+/// The agent policies driven through a running `prepaged` with the client
+/// library, exactly as an agent would: one session per run, one request per fault.
+/// The simulator-only policies (`oracle`, `swap-readahead`) stay in-process.
+final class RemotePolicies {
+    let client: PrepageClient
     let pageSize: Int
+    private var sessions: [String] = []
+    private let prefix = "prepage-sim-\(getpid())"
 
     init(url: String, pageSize: Int) throws {
-        throw ValidationError("--server needs the client library, which this build does not have yet")
+        do {
+            client = try PrepageClient(options: PrepageClientOptions(baseURL: url))
+        } catch {
+            throw ValidationError("--server \(url): \(error)")
+        }
+        self.pageSize = pageSize
     }
 
-    func factory(_ name: String, _ base: PrepageConfig) throws -> any SimulatedPolicy {
-        try PolicyCatalog.make(name, base: base)
+    deinit {
+        for id in sessions { _ = try? client.deleteSession(id) }
+    }
+
+    /// A fresh policy; agent policies get a new session on the server.
+    func make(_ name: String, _ base: PrepageConfig) throws -> any SimulatedPolicy {
+        guard let policy = PolicyName(rawValue: name) else { return try PolicyCatalog.make(name, base: base) }
+        let id = "\(prefix)-\(sessions.count)-\(name)"
+        let c = base
+        let config = SessionConfig(
+            policy: policy.rawValue, minPages: c.minPages, maxPages: c.maxPages, k: c.k,
+            initialPages: c.initialPages, gap: c.gap, memoryPages: c.memoryPages, maxStreams: c.maxStreams,
+            pageSize: pageSize,
+            // The server takes a baseline's own fields only for that baseline.
+            forwardPages: policy == .forward ? c.forwardPages : nil,
+            backwardPages: policy == .forward ? c.backwardPages : nil,
+            raInitial: policy == .readahead ? c.raInitial : nil, raMax: policy == .readahead ? c.raMax : nil)
+        do {
+            try client.createSession(id, config: config)
+        } catch {
+            throw ValidationError("--server: cannot create session \(id): \(error)")
+        }
+        sessions.append(id)
+        return RemotePolicy(client: client, session: id, name: name)
+    }
+
+    var factory: (String, PrepageConfig) throws -> any SimulatedPolicy { { try self.make($0, $1) } }
+}
+
+/// One session on the server, asked once per fault.
+struct RemotePolicy: SimulatedPolicy {
+    let client: PrepageClient
+    let session: String
+    let name: String
+
+    mutating func fault(page: Int, stream: UInt32, context: FaultContext) -> (start: Int, count: Int) {
+        do {
+            let d = try client.fault(session, page: UInt64(page), stream: stream)
+            return (Int(d.start), Int(d.count))
+        } catch {
+            // A simulation cannot go on without its answers: say why and stop.
+            FileHandle.standardError.write(Data("prepage-sim: --server: fault on \(session): \(error)\n".utf8))
+            exit(1)
+        }
     }
 }

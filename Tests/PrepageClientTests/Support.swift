@@ -82,8 +82,13 @@ struct Run {
 
 /// Runs the prepagectl built beside this test bundle (or $PREPAGECTL).
 func prepagectl(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
+    try run(prepagectlURL(), arguments, stdin: stdin, environment: environment)
+}
+
+/// Runs an executable with the client's environment variables cleared.
+func run(_ executable: URL, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
     let process = Process()
-    process.executableURL = prepagectlURL()
+    process.executableURL = executable
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     env["PREPAGE_URL"] = nil
@@ -107,14 +112,18 @@ func prepagectl(_ arguments: [String], stdin: String? = nil, environment: [Strin
 
 func prepagectlURL() -> URL {
     if let path = ProcessInfo.processInfo.environment["PREPAGECTL"] { return URL(fileURLWithPath: path) }
-    // The test bundle sits in the build directory, beside the executables.
+    return builtExecutable("prepagectl")
+}
+
+/// An executable of the package: the test bundle sits in the build directory, beside them.
+func builtExecutable(_ name: String) -> URL {
     var dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
     while dir.path != "/" {
-        let candidate = dir.appendingPathComponent("prepagectl")
+        let candidate = dir.appendingPathComponent(name)
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         dir.deleteLastPathComponent()
     }
-    return URL(fileURLWithPath: ".build/debug/prepagectl")
+    return URL(fileURLWithPath: ".build/debug/\(name)")
 }
 
 /// A JSON object from prepagectl --json output.

@@ -1,0 +1,538 @@
+/* prepage-postcopy: a real post-copy run on userfaultfd.
+ *
+ * A source serves a memory image through an emulated link; a destination
+ * runs a workload in an empty region on userfaultfd and resolves every fault
+ * by asking prepaged (through libprepage) which pages to fetch. `compare`
+ * runs the same workload under several policies. See usage() below.
+ */
+#define _GNU_SOURCE
+#include "dest.h"
+#include "oracle.h"
+#include "report.h"
+#include "source.h"
+#include "workload.h"
+#include "prepage.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Exit status: 0 every run verified, 1 a run failed (wrong or lost pages, an
+ * error), 2 no userfaultfd, 3 the server rejected every policy, 64 usage. */
+enum { EXIT_NO_UFFD = 2, EXIT_ALL_SKIPPED = 3, EXIT_USAGE = 64 };
+
+#define MAX_POLICIES 32
+
+typedef struct options {
+    int compare;
+    pc_workload_config wl;
+    uint64_t pages;
+    char policy[48];
+    char policies[512];
+    const char *server;
+    const char *token;
+    int64_t max_pages;
+    int64_t local_window;
+    pc_link_config link;
+    double push_share;
+    int no_streams;
+    uint64_t stream_zone_mib;
+    int overlap;
+    int json;
+    const char *csv;
+    const char *svg;
+    const char *trace;
+    char source_host[64];
+    int source_port;          /* 0 = run the source in this process */
+    int source_only;
+    int port;
+    int inject_corruption;
+    int repeat;
+} options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: prepage-postcopy [run] [options]      one run under one policy\n"
+        "       prepage-postcopy compare [options]    the same workload under several policies\n"
+        "       prepage-postcopy --source-only [--port P] [--seed S] [--mem-mib M]\n"
+        "\n"
+        "workload:\n"
+        "  --workload W        fsd | stream | random | phases (default fsd)\n"
+        "  --threads T         threads running it (default 1)\n"
+        "  --seed S            seeds the image and the workload (default 1)\n"
+        "  --mem-mib M         region size in MiB (default 64); or --pages P\n"
+        "  --cases C           cases (default: enough to need 40%% of the region; random 1/8)\n"
+        "  --n N               fsd case size in pages (default 64)\n"
+        "  --noise R           share of noisy cases, sized from [N/2, 3N/2] never N (default 0.2)\n"
+        "  --phases LIST       phases' N (default 40,160,20)\n"
+        "  --iters I           STREAM iterations (default 1)\n"
+        "oracle:\n"
+        "  --server URL        prepaged (default http://127.0.0.1:7070)\n"
+        "  --token T           bearer token\n"
+        "  --policy P          run: dp, dp-literal, none, forward[:W], readahead, ... (default dp)\n"
+        "  --policies LIST     compare: (default none,forward,readahead,dp); a policy the\n"
+        "                      server rejects with 400 is skipped. local-none and\n"
+        "                      local-forward[:W] are baselines computed in-process, with no\n"
+        "                      oracle round trip (an agent without prepaged)\n"
+        "  --max-pages M       the session's max_pages (default: the server's)\n"
+        "  --no-streams        send every fault as stream 0 instead of the faulting thread\n"
+        "  --stream-zone-mib Z a stream per faulting thread and Z MiB zone of the region\n"
+        "                      (default 0: per thread only)\n"
+        "  --overlap-oracle    fetch the faulting page while the oracle is asked; in compare,\n"
+        "                      run every policy both ways\n"
+        "  --local-window N    DEVELOPMENT ONLY: a fixed window of N pages computed in-process,\n"
+        "                      no server\n"
+        "link (emulated in the source):\n"
+        "  --rtt-us U          round trip per request (default 100)\n"
+        "  --gbps G            bandwidth in Gbit/s (default 1)\n"
+        "  --spin-us S         spin the last S us of each wait instead of sleeping (default 60)\n"
+        "  --no-compensate     do not subtract the loopback overhead measured at start from the\n"
+        "                      emulated round trip\n"
+        "  --push-share F      background pusher at F of the link, 0 < F <= 1 (default off)\n"
+        "  --source HOST:PORT  use a source started with --source-only (same --seed and size)\n"
+        "                      instead of one in-process\n"
+        "output:\n"
+        "  --json              everything as JSON on stdout\n"
+        "  --csv FILE, --svg FILE   compare: table as CSV, bar chart as SVG\n"
+        "  --repeat R          run each policy R times, report the run of median total stall\n"
+        "  --trace FILE        also write the workload's page touches (\"page stream\" lines) for\n"
+        "                      prepage-sim replay --trace FILE\n"
+        "testing:\n"
+        "  --inject-corruption corrupt one fetched page: the run must fail verification\n"
+        "\n"
+        "Needs userfaultfd: run as root or set vm.unprivileged_userfaultfd=1 (exit 2 otherwise).\n"
+        "Exit status: 0 every run verified; 1 a run failed (wrong or lost pages, an error);\n"
+        "2 no userfaultfd; 3 the server rejected every policy; 64 bad usage.\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end || s[0] == '-' || s[0] == '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || s[0] == '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_phases(const char *s, pc_workload_config *wl)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    wl->nphases = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        uint64_t v;
+        if (wl->nphases == PC_MAX_PHASES || parse_u64(tok, &v) != 0 || v == 0)
+            return -1;
+        wl->phases[wl->nphases++] = v;
+    }
+    return wl->nphases > 0 ? 0 : -1;
+}
+
+static int parse_options(int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    pc_workload_config_init(&o->wl);
+    pc_link_config_init(&o->link);
+    snprintf(o->policy, sizeof o->policy, "dp");
+    snprintf(o->policies, sizeof o->policies, "none,forward,readahead,dp");
+    o->server = "http://127.0.0.1:7070";
+    o->max_pages = -1;
+    o->port = 7071;
+    o->repeat = 1;
+    snprintf(o->source_host, sizeof o->source_host, "127.0.0.1");
+    uint64_t mem_mib = 64;
+
+    int first = 1;
+    if (argc > 1 && strcmp(argv[1], "compare") == 0) {
+        o->compare = 1;
+        first = 2;
+    } else if (argc > 1 && strcmp(argv[1], "run") == 0) {
+        first = 2;
+    }
+    static const struct option longs[] = {
+        { "workload", required_argument, 0, 'w' }, { "threads", required_argument, 0, 't' },
+        { "seed", required_argument, 0, 's' }, { "mem-mib", required_argument, 0, 'm' },
+        { "pages", required_argument, 0, 'P' }, { "cases", required_argument, 0, 'c' },
+        { "n", required_argument, 0, 'n' }, { "noise", required_argument, 0, 'r' },
+        { "phases", required_argument, 0, 'F' }, { "iters", required_argument, 0, 'i' },
+        { "server", required_argument, 0, 'S' }, { "token", required_argument, 0, 'T' },
+        { "policy", required_argument, 0, 'p' }, { "policies", required_argument, 0, 'L' },
+        { "max-pages", required_argument, 0, 'M' }, { "no-streams", no_argument, 0, 'N' },
+        { "overlap-oracle", no_argument, 0, 'O' }, { "local-window", required_argument, 0, 'W' },
+        { "rtt-us", required_argument, 0, 'R' }, { "gbps", required_argument, 0, 'G' },
+        { "spin-us", required_argument, 0, 'X' }, { "no-compensate", no_argument, 0, 'Y' },
+        { "inject-corruption", no_argument, 0, 'Z' }, { "stream-zone-mib", required_argument, 0, 'z' }, { "repeat", required_argument, 0, 'e' }, { "push-share", required_argument, 0, 'H' },
+        { "source", required_argument, 0, 'u' }, { "source-only", no_argument, 0, 'o' },
+        { "port", required_argument, 0, 'q' }, { "json", no_argument, 0, 'j' },
+        { "csv", required_argument, 0, 'C' }, { "svg", required_argument, 0, 'V' },
+        { "trace", required_argument, 0, 'a' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    optind = first;
+    int ch, index = 0;
+    uint64_t u;
+    while ((ch = getopt_long(argc, argv, "h", longs, &index)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case 'w': bad = pc_workload_parse(optarg, &o->wl.kind); break;
+        case 't': bad = parse_u64(optarg, &u) || u < 1 || u > 1024; o->wl.threads = (int)u; break;
+        case 's': bad = parse_u64(optarg, &o->wl.seed); break;
+        case 'm': bad = parse_u64(optarg, &mem_mib) || mem_mib < 1; break;
+        case 'P': bad = parse_u64(optarg, &o->pages) || o->pages < 3; break;
+        case 'c': bad = parse_u64(optarg, &o->wl.cases); break;
+        case 'n': bad = parse_u64(optarg, &o->wl.n) || o->wl.n < 1; break;
+        case 'r': bad = parse_double(optarg, &o->wl.noise) || o->wl.noise < 0 || o->wl.noise > 1; break;
+        case 'F': bad = parse_phases(optarg, &o->wl); break;
+        case 'i': bad = parse_u64(optarg, &u) || u < 1 || u > 1000; o->wl.iters = (int)u; break;
+        case 'S': o->server = optarg; break;
+        case 'T': o->token = optarg; break;
+        case 'p': snprintf(o->policy, sizeof o->policy, "%s", optarg); break;
+        case 'L': snprintf(o->policies, sizeof o->policies, "%s", optarg); break;
+        case 'M': bad = parse_u64(optarg, &u) || u < 1; o->max_pages = (int64_t)u; break;
+        case 'N': o->no_streams = 1; break;
+        case 'z': bad = parse_u64(optarg, &o->stream_zone_mib); break;
+        case 'O': o->overlap = 1; break;
+        case 'W': bad = parse_u64(optarg, &u) || u < 1; o->local_window = (int64_t)u; break;
+        case 'R': bad = parse_double(optarg, &o->link.rtt_us) || o->link.rtt_us < 0; break;
+        case 'G': bad = parse_double(optarg, &o->link.gbit_per_s) || o->link.gbit_per_s <= 0; break;
+        case 'X': bad = parse_double(optarg, &o->link.spin_us) || o->link.spin_us < 0; break;
+        case 'Y': o->link.compensate = 0; break;
+        case 'Z': o->inject_corruption = 1; break;
+        case 'e': bad = parse_u64(optarg, &u) || u < 1 || u > 99; o->repeat = (int)u; break;
+        case 'H': bad = parse_double(optarg, &o->push_share) || o->push_share < 0 || o->push_share > 1; break;
+        case 'u': {
+            const char *colon = strrchr(optarg, ':');
+            bad = colon == NULL || (size_t)(colon - optarg) >= sizeof o->source_host
+                  || parse_u64(colon + 1, &u) || u < 1 || u > 65535;
+            if (!bad) {
+                snprintf(o->source_host, sizeof o->source_host, "%.*s", (int)(colon - optarg), optarg);
+                o->source_port = (int)u;
+            }
+            break;
+        }
+        case 'o': o->source_only = 1; break;
+        case 'q': bad = parse_u64(optarg, &u) || u > 65535; o->port = (int)u; break;
+        case 'j': o->json = 1; break;
+        case 'C': o->csv = optarg; break;
+        case 'V': o->svg = optarg; break;
+        case 'a': o->trace = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
+        }
+        if (bad) {
+            fprintf(stderr, "prepage-postcopy: invalid value for --%s: %s\n", longs[index].name, optarg);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "prepage-postcopy: unexpected argument: %s\n", argv[optind]);
+        return -1;
+    }
+    if (o->pages == 0)
+        o->pages = mem_mib * 1024 * 1024 / (uint64_t)sysconf(_SC_PAGESIZE);
+    return 0;
+}
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static int source_only(const options *o, size_t page_size)
+{
+    pc_source *src = pc_source_start(o->pages, page_size, o->wl.seed, &o->link, o->port);
+    if (src == NULL)
+        return 1;
+    printf("prepage-postcopy: source on 127.0.0.1:%d, %llu pages, seed %llu, link %g us / %g Gbit/s\n",
+           pc_source_port(src), (unsigned long long)o->pages, (unsigned long long)o->wl.seed,
+           o->link.rtt_us, o->link.gbit_per_s);
+    fflush(stdout);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    while (!stopping)
+        pause();
+    pc_source_stop(src);
+    return 0;
+}
+
+/* One run under one policy and mode: opens the oracle, runs, fills r. */
+static void run_one(const options *o, pc_source *src, const char *host, int port, size_t page_size,
+                    pc_workload *w, const pc_policy *policy, int overlap, pc_result *r)
+{
+    static int counter;
+    memset(r, 0, sizeof *r);
+    pc_policy_label(policy, r->policy, sizeof r->policy);
+    if (o->local_window > 0 && strncmp(policy->name, "local-", 6) != 0)
+        snprintf(r->policy, sizeof r->policy, "local:%lld", (long long)o->local_window);
+    snprintf(r->label, sizeof r->label, "%s%s", r->policy, overlap ? "+overlap" : "");
+    r->overlap = overlap;
+    if (src)
+        pc_source_reset(src);
+    pc_workload_reset(w);
+
+    char id[128];
+    snprintf(id, sizeof id, "postcopy-%d-%d", (int)getpid(), ++counter);
+    pc_oracle_config oc = {
+        .server_url = o->server, .token = o->token, .session_id = id, .policy = *policy,
+        .memory_pages = o->pages, .page_size = page_size, .max_pages = o->max_pages,
+        .local_window = o->local_window,
+    };
+    pc_oracle *oracle;
+    int orc = pc_oracle_open(&oc, &oracle, r->note, sizeof r->note);
+    if (orc == PC_ORACLE_REJECTED) {
+        r->status = PC_RESULT_SKIPPED;
+        fprintf(stderr, "prepage-postcopy: skipping policy %s: the server rejected it: %s\n", r->policy, r->note);
+        return;
+    }
+    if (orc != PC_ORACLE_OK) {
+        r->status = PC_RESULT_FAILED;
+        fprintf(stderr, "prepage-postcopy: %s\n", r->note);
+        return;
+    }
+    pc_dest_config dc = {
+        .source_host = host, .source_port = port, .page_size = page_size, .pages = o->pages,
+        .seed = o->wl.seed, .no_streams = o->no_streams, .overlap_oracle = overlap,
+        .stream_zone_pages = o->stream_zone_mib * 1024 * 1024 / page_size,
+        .push_share = o->push_share, .link_gbit = o->link.gbit_per_s, .push_chunk = 16,
+        .inject_corruption = o->inject_corruption,
+    };
+    int rc = pc_dest_run(&dc, oracle, w, &r->st, r->note, sizeof r->note);
+    pc_oracle_close(oracle, &r->oracle);
+    if (rc == PC_DEST_NO_UFFD) {
+        fprintf(stderr, "prepage-postcopy: %s: needs root or vm.unprivileged_userfaultfd=1\n", r->note);
+        exit(EXIT_NO_UFFD);
+    }
+    r->ran = rc == PC_DEST_OK || rc == PC_DEST_VERIFY_FAILED;
+    r->status = rc == PC_DEST_OK ? PC_RESULT_OK : PC_RESULT_FAILED;
+    if (rc != PC_DEST_OK)
+        fprintf(stderr, "prepage-postcopy: policy %s: run failed: %s\n", r->label, r->note);
+}
+
+static int cmp_stall(const void *a, const void *b)
+{
+    double x = ((const pc_result *)a)->st.stall_ms, y = ((const pc_result *)b)->st.stall_ms;
+    return (x > y) - (x < y);
+}
+
+static void advise_overlap(const pc_link_measure *m, const pc_result *r)
+{
+    if (r->status != PC_RESULT_OK || r->overlap || m == NULL || r->st.oracle_mean_us <= 0)
+        return;
+    if (r->st.oracle_mean_us > 0.25 * m->page_p50_us)
+        fprintf(stderr, "note: %s: the oracle's mean round trip (%.1f us) exceeds a quarter of a page "
+                        "fetch's round trip (%.1f us): compare with --overlap-oracle\n",
+                r->label, r->st.oracle_mean_us, m->page_p50_us);
+}
+
+static void summarise(FILE *f, const pc_result *rs, size_t n)
+{
+    const pc_result *none = NULL, *dp = NULL, *best_fwd = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const pc_result *r = &rs[i];
+        if (r->status != PC_RESULT_OK || r->overlap)
+            continue;
+        const char *name = strncmp(r->policy, "local-", 6) == 0 ? r->policy + 6 : r->policy;
+        if (strcmp(name, "none") == 0 && (none == NULL || none->policy[0] == 'l'))
+            none = r;    /* prefer the server's none to the in-process one */
+        else if (strcmp(name, "dp") == 0)
+            dp = r;
+        else if (strncmp(name, "forward", 7) == 0 && (best_fwd == NULL || r->st.stall_ms < best_fwd->st.stall_ms))
+            best_fwd = r;
+    }
+    if (dp && none && none->st.stall_ms > 0)
+        fprintf(f, "dp vs %s: total stall %.3f ms vs %.3f ms: %.1f%% lower (target: >= 33%%); "
+                   "threads' view %.3f vs %.3f ms: %.1f%% lower\n",
+                none->policy, dp->st.stall_ms, none->st.stall_ms, 100.0 * (1.0 - dp->st.stall_ms / none->st.stall_ms),
+                dp->st.thread_stall_ms, none->st.thread_stall_ms,
+                100.0 * (1.0 - dp->st.thread_stall_ms / none->st.thread_stall_ms));
+    else if (dp)
+        fprintf(f, "dp vs none: not measured (no none policy ran)\n");
+    if (dp && best_fwd && best_fwd->st.stall_ms > 0)
+        fprintf(f, "dp vs best forward in hindsight (%s%s): %.3f ms vs %.3f ms: %.2fx (target: <= 1.2x)\n",
+                best_fwd->policy, best_fwd->policy[0] == 'l' ? ", in-process: no oracle round trip" : "",
+                dp->st.stall_ms, best_fwd->st.stall_ms, dp->st.stall_ms / best_fwd->st.stall_ms);
+    else if (dp)
+        fprintf(f, "dp vs best forward in hindsight: not measured (no forward policy ran)\n");
+    for (size_t i = 0; i < n; i++)
+        if (rs[i].overlap && rs[i].status == PC_RESULT_OK) {
+            fprintf(f, "overlapped runs: the thread is woken after the faulting page and then waits on the rest\n"
+                       "of the window in flight without a new fault event: compare them by thr_stall.\n");
+            break;
+        }
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    if (parse_options(argc, argv, &o) != 0) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    size_t page_size = (size_t)sysconf(_SC_PAGESIZE);
+    if (o.source_only)
+        return source_only(&o, page_size);
+
+    if (pc_dest_probe() != PC_DEST_OK) {
+        fprintf(stderr, "prepage-postcopy: userfaultfd is not available (%s): needs root or "
+                        "vm.unprivileged_userfaultfd=1\n", strerror(errno));
+        return EXIT_NO_UFFD;
+    }
+    if (o.local_window > 0) {
+        fprintf(stderr, "prepage-postcopy: DEVELOPMENT ORACLE: fixed window of %lld pages, no prepaged\n",
+                (long long)o.local_window);
+    } else if (!pc_oracle_has_client()) {
+        fprintf(stderr, "prepage-postcopy: built without libprepage: only --local-window (development) works\n");
+        return 1;
+    }
+#if defined(PP_VERSION_MAJOR)
+    if (o.local_window <= 0 && pp_global_init() != 0) {
+        fprintf(stderr, "prepage-postcopy: pp_global_init failed\n");
+        return 1;
+    }
+#endif
+
+    pc_policy policies[MAX_POLICIES];
+    size_t npolicies = 0;
+    char buf[sizeof o.policies];
+    snprintf(buf, sizeof buf, "%s", o.compare ? o.policies : o.policy);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (npolicies == MAX_POLICIES || pc_policy_parse(tok, &policies[npolicies]) != 0) {
+            fprintf(stderr, "prepage-postcopy: bad policy: %s\n", tok);
+            return EXIT_USAGE;
+        }
+        npolicies++;
+    }
+    if (npolicies == 0) {
+        fprintf(stderr, "prepage-postcopy: no policy given\n");
+        return EXIT_USAGE;
+    }
+
+    pc_source *src = NULL;
+    const char *host = o.source_host;
+    int port = o.source_port;
+    if (port == 0) {
+        src = pc_source_start(o.pages, page_size, o.wl.seed, &o.link, 0);
+        if (src == NULL)
+            return 1;
+        port = pc_source_port(src);
+    }
+    pc_link_measure link;
+    const pc_link_measure *linkp = NULL;
+    if (pc_link_measure_run(host, port, page_size, &o.link, o.pages, &link) == 0) {
+        linkp = &link;
+        link.overhead_us = src ? pc_source_overhead_us(src) : 0;
+        if (src)
+            pc_source_reset(src);
+        pc_report_link(stderr, &link);
+    } else {
+        fprintf(stderr, "prepage-postcopy: measuring the link failed: %s\n", strerror(errno));
+    }
+
+    pc_workload w;
+    if (pc_workload_prepare(&o.wl, o.pages, page_size, &w) != 0)
+        return 1;
+
+    if (o.trace) {
+        FILE *tf = fopen(o.trace, "w");
+        if (tf == NULL || pc_workload_trace(&w, tf) != 0 || fclose(tf) != 0) {
+            fprintf(stderr, "prepage-postcopy: writing the trace %s: %s\n", o.trace, strerror(errno));
+            return 1;
+        }
+    }
+
+    size_t modes = o.compare && o.overlap ? 2 : 1;
+    pc_result *results = calloc(npolicies * modes, sizeof *results);
+    if (results == NULL)
+        return 1;
+    size_t n = 0;
+    int failed = 0;
+    for (size_t i = 0; i < npolicies; i++) {
+        for (size_t m = 0; m < modes; m++) {
+            int overlap = modes == 2 ? (int)m : o.overlap;
+            pc_result *r = &results[n++];
+            if (o.compare) {
+                char label[64];
+                fprintf(stderr, "prepage-postcopy: running %s%s ...\n",
+                        pc_policy_label(&policies[i], label, sizeof label), overlap ? " (overlapped)" : "");
+            }
+            run_one(&o, src, host, port, page_size, &w, &policies[i], overlap, r);
+            /* --repeat: keep the run of median total stall (the machine is shared). */
+            if (o.repeat > 1 && r->status == PC_RESULT_OK) {
+                pc_result *all = calloc((size_t)o.repeat, sizeof *all);
+                if (all != NULL) {
+                    all[0] = *r;
+                    int ok = 1;
+                    for (int k = 1; k < o.repeat && ok; k++) {
+                        run_one(&o, src, host, port, page_size, &w, &policies[i], overlap, &all[k]);
+                        ok = all[k].status == PC_RESULT_OK;
+                    }
+                    if (ok) {
+                        qsort(all, (size_t)o.repeat, sizeof *all, cmp_stall);
+                        *r = all[o.repeat / 2];
+                        snprintf(r->note, sizeof r->note, "median of %d runs by total stall (%.3f ... %.3f ms)",
+                                 o.repeat, all[0].st.stall_ms, all[o.repeat - 1].st.stall_ms);
+                    } else {
+                        *r = all[o.repeat - 1];
+                        for (int k = 1; k < o.repeat; k++)
+                            if (all[k].status != PC_RESULT_OK)
+                                *r = all[k];
+                    }
+                    free(all);
+                }
+            }
+            failed |= r->status == PC_RESULT_FAILED;
+            if (r->status == PC_RESULT_SKIPPED)
+                break;
+        }
+    }
+
+    pc_report_context ctx = { &w, linkp, o.pages, page_size, o.no_streams, o.push_share };
+    if (o.json) {
+        pc_report_json(stdout, &ctx, results, n, o.compare);
+    } else if (o.compare) {
+        pc_report_table(stdout, results, n);
+        summarise(stdout, results, n);
+    } else {
+        pc_report_text(stdout, &ctx, &results[0]);
+    }
+    for (size_t i = 0; i < n; i++)
+        advise_overlap(linkp, &results[i]);
+    if (o.compare && o.json)
+        summarise(stderr, results, n);
+    if (o.csv && pc_report_csv(o.csv, &ctx, results, n) != 0) {
+        fprintf(stderr, "prepage-postcopy: writing %s: %s\n", o.csv, strerror(errno));
+        failed = 1;
+    }
+    if (o.svg && pc_report_svg(o.svg, &ctx, results, n) != 0) {
+        fprintf(stderr, "prepage-postcopy: writing %s: %s\n", o.svg, strerror(errno));
+        failed = 1;
+    }
+    int all_skipped = 1;
+    for (size_t i = 0; i < n; i++)
+        all_skipped &= results[i].status == PC_RESULT_SKIPPED;
+    free(results);
+    pc_workload_free(&w);
+    pc_source_stop(src);
+    return failed ? 1 : all_skipped ? EXIT_ALL_SKIPPED : 0;
+}

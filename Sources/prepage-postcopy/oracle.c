@@ -1,0 +1,187 @@
+/* oracle.c: the two oracles of oracle.h. */
+#define _GNU_SOURCE
+#include "oracle.h"
+#include "prepage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libprepage is compiled in once the client library is (its header defines
+ * the version macros); before that only the development oracle exists. */
+#if defined(PP_VERSION_MAJOR)
+#define PC_HAVE_CLIENT 1
+#else
+#define PC_HAVE_CLIENT 0
+#endif
+
+struct pc_oracle {
+    int64_t local_window;
+    uint64_t memory_pages;
+    char error[512];
+#if PC_HAVE_CLIENT
+    pp_client *client;
+    char session_id[160];
+#endif
+};
+
+int pc_oracle_has_client(void)
+{
+    return PC_HAVE_CLIENT;
+}
+
+int pc_policy_parse(const char *text, pc_policy *out)
+{
+    memset(out, 0, sizeof *out);
+    out->window = -1;
+    const char *colon = strchr(text, ':');
+    size_t len = colon ? (size_t)(colon - text) : strlen(text);
+    if (len == 0 || len >= sizeof out->name)
+        return -1;
+    memcpy(out->name, text, len);
+    if (colon) {
+        char *end;
+        long long w = strtoll(colon + 1, &end, 10);
+        if (*end != '\0' || w < 1)
+            return -1;
+        out->window = w;
+    }
+    return 0;
+}
+
+const char *pc_policy_label(const pc_policy *p, char *buf, size_t len)
+{
+    if (p->window > 0)
+        snprintf(buf, len, "%s:%lld", p->name, (long long)p->window);
+    else
+        snprintf(buf, len, "%s", p->name);
+    return buf;
+}
+
+int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    pc_oracle *o = calloc(1, sizeof *o);
+    if (o == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PC_ORACLE_ERROR;
+    }
+    o->local_window = cfg->local_window;
+    o->memory_pages = cfg->memory_pages;
+    if (strncmp(cfg->policy.name, "local-", 6) == 0) {
+        /* Baselines an agent computes without asking anyone: no round trip. */
+        const char *base = cfg->policy.name + 6;
+        if (strcmp(base, "none") == 0 && cfg->policy.window <= 0)
+            o->local_window = 1;
+        else if (strcmp(base, "forward") == 0)
+            o->local_window = cfg->policy.window > 0 ? cfg->policy.window : 8;
+        else {
+            snprintf(err, errlen, "unknown in-process policy %s (local-none, local-forward[:W])", cfg->policy.name);
+            free(o);
+            return PC_ORACLE_REJECTED;
+        }
+    }
+    if (o->local_window > 0) {
+        *out = o;
+        return PC_ORACLE_OK;
+    }
+#if PC_HAVE_CLIENT
+    pp_options opts;
+    pp_options_init(&opts);
+    opts.base_url = cfg->server_url;
+    opts.token = cfg->token;
+    o->client = pp_client_new(&opts);
+    if (o->client == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(o);
+        return PC_ORACLE_ERROR;
+    }
+    snprintf(o->session_id, sizeof o->session_id, "%s", cfg->session_id);
+    pp_session_config sc;
+    pp_session_config_init(&sc);
+    sc.policy = cfg->policy.name;
+    sc.memory_pages = (int64_t)cfg->memory_pages;
+    sc.page_size = (int64_t)cfg->page_size;
+    if (cfg->max_pages > 0)
+        sc.max_pages = cfg->max_pages;
+    if (cfg->policy.window > 0) {
+#if defined(PP_HAVE_POLICY_FIELDS)
+        sc.forward_pages = cfg->policy.window - 1;
+        sc.backward_pages = 0;
+#else
+        snprintf(err, errlen, "policy %s:%lld: this build's client cannot send forward_pages",
+                 cfg->policy.name, (long long)cfg->policy.window);
+        pp_client_free(o->client);
+        free(o);
+        return PC_ORACLE_REJECTED;
+#endif
+    }
+    if (pp_session_create(o->client, o->session_id, &sc) != 0) {
+        int status = pp_client_http_status(o->client);
+        snprintf(err, errlen, "creating session %s (policy %s) at %s: %s (HTTP %d)",
+                 o->session_id, cfg->policy.name, cfg->server_url,
+                 pp_client_errstr(o->client), status);
+        pp_client_free(o->client);
+        free(o);
+        return status == 400 ? PC_ORACLE_REJECTED : PC_ORACLE_ERROR;
+    }
+    *out = o;
+    return PC_ORACLE_OK;
+#else
+    snprintf(err, errlen, "built without libprepage (the C client): only --local-window works");
+    free(o);
+    return PC_ORACLE_ERROR;
+#endif
+}
+
+int pc_oracle_ask(pc_oracle *o, uint64_t page, uint32_t stream, pc_window *out)
+{
+    if (o->local_window > 0) {
+        out->start = page;
+        out->count = (uint64_t)o->local_window;
+        if (o->memory_pages > 0 && out->start + out->count > o->memory_pages)
+            out->count = o->memory_pages - out->start;
+        return 0;
+    }
+#if PC_HAVE_CLIENT
+    pp_decision d;
+    if (pp_fault_page(o->client, o->session_id, page, stream, &d) != 0) {
+        snprintf(o->error, sizeof o->error, "fault %llu: %s (HTTP %d)", (unsigned long long)page,
+                 pp_client_errstr(o->client), pp_client_http_status(o->client));
+        return -1;
+    }
+    out->start = d.start;
+    out->count = d.count;
+    return 0;
+#else
+    (void)stream;
+    snprintf(o->error, sizeof o->error, "no oracle");
+    return -1;
+#endif
+}
+
+const char *pc_oracle_error(const pc_oracle *o)
+{
+    return o->error;
+}
+
+void pc_oracle_close(pc_oracle *o, pc_oracle_summary *summary)
+{
+    if (summary)
+        memset(summary, 0, sizeof *summary);
+    if (o == NULL)
+        return;
+#if PC_HAVE_CLIENT
+    if (o->client != NULL) {
+        pp_session *doc = NULL;
+        if (pp_session_delete_ex(o->client, o->session_id, &doc) == 0 && doc != NULL && summary) {
+            const pp_session_stats *st = &doc->stats;
+            *summary = (pc_oracle_summary){ 1, st->faults, st->first, st->smaller, st->larger,
+                                            st->reverse, st->repeat, doc->nmin, doc->nmax };
+        }
+        pp_session_free(doc);
+        pp_client_free(o->client);
+    }
+#endif
+    free(o);
+}

@@ -9,7 +9,7 @@ RELEASE     := $(SWIFT) build -c release $(SWIFT_FLAGS)
 # Debian packages the build needs (C client: libcurl + jansson, found by pkg-config).
 DEB_PACKAGES := libcurl4-openssl-dev libjansson-dev pkg-config
 
-.PHONY: all deps build run demo test test-swift bench-core check-imports results clean help
+.PHONY: all deps build run demo test test-swift test-deploy test-schemathesis bench-core check-imports results clean help
 
 all: build
 
@@ -46,12 +46,23 @@ demo: deps
 	@python3 -c 'import json;v=json.load(open("Tests/Vectors/clean.json"));print("\n".join(map(str,v["faults"][:12])))' \
 	  | .build/release/prepage-sim decide --config '{"max_pages":64}'
 
-## test: every test the project has.
-test: deps check-imports test-swift
+## test: every test the project has, in the order CI runs them: layering, the Swift
+## tests (core, HTTP, server, client, simulator), openapi.yaml, the C library under
+## ASan, the post-copy run on userfaultfd, the deployment files, schemathesis.
+test: deps check-imports test-swift check-openapi test-c postcopy-test test-deploy test-schemathesis
 
 test-swift:
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+
+## test-deploy: deploy/ (systemd, Kubernetes, container recipe, HAProxy sharding over two live instances).
+test-deploy: deps
+	@command -v haproxy >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; } || { echo "install haproxy to test deploy/"; exit 1; }
+	bash deploy/test.sh .build/debug/prepaged
+
+## test-schemathesis: schemathesis (every check, 50 examples, seed 1) against a live prepaged.
+test-schemathesis:
+	bash scripts/schemathesis.sh --serve .build/debug/prepaged
 
 ## check-imports: PrepageCore imports nothing; libraries below the server know no sessions.
 check-imports:

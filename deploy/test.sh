@@ -51,7 +51,7 @@ check "kubernetes load-balancer config passes haproxy -c" haproxy -c -q -f "$tmp
 # --- container recipe --------------------------------------------------------
 check "Containerfile builds the prepaged product" grep -q -- "--product prepaged" deploy/container/Containerfile
 check "Containerfile's product exists in Package.swift" grep -q '.executable(name: "prepaged"' Package.swift
-check "Containerfile pins its base images" bash -c "! grep -E '^FROM [^ ]+(:latest)?( |$)' deploy/container/Containerfile | grep -vE ':[0-9]'"
+check "Containerfile pins its base images (a version tag, never latest)" bash -c "grep -E '^FROM ' deploy/container/Containerfile | awk '{print \$2}' | (! grep -vE ':[A-Za-z0-9][^ ]*$' ) && ! grep -qE '^FROM [^ ]+:latest' deploy/container/Containerfile"
 check "Containerfile runs as a non-root user" grep -qE '^USER [1-9]' deploy/container/Containerfile
 
 # --- HAProxy: consistent hash over two live instances ------------------------

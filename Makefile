@@ -47,9 +47,9 @@ demo: deps
 	  | .build/release/prepage-sim decide --config '{"max_pages":64}'
 
 ## test: every test the project has, in the order CI runs them: layering, the Swift
-## tests (core, HTTP, server, client, simulator), openapi.yaml, the C library under
-## schemathesis against a live server, the C library under ASan, the deployment files,
-## and the post-copy run on userfaultfd.
+## tests (core, HTTP, server, client, simulator), openapi.yaml, schemathesis against a
+## live server, the C library under ASan, the deployment files, and the post-copy run
+## on userfaultfd.
 test: deps check-imports test-swift check-openapi test-schemathesis test-c test-deploy postcopy-test
 
 test-swift:

@@ -7,7 +7,7 @@ SWIFT       ?= swift
 SWIFT_FLAGS ?=
 RELEASE     := $(SWIFT) build -c release $(SWIFT_FLAGS)
 # Debian packages the build needs (C client: libcurl + jansson, found by pkg-config).
-DEB_PACKAGES := libcurl4-openssl-dev libjansson-dev pkg-config
+DEB_PACKAGES := libcurl4-openssl-dev libjansson-dev pkg-config curl
 
 .PHONY: all deps build run demo test test-swift test-deploy test-schemathesis bench-core check-imports results clean help
 

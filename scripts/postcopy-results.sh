@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 OUT=${OUT:-docs/results}
 SEED=${SEED:-1}
-POLICIES=${POLICIES:-none,forward,readahead,dp,dp-literal,local-none,local-forward:8,local-forward:16,local-forward:32,local-forward:64,local-forward:96,local-forward:128}
+POLICIES=${POLICIES:-none,forward,readahead,dp,dp-literal,forward:16,forward:32,forward:64,forward:96,forward:128,local-forward:64}
 POSTCOPY=${POSTCOPY:-build/bin/prepage-postcopy}
 [ -x "$POSTCOPY" ] || make -s -f mk/postcopy.mk postcopy
 mkdir -p "$OUT"
@@ -44,12 +44,12 @@ run fsd-t4 --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64
 run fsd-t4-nostreams --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --no-streams
 run stream-t4 --workload stream --threads 4 --mem-mib 32
 # The oracle's round trip overlapped with the faulting page's fetch, both modes side by side.
-POLICIES=none,dp,local-forward:64 run fsd-t1-overlap --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64 --overlap-oracle
-POLICIES=none,dp,local-forward:64 run fsd-t4-overlap --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --overlap-oracle
+POLICIES=none,dp,forward:64 run fsd-t1-overlap --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64 --overlap-oracle
+POLICIES=none,dp,forward:64 run fsd-t4-overlap --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --overlap-oracle
 # STREAM again with a stream per thread and 2 MiB zone (one DP case per array).
 run stream-t4-zones --workload stream --threads 4 --mem-mib 32 --stream-zone-mib 2
 # DP with a lower cap on its windows (max_pages 128): the cost of learning from NMax = 512.
-POLICIES=dp,none,local-forward:32,local-forward:64 run fsd-t4-max128 --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --max-pages 128
+POLICIES=dp,none,forward:32,forward:64 run fsd-t4-max128 --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --max-pages 128
 
 # The same workloads' page touches replayed through the simulator (prepage-sim
 # replay, its link model: rtt + count x page / bandwidth per fault, no queueing),

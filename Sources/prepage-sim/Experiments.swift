@@ -16,7 +16,7 @@ struct OutputOptions: ParsableArguments {
         do {
             try text.write(toFile: path, atomically: true, encoding: .utf8)
         } catch {
-            throw ValidationError("cannot write \(path): \(error.localizedDescription)")
+            throw RuntimeError("cannot write \(path): \(error.localizedDescription)")
         }
     }
 }
@@ -222,7 +222,7 @@ struct ReplayCommand: ParsableCommand {
             handle = .standardInput
         } else {
             guard let h = FileHandle(forReadingAtPath: trace) else {
-                throw ValidationError("cannot open trace file \(trace)")
+                throw RuntimeError("cannot open trace file \(trace)")
             }
             handle = h
         }
@@ -236,7 +236,7 @@ struct ReplayCommand: ParsableCommand {
                     replay.touch(page: page, stream: stream)
                 }
             } catch {
-                throw ValidationError("\(trace):\(lineNumber): \(error)")
+                throw RuntimeError("\(trace):\(lineNumber): \(error)")
             }
             if lineNumber % 1_000_000 == 0 {
                 FileHandle.standardError.write(Data("replay: \(lineNumber) lines, \(replay.metrics.faults) faults\n".utf8))
@@ -256,4 +256,10 @@ struct ReplayCommand: ParsableCommand {
         if !pending.isEmpty { try consume(pending) }
         return replay.metrics
     }
+}
+
+/// A failure while running (not a bad argument): printed as `Error: …`, exit status 1.
+struct RuntimeError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

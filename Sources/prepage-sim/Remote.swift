@@ -42,7 +42,7 @@ final class RemotePolicies {
         do {
             try client.createSession(id, config: config)
         } catch {
-            throw ValidationError("--server: cannot create session \(id): \(error)")
+            throw RuntimeError("--server: cannot create session \(id): \(error)")
         }
         sessions.append(id)
         return RemotePolicy(client: client, session: id, name: name)

@@ -146,3 +146,62 @@ final class DecideProcess {
         #expect(c.policy == .dpLiteral && c.maxPages == 64 && c.initialPages == 8)
     }
 }
+
+/// Runs the built prepage-sim; returns (status, stdout, stderr).
+func prepageSim(_ arguments: [String]) throws -> (Int32, String, String) {
+    let process = Process()
+    process.executableURL = productURL("prepage-sim")
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+@Suite struct ExperimentCommandTests {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prepage-sim-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+
+    init() throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    @Test func fig3WritesTheDocumentedCSVAndAnSVG() throws {
+        let csv = dir.appendingPathComponent("fig3.csv").path
+        let svg = dir.appendingPathComponent("fig3.svg").path
+        let (status, out, err) = try prepageSim(["fig3", "--cases", "300", "--seeds", "2", "--max-noise", "0.1", "--csv", csv, "--svg", svg])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("nmin_over_n"))
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        #expect(lines.first == "noise,nmin_over_n,nmax_over_n,faults_per_case,fetched_over_needed")
+        #expect(lines.count == 4)  // header + noise 0, 0.05, 0.10
+        #expect(try String(contentsOfFile: svg, encoding: .utf8).hasPrefix("<svg"))
+    }
+
+    @Test func replayReportsABadLineWithItsNumber() throws {
+        let trace = dir.appendingPathComponent("bad.trace")
+        try "# header\n100\n0x65 2\nbogus\n".write(to: trace, atomically: true, encoding: .utf8)
+        let (status, out, err) = try prepageSim(["replay", "--trace", trace.path])
+        #expect(status != 0)
+        #expect(err.contains("bad.trace:4"), "\(err)")
+        #expect(out.isEmpty)
+    }
+
+    @Test func replayAcceptsByteAddressesWithAPageSize() throws {
+        let trace = dir.appendingPathComponent("addrs.trace")
+        try "0x1000\n0x2000\n8192\n".write(to: trace, atomically: true, encoding: .utf8)
+        let (status, out, err) = try prepageSim(["replay", "--trace", trace.path, "--addresses", "--policy", "none"])
+        #expect(status == 0, "\(err)")
+        #expect(out.contains("pages_touched          2"), "\(out)")  // pages 1 and 2; 8192 is page 2 again
+    }
+
+    @Test func compareRejectsAnUnknownPolicy() throws {
+        let (status, _, err) = try prepageSim(["compare", "--policies", "dp,magic"])
+        #expect(status != 0)
+        #expect(err.contains("unknown policy \"magic\""))
+    }
+}

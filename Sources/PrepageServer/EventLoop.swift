@@ -416,9 +416,12 @@ final class EventLoop: @unchecked Sendable {
         listener = -1
         for case let c? in connections {
             if c.isLingering { continue }
-            if !c.hasPendingInput && !c.hasPendingOutput {
+            // Bytes the kernel holds but this loop has not read yet (their event is
+            // still to come) are a request in flight too: it finishes.
+            let unread = Socket.hasUnreadInput(c.fd)
+            if !c.hasPendingInput && !c.hasPendingOutput && !unread {
                 close(c)
-            } else if !c.hasPendingInput {
+            } else if !c.hasPendingInput && !unread {
                 c.closeAfterWrite = true
             }
         }

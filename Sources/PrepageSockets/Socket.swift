@@ -100,6 +100,14 @@ public enum Socket {
         throw .last("send")
     }
 
+    /// Whether the kernel holds bytes (or an end of file) not read yet: `recv` with
+    /// `MSG_PEEK | MSG_DONTWAIT`, which consumes nothing.
+    public static func hasUnreadInput(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let n = retryingEINTR { Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) }
+        return n >= 0  // data, or end of file still to be seen; -1 with EAGAIN: nothing
+    }
+
     /// Shuts down the write side (`shutdown(SHUT_WR)`), so the peer sees end of file
     /// while unread input can still be drained. Errors are ignored: the peer may be gone.
     public static func shutdownWrite(_ fd: Int32) {

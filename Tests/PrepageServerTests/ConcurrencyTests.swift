@@ -63,10 +63,12 @@ import Testing
             do {
                 let c = try s.client()
                 for f in work[k] {
+                    let sent = DispatchTime.now().uptimeNanoseconds
                     let r = try c.request(
                         "POST", "/sessions/shared/fault", body: "{\"page\":\(f.page),\"stream\":\(f.stream)}")
+                    let received = DispatchTime.now().uptimeNanoseconds
                     guard let d = Decision(json: r.json) else { return failures.add("client \(k): status \(r.status)") }
-                    answers.add(d, client: k)
+                    answers.add(d, client: k, sent: sent, received: received)
                 }
             } catch {
                 failures.add("client \(k): \(error)")
@@ -75,18 +77,25 @@ import Testing
         #expect(failures.all.isEmpty, "\(failures.all)")
         let got = answers.all
         let config = try PrepageConfig(maxPages: 64, k: 3, maxStreams: 4).validated()
-        let order = Self.interleaving(workloads: workloads, answers: got, start: try Prepager(config: config))
+        let order = Self.interleaving(
+            workloads: workloads, answers: got, times: answers.times, start: try Prepager(config: config))
         #expect(order != nil, "no sequential order of the faults reproduces the answers")
         let doc = try setup.request("GET", "/sessions/shared")
         #expect((doc.json["stats"] as? [String: Any])?["faults"] as? Int == clients * perClient)
     }
 
-    /// Depth-first search for an interleaving whose sequential replay gives `answers`.
-    /// Dead ends are remembered by (positions, learned state), so orders that commute
-    /// are not explored twice.
+    /// Depth-first search for an interleaving whose sequential replay gives `answers`
+    /// and that respects real time (linearizability): a fault answered before another
+    /// was sent comes first. Dead ends are remembered by (positions, learned state), so
+    /// orders that commute are not explored twice.
     static func interleaving(
-        workloads: [[(page: Int, stream: UInt32)]], answers: [[Decision]], start: Prepager
+        workloads: [[(page: Int, stream: UInt32)]], answers: [[Decision]],
+        times: [[(sent: UInt64, received: UInt64)]], start: Prepager
     ) -> [Int]? {
+        // before[k][i][j]: how many of client j's faults were answered before client k sent its i-th.
+        let before = times.indices.map { k in
+            times[k].map { t in times.map { other in other.filter { $0.received < t.sent }.count } }
+        }
         struct Key: Hashable {
             var positions: [Int]
             var state: PolicySnapshot
@@ -101,6 +110,8 @@ import Testing
             let key = Key(positions: positions, state: state.snapshot)
             if deadEnds.contains(key) { return false }
             for k in workloads.indices where positions[k] < workloads[k].count {
+                // Real time: every fault answered before this one was sent must be placed already.
+                guard workloads.indices.allSatisfy({ positions[$0] >= before[k][positions[k]][$0] }) else { continue }
                 budget -= 1
                 if budget < 0 { return false }
                 let f = workloads[k][positions[k]]
@@ -131,7 +142,18 @@ final class Failures: @unchecked Sendable {
 final class Answers: @unchecked Sendable {
     private let lock = NSLock()
     private var lists: [[Decision]]
-    init(clients: Int) { lists = Array(repeating: [], count: clients) }
-    func add(_ d: Decision, client: Int) { lock.withLock { lists[client].append(d) } }
+    private var stamps: [[(sent: UInt64, received: UInt64)]]
+    init(clients: Int) {
+        lists = Array(repeating: [], count: clients)
+        stamps = Array(repeating: [], count: clients)
+    }
+    func add(_ d: Decision, client: Int, sent: UInt64, received: UInt64) {
+        lock.withLock {
+            lists[client].append(d)
+            stamps[client].append((sent, received))
+        }
+    }
     var all: [[Decision]] { lock.withLock { lists } }
+    /// When each fault was sent and its answer received (monotonic nanoseconds).
+    var times: [[(sent: UInt64, received: UInt64)]] { lock.withLock { stamps } }
 }

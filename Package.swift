@@ -73,11 +73,14 @@ let package = Package(
         // Interposes malloc to count allocations; linked into the benchmarks only.
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
 
-        .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore", "PrepageSimulator"]),
+        // The spec's vectors, loaded once for every test target that replays them.
+        .target(name: "PrepageTestSupport", dependencies: ["PrepageCore"], path: "Tests/PrepageTestSupport"),
+        .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore", "PrepageSimulator", "PrepageTestSupport"]),
         .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP"]),
         .testTarget(
             name: "PrepageServerTests",
             dependencies: [
+                "PrepageTestSupport",
                 "PrepageServer", "PrepageCore", "PrepageHTTP", "PrepageSockets", "CAllocationCounter",
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -1,4 +1,5 @@
 import Foundation
+import PrepageTestSupport
 import Logging
 import PrepageCore
 import PrepageHTTP
@@ -161,60 +162,6 @@ final class RawClient {
 
 enum TestError: Error { case timeout, closed }
 
-/// One file of `Tests/Vectors`: a config, faults, and the decisions any implementation must give.
-struct Vector: Sendable, CustomTestStringConvertible {
-    var name: String
-    var configJSON: String
-    var config: PrepageConfig
-    var faults: [Int]
-    var streams: [UInt32]
-    var decisions: [Decision]
-
-    var testDescription: String { name }
-
-    static let directory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Vectors")
-
-    static func all() throws -> [Vector] {
-        try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            .filter { $0.hasSuffix(".json") }.sorted()
-            .map { try load(directory.appendingPathComponent($0)) }
-    }
-
-    static func load(_ url: URL) throws -> Vector {
-        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        let c = object["config"] as! [String: Any]
-        let config = PrepageConfig(
-            policy: PolicyName(rawValue: c["policy"] as! String)!,
-            minPages: c["min_pages"] as! Int, maxPages: c["max_pages"] as! Int,
-            k: c["k"] as! Int, initialPages: c["initial_pages"] as? Int,
-            gap: c["gap"] as! Int, memoryPages: c["memory_pages"] as! Int,
-            maxStreams: c["max_streams"] as! Int)
-        let configJSON = String(decoding: try JSONSerialization.data(withJSONObject: c), as: UTF8.self)
-        let faults = object["faults"] as! [Int]
-        let streams = (object["streams"] as? [Int])?.map { UInt32($0) } ?? Array(repeating: 0, count: faults.count)
-        let decisions = (object["decisions"] as! [[String: Any]]).map { d in
-            Decision(
-                start: d["start"] as! Int, count: d["count"] as! Int,
-                outcome: Outcome(name: d["outcome"] as! String)!,
-                ntest: d["ntest"] as! Int, nmin: d["nmin"] as! Int, nmax: d["nmax"] as! Int)
-        }
-        return Vector(
-            name: object["name"] as! String, configJSON: configJSON, config: config, faults: faults,
-            streams: streams, decisions: decisions)
-    }
-}
-
-extension Decision {
-    /// A decision from its JSON object.
-    init?(json d: [String: Any]) {
-        guard let start = d["start"] as? Int, let count = d["count"] as? Int,
-            let outcome = (d["outcome"] as? String).flatMap(Outcome.init(name:)),
-            let ntest = d["ntest"] as? Int, let nmin = d["nmin"] as? Int, let nmax = d["nmax"] as? Int
-        else { return nil }
-        self.init(start: start, count: count, outcome: outcome, ntest: ntest, nmin: nmin, nmax: nmax)
-    }
-}
 
 /// A small seeded generator (SplitMix64), so every random test can be reproduced.
 struct SeededRandom: RandomNumberGenerator {

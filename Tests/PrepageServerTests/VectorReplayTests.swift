@@ -1,4 +1,5 @@
 import Foundation
+import PrepageTestSupport
 import PrepageCore
 import PrepageServer
 import Testing

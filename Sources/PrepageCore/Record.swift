@@ -37,15 +37,19 @@ struct Record: Sendable, Hashable {
     }
 
     var minimum: Int {
-        var m = Int32.max
-        for v in storage where v < m { m = v }
-        return Int(m)
+        storage.withUnsafeBufferPointer { b in
+            var m = Int32.max
+            for i in 0..<b.count { m = Swift.min(m, b[i]) }
+            return Int(m)
+        }
     }
 
     var maximum: Int {
-        var m = Int32.min
-        for v in storage where v > m { m = v }
-        return Int(m)
+        storage.withUnsafeBufferPointer { b in
+            var m = Int32.min
+            for i in 0..<b.count { m = Swift.max(m, b[i]) }
+            return Int(m)
+        }
     }
 
     /// The values, oldest first.

@@ -8,6 +8,9 @@ struct Streams: Sendable {
     private var table: StreamTable?
     /// Counts non-repeat faults: the clock of stream recency.
     private var tick: UInt64 = 0
+    /// Streams in the table. Kept here, not in the class, so reading it costs no
+    /// dynamic exclusivity check on the fault path.
+    private(set) var count = 0
     let maxStreams: Int
 
     init(maxStreams: Int) {
@@ -22,7 +25,7 @@ struct Streams: Sendable {
         if table == nil {
             table = StreamTable(capacity: min(maxStreams, 4))
         } else if !isKnownUniquelyReferenced(&table!) {
-            table = table!.copy()
+            table = table!.copy(count: count)
         }
         let t = table.unsafelyUnwrapped
         // One branch-free pass; a repeat is rare, so which window is looked for only then.
@@ -31,7 +34,7 @@ struct Streams: Sendable {
         let ids = t.ids
         let los = t.lo
         let his = t.hi
-        for i in 0..<t.count {
+        for i in 0..<count {
             own = ids[i] == s ? i : own
             let lo = los[i]
             held |= UInt(bitPattern: p &- lo) < UInt(bitPattern: his[i] &- lo) ? 1 : 0
@@ -40,7 +43,7 @@ struct Streams: Sendable {
         if own >= 0 && t.holds(own, p) { return (t, own, own) }  // a retried request
         var holder = -1
         var newest: UInt64 = 0
-        for i in 0..<t.count where t.holds(i, p) && t.lastUsed[i] >= newest {
+        for i in 0..<count where t.holds(i, p) && t.lastUsed[i] >= newest {
             holder = i
             newest = t.lastUsed[i]
         }
@@ -61,16 +64,16 @@ struct Streams: Sendable {
         tick &+= 1
         var t = table!
         let i: Int
-        if t.count < maxStreams {
-            if t.count == t.capacity {
-                t = t.grown(to: min(maxStreams, t.capacity * 2))
+        if count < maxStreams {
+            if count == t.capacity {
+                t = t.grown(to: min(maxStreams, t.capacity * 2), count: count)
                 table = t
             }
-            i = t.count
-            t.count += 1
+            i = count
+            count += 1
         } else {
             var victim = 0
-            for j in 0..<t.count where t.lastUsed[j] < t.lastUsed[victim] { victim = j }
+            for j in 0..<count where t.lastUsed[j] < t.lastUsed[victim] { victim = j }
             i = victim
         }
         t.ids[i] = s
@@ -81,7 +84,7 @@ struct Streams: Sendable {
     /// Every tracked stream, ordered by id.
     var snapshots: [StreamSnapshot] {
         guard let t = table else { return [] }
-        return (0..<t.count).map { i in
+        return (0..<count).map { i in
             let c = t.cases[i]
             return StreamSnapshot(
                 stream: t.ids[i], ntest: c.ntest, minHit: c.minHit, maxHit: c.maxHit,
@@ -109,7 +112,6 @@ struct CaseState: Sendable {
 /// touches only ids and windows. Copied on write by ``DynamicPrepage``.
 final class StreamTable: @unchecked Sendable {
     let capacity: Int
-    var count = 0
     let ids: UnsafeMutablePointer<UInt32>
     /// The last window `[lo, hi)` handed out to each stream.
     let lo: UnsafeMutablePointer<Int>
@@ -127,10 +129,9 @@ final class StreamTable: @unchecked Sendable {
         cases = .allocate(capacity: capacity)
     }
 
-    /// A table of `capacity` holding the same streams.
-    func grown(to capacity: Int) -> StreamTable {
+    /// A table of `capacity` holding the same first `count` streams.
+    func grown(to capacity: Int, count: Int) -> StreamTable {
         let t = StreamTable(capacity: capacity)
-        t.count = count
         t.ids.update(from: ids, count: count)
         t.lo.update(from: lo, count: count)
         t.hi.update(from: hi, count: count)
@@ -139,7 +140,7 @@ final class StreamTable: @unchecked Sendable {
         return t
     }
 
-    func copy() -> StreamTable { grown(to: capacity) }
+    func copy(count: Int) -> StreamTable { grown(to: capacity, count: count) }
 
     /// Whether stream `i`'s window holds `p`.
     @inline(__always)
@@ -153,7 +154,6 @@ final class StreamTable: @unchecked Sendable {
         lo.deallocate()
         hi.deallocate()
         lastUsed.deallocate()
-        cases.deinitialize(count: count)
-        cases.deallocate()
+        cases.deallocate()  // CaseState is trivial: nothing to deinitialize
     }
 }

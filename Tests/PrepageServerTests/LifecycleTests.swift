@@ -170,6 +170,16 @@ import Testing
         }
     }
 
+    @Test func openAPIListsEveryProblemTypeWithItsStatus() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("openapi.yaml")
+        let text = try String(contentsOf: url, encoding: .utf8)
+            .replacingOccurrences(of: "\n    ", with: " ")  // the description's lines, joined
+        for kind in ProblemKind.allCases {
+            #expect(text.contains("`\(kind.rawValue)`"), "openapi.yaml does not name the problem type \(kind.rawValue)")
+        }
+    }
+
     @Test func servesTheRepositoryOpenAPIFile() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("openapi.yaml")

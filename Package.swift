@@ -74,9 +74,10 @@ let package = Package(
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
 
         // The spec's vectors, loaded once for every test target that replays them.
-        .target(name: "PrepageTestSupport", dependencies: ["PrepageCore"], path: "Tests/PrepageTestSupport"),
+        .target(
+            name: "PrepageTestSupport", dependencies: ["PrepageCore", "PrepageSimulator"], path: "Tests/PrepageTestSupport"),
         .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore", "PrepageSimulator", "PrepageTestSupport"]),
-        .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP"]),
+        .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP", "PrepageTestSupport"]),
         .testTarget(
             name: "PrepageServerTests",
             dependencies: [

@@ -1,3 +1,4 @@
+import PrepageTestSupport
 import Testing
 @testable import PrepageHTTP
 

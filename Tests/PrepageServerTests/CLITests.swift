@@ -14,6 +14,41 @@ import Testing
         var output: String
     }
 
+    /// A prepaged started in the background, its stderr log read up to the listening line.
+    final class Launched {
+        let process = Process()
+        let reader: FileHandle
+        var log = ""
+        var port: Int?
+
+        init(_ arguments: [String], environment: [String: String]? = nil) throws {
+            process.executableURL = CLITests.binary
+            process.arguments = arguments
+            if let environment { process.environment = environment }
+            let pipe = Pipe()
+            process.standardError = pipe
+            process.standardOutput = FileHandle.nullDevice
+            reader = pipe.fileHandleForReading
+            try process.run()
+            let deadline = Date().addingTimeInterval(10)
+            while port == nil && Date() < deadline {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }
+                log += String(decoding: chunk, as: UTF8.self)
+                if let range = log.range(of: #"127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
+                    port = Int(log[range].split(separator: ":")[1])
+                }
+            }
+        }
+
+        /// Reads the rest of the log (until the process closes stderr).
+        func readRest() {
+            log += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        }
+
+        deinit { if process.isRunning { process.terminate() } }
+    }
+
     /// Runs prepaged to completion with `arguments` and `environment` (added to a clean one).
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
         let p = Process()
@@ -66,37 +101,20 @@ import Testing
     /// then SIGTERM: it drains and exits 0.
     @Test func servesThenExitsZeroOnSIGTERM() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
-        let p = Process()
-        p.executableURL = Self.binary
         // Environment gives the port and format; the command line wins for threads.
-        p.arguments = ["--threads", "1"]
-        p.environment = ["PREPAGE_PORT": "0", "PREPAGE_LOG_FORMAT": "json", "PREPAGE_THREADS": "bogus"]
-        let pipe = Pipe()
-        p.standardError = pipe
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        defer { if p.isRunning { p.terminate() } }
-        let reader = pipe.fileHandleForReading
-        var log = ""
-        var port: Int?
-        let deadline = Date().addingTimeInterval(10)
-        while port == nil && Date() < deadline {
-            let chunk = reader.availableData
-            if chunk.isEmpty { break }
-            log += String(decoding: chunk, as: UTF8.self)
-            if let range = log.range(of: #"127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
-                port = Int(log[range].split(separator: ":")[1])
-            }
-        }
-        let bound = try #require(port, "no listening line in: \(log)")
+        let server = try Launched(
+            ["--threads", "1"],
+            environment: ["PREPAGE_PORT": "0", "PREPAGE_LOG_FORMAT": "json", "PREPAGE_THREADS": "bogus"])
+        let p = server.process
+        let bound = try #require(server.port, "no listening line in: \(server.log)")
         let c = try RawClient(port: bound)
         let r = try c.request("GET", "/livez", headers: [("X-Request-ID", "cli-test-1")])
         #expect(r.status == 200)
         kill(p.processIdentifier, SIGTERM)
         let start = Date()
-        let rest = reader.readDataToEndOfFile()
+        server.readRest()
         p.waitUntilExit()
-        log += String(decoding: rest, as: UTF8.self)
+        let log = server.log
         #expect(Date().timeIntervalSince(start) < 10)
         #expect(p.terminationReason == .exit)
         #expect(p.terminationStatus == 0)
@@ -114,32 +132,15 @@ import Testing
 
     @Test func textLogLineCarriesTheProblemDetail() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
-        let p = Process()
-        p.executableURL = Self.binary
-        p.arguments = ["--port", "0", "--threads", "1", "--log-format", "text"]
-        let pipe = Pipe()
-        p.standardError = pipe
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        defer { if p.isRunning { p.terminate() } }
-        let reader = pipe.fileHandleForReading
-        var log = ""
-        var port: Int?
-        while port == nil {
-            let chunk = reader.availableData
-            if chunk.isEmpty { break }
-            log += String(decoding: chunk, as: UTF8.self)
-            if let range = log.range(of: #"127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
-                port = Int(log[range].split(separator: ":")[1])
-            }
-        }
-        let c = try RawClient(port: try #require(port))
+        let server = try Launched(["--port", "0", "--threads", "1", "--log-format", "text"])
+        let p = server.process
+        let c = try RawClient(port: try #require(server.port))
         #expect(try c.request("GET", "/sessions/x%20y", headers: [("X-Request-ID", "bad-id-1")]).status == 400)
         kill(p.processIdentifier, SIGTERM)
-        log += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        server.readRest()
         p.waitUntilExit()
         #expect(p.terminationStatus == 0)
-        let line = try #require(log.split(separator: "\n").first { $0.contains("bad-id-1") })
+        let line = try #require(server.log.split(separator: "\n").first { $0.contains("bad-id-1") })
         #expect(
             line.range(of: #"^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info request "#, options: .regularExpression)
                 != nil)

@@ -44,7 +44,7 @@ import Testing
         // Each client scans its own region with cases of random length (seeded), on its own
         // stream (a vCPU); all of them teach the session's shared range (k = 3).
         var workloads: [[(page: Int, stream: UInt32)]] = []
-        var rng = SeededRandom(seed: 42)
+        var rng = SplitMix64(seed: 42)
         for k in 0..<clients {
             var faults: [(page: Int, stream: UInt32)] = []
             var page = 1_000_000 * (k + 1)

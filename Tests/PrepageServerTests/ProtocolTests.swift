@@ -1,3 +1,4 @@
+import PrepageTestSupport
 import Foundation
 import PrepageHTTP
 import PrepageServer
@@ -224,7 +225,7 @@ import Testing
         let s = try TestServer()
         let setup = try s.client()
         #expect(try setup.request("PUT", "/sessions/keep", body: "{}").status == 201)
-        var rng = SeededRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let templates = [
             RawClient.format("POST", "/sessions/keep/fault", body: #"{"page":1}"#),
             RawClient.format("PUT", "/sessions/keep", body: #"{"k":2}"#),

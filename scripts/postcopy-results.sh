@@ -8,7 +8,8 @@
 # PREPAGED, POSTCOPY (as in test-postcopy.sh), POLICIES (default: every
 # policy the issue names, plus the in-process baselines and forward windows
 # for the best-in-hindsight comparison), SEED (default 1), REPEAT (runs per
-# policy, the median kept; default 3), OUT (docs/results).
+# policy, the median kept; default 3), OUT (docs/results), ONLY (a regular
+# expression: run only the comparisons whose name matches, and no replay).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -34,11 +35,20 @@ fi
 run() {
     local name=$1
     shift
+    if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then return 0; fi
     echo "== $name: $POSTCOPY compare --server URL --seed $SEED --policies $POLICIES --repeat ${REPEAT:-3} $*"
     "$POSTCOPY" compare --server "$PREPAGED_URL" --seed "$SEED" --policies "$POLICIES" --repeat "${REPEAT:-3}" \
         --csv "$OUT/postcopy-$name.csv" --svg "$OUT/postcopy-$name.svg" "$@" | tee "$OUT/postcopy-$name.txt"
 }
 
+# The targets on a longer migration: a 512 MiB region, about 820 cases, where
+# what DP spends learning (its first continuations fetch up to NMax / 2 = 255
+# pages) is paid once, as in a real VM's migration of gigabytes.
+POLICIES=${POLICIES_LONG:-none,dp,forward:16,forward:32,forward:64,forward:96} \
+    run fsd-t1-512m --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 512
+POLICIES=${POLICIES_LONG:-none,dp,forward:16,forward:32,forward:64,forward:96} \
+    run fsd-t4-512m --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 512
+# The same on a short one (64 MiB, about 100 cases): learning is a large share.
 run fsd-t1 --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64
 run fsd-t4 --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64
 run fsd-t4-nostreams --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --no-streams
@@ -54,6 +64,7 @@ POLICIES=dp,none,forward:32,forward:64 run fsd-t4-max128 --workload fsd --n 64 -
 # The same workloads' page touches replayed through the simulator (prepage-sim
 # replay, its link model: rtt + count x page / bandwidth per fault, no queueing),
 # beside the real runs above.
+[ -n "${ONLY:-}" ] && exit 0
 SIM=${SIM:-.build/release/prepage-sim}
 [ -x "$SIM" ] || swift build -c release --product prepage-sim
 trace_dir=$(mktemp -d)

@@ -42,6 +42,7 @@ public struct DynamicPrepage: Sendable {
     /// Decides one fault of page `page` raised by stream `stream` (`dp.md`, "On each fault").
     ///
     /// - Throws: ``FaultError`` for a fault outside guest memory; nothing changes then.
+    @inline(__always)
     public mutating func decide(page p: Int, stream s: UInt32) throws(FaultError) -> Decision {
         guard p >= 0 else { throw .negativePage(p) }
         if config.memoryPages > 0 && p >= config.memoryPages {
@@ -76,9 +77,12 @@ public struct DynamicPrepage: Sendable {
         page p: Int
     ) -> Decision {
         let gap = config.gap
-        // Step 1': does p continue the case, and which way?
-        let upward = hi.pointee <= p && p <= hi.pointee &+ gap
-        let downward = p <= lo.pointee - 1 && p >= lo.pointee - 1 - gap
+        // Step 1': does p continue the case, and which way? Upward: hi ≤ p ≤ hi + gap;
+        // downward: lo − 1 − gap ≤ p ≤ lo − 1. Each is one unsigned comparison, with
+        // no branch: whether a fault continues its case is as good as random to the
+        // branch predictor. (p, lo, hi, gap ≥ 0, so neither difference overflows.)
+        let upward = UInt(bitPattern: p &- hi.pointee) <= UInt(bitPattern: gap)
+        let downward = UInt(bitPattern: lo.pointee &- 1 &- p) <= UInt(bitPattern: gap)
         guard upward || downward else { return larger(st, lo: lo, hi: hi, page: p) }
 
         // Step 1'': the case's first window went the wrong way.

@@ -10,7 +10,8 @@ import Testing
         let maxPages = Int.random(in: minPages...256, using: &rng)
         return PrepageConfig(
             policy: policy, minPages: minPages, maxPages: maxPages,
-            k: Int.random(in: 1...8, using: &rng),
+            // Both storages of the records: inline (k ≤ 8) and heap (k > 8).
+            k: Bool.random(using: &rng) ? Int.random(in: 1...8, using: &rng) : Int.random(in: 9...64, using: &rng),
             initialPages: Int.random(in: 0...300, using: &rng),
             gap: Int.random(in: 0...min(4, maxPages), using: &rng),
             memoryPages: Bool.random(using: &rng) ? 0 : Int.random(in: 1...50_000, using: &rng),

@@ -10,8 +10,8 @@
 /// ```
 ///
 /// > Note: ``decide(page:stream:)`` does not allocate once a stream is known:
-/// > the records are rings allocated at `k` when the state is made, and the
-/// > stream table grows only when a new stream joins.
+/// > the records are rings held inline (`k` ≤ 8) or allocated at `k` when the
+/// > state is made, and the stream table grows only when a new stream joins.
 public struct DynamicPrepage: Sendable {
     /// The validated configuration (`initialPages` clamped).
     public let config: PrepageConfig

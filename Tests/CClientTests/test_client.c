@@ -216,6 +216,7 @@ static pid_t start_token_server(const char *token_file, int *port) {
 typedef struct fake {
     int listen_fd;
     int port;
+    char url[64]; /* http://127.0.0.1:port */
     const char *answer; /* NULL: accept, read, never answer */
     const char *const *script; /* when set: the answer to request i is script[i] (the
                                   last one repeats); "" closes the connection unanswered */
@@ -257,9 +258,13 @@ static void *fake_main(void *arg) {
     return NULL;
 }
 
-static void fake_start(fake *f, const char *answer) {
+/* Starts a fake answering `answer` to every request, or, when `script` is set,
+ * script[i] to request i (see `fake`). */
+static void fake_start_script(fake *f, const char *answer, const char *const *script, int nscript) {
     memset(f, 0, sizeof *f);
     f->answer = answer;
+    f->script = script;
+    f->nscript = nscript;
     f->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
@@ -269,8 +274,11 @@ static void fake_start(fake *f, const char *answer) {
         exit(2);
     }
     f->port = ntohs(a.sin_port);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d", f->port);
     pthread_create(&f->thread, NULL, fake_main, f);
 }
+
+static void fake_start(fake *f, const char *answer) { fake_start_script(f, answer, NULL, 0); }
 
 static void fake_stop(fake *f) {
     f->stop = 1;
@@ -650,9 +658,7 @@ static void test_refused(void) {
 static void test_timeout(void) {
     fake f;
     fake_start(&f, NULL); /* accepts, reads, never answers */
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
-    pp_client *c = client_for(url, 200, 1, 1);
+    pp_client *c = client_for(f.url, 200, 1, 1);
     pp_decision d;
     CHECK_ERR(pp_fault_page(c, "x", 1, 0, &d), c, PP_ERR_TIMEOUT);
     pp_session *s = NULL;
@@ -696,9 +702,7 @@ static void test_protocol(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fake f;
         fake_start(&f, answer_200(buf, sizeof buf, cases[i].body));
-        char url[64];
-        snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
-        pp_client *c = client_for(url, 1000, 0, 1);
+        pp_client *c = client_for(f.url, 1000, 0, 1);
         pp_decision d;
         memset(&d, 0, sizeof d);
         int rc = pp_fault_page(c, "x", 1, 0, &d);
@@ -729,9 +733,7 @@ static void test_protocol(void) {
     /* Not HTTP at all. */
     fake f;
     fake_start(&f, "garbage\r\n\r\n");
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
-    pp_client *c = client_for(url, 1000, 0, 1);
+    pp_client *c = client_for(f.url, 1000, 0, 1);
     pp_decision d;
     CHECK_ERR(pp_fault_page(c, "x", 1, 0, &d), c, PP_ERR_PROTOCOL);
     pp_client_free(c);
@@ -739,8 +741,7 @@ static void test_protocol(void) {
 
     /* A 500 that is not problem+json still reports the status. */
     fake_start(&f, "HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\noops");
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
-    c = client_for(url, 1000, 0, 1);
+    c = client_for(f.url, 1000, 0, 1);
     CHECK_ERR(pp_fault_page(c, "x", 1, 0, &d), c, PP_ERR_HTTP);
     CHECK(pp_client_http_status(c) == 500 && strstr(pp_client_errstr(c), "500") != NULL,
           "plain 500: %s", pp_client_errstr(c));
@@ -762,50 +763,37 @@ static void test_retry_bounds(void) {
              strlen(problem), problem);
     const char *const drop2_then_answer[] = {"", "", decision};
     const char *const drop_then_404[] = {"", not_found};
-    char url[64];
     fake f;
     pp_decision d;
     uint64_t pages[1] = {5};
 
     /* A fault: two drops, then the answer; 2 retries are enough. */
-    fake_start(&f, NULL);
-    f.script = drop2_then_answer;
-    f.nscript = 3;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
-    pp_client *c = client_for(url, 1000, 2, 1);
+    fake_start_script(&f, NULL, drop2_then_answer, 3);
+    pp_client *c = client_for(f.url, 1000, 2, 1);
     CHECK_OK(pp_fault_page(c, "x", 5, 0, &d), c);
     CHECK(f.requests == 3 && d.start == 5, "fault retried twice: %d requests", f.requests);
     pp_client_free(c);
     fake_stop(&f);
 
     /* One retry allowed: the second drop is the caller's IO error. */
-    fake_start(&f, NULL);
-    f.script = drop2_then_answer;
-    f.nscript = 3;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
-    c = client_for(url, 1000, 1, 1);
+    fake_start_script(&f, NULL, drop2_then_answer, 3);
+    c = client_for(f.url, 1000, 1, 1);
     CHECK_ERR(pp_fault_page(c, "x", 5, 0, &d), c, PP_ERR_IO);
     CHECK(f.requests == 2, "1 retry: %d requests", f.requests);
     pp_client_free(c);
     fake_stop(&f);
 
     /* A batch is never retried: part of it may have been decided. */
-    fake_start(&f, NULL);
-    f.script = drop2_then_answer;
-    f.nscript = 3;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
-    c = client_for(url, 1000, 5, 1);
+    fake_start_script(&f, NULL, drop2_then_answer, 3);
+    c = client_for(f.url, 1000, 5, 1);
     CHECK_ERR(pp_faults_page(c, "x", pages, NULL, 1, &d), c, PP_ERR_IO);
     CHECK(f.requests == 1, "batch not retried: %d requests", f.requests);
     pp_client_free(c);
     fake_stop(&f);
 
     /* A retried DELETE that finds nothing: the first one deleted it. */
-    fake_start(&f, NULL);
-    f.script = drop_then_404;
-    f.nscript = 2;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", f.port);
-    c = client_for(url, 1000, 3, 1);
+    fake_start_script(&f, NULL, drop_then_404, 2);
+    c = client_for(f.url, 1000, 3, 1);
     pp_session *s = (pp_session *)1;
     CHECK_OK(pp_session_delete_ex(c, "x", &s), c);
     CHECK(f.requests == 2 && s == NULL, "delete retried, 404 taken as done: %d requests", f.requests);

@@ -76,7 +76,9 @@ let package = Package(
         // The spec's vectors, loaded once for every test target that replays them.
         .target(
             name: "PrepageTestSupport", dependencies: ["PrepageCore", "PrepageSimulator"], path: "Tests/PrepageTestSupport"),
-        .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore", "PrepageSimulator", "PrepageTestSupport"]),
+        .testTarget(
+            name: "PrepageCoreTests",
+            dependencies: ["PrepageCore", "PrepageSimulator", "PrepageTestSupport", "CAllocationCounter"]),
         .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP", "PrepageTestSupport"]),
         .testTarget(
             name: "PrepageServerTests",

@@ -70,7 +70,15 @@ struct TransitionTable: Sendable {
                 evict(epoch: epoch)
                 i = position(a: a, b: b).index
             }
-            entries.insert(TransitionEntry(a: a, b: b, n: 0, c: 0, e: epoch, last: clock), at: i)
+            // Shifted by hand: Array.insert(_:at:) allocates in unoptimised builds.
+            let entry = TransitionEntry(a: a, b: b, n: 0, c: 0, e: epoch, last: clock)
+            entries.append(entry)
+            var j = entries.count - 1
+            while j > i {
+                entries[j] = entries[j - 1]
+                j -= 1
+            }
+            entries[i] = entry
         }
         entries[i].n += 1
         if passed { entries[i].c += 1 }
@@ -87,7 +95,8 @@ struct TransitionTable: Sendable {
                 victim = i
             }
         }
-        entries.remove(at: victim)
+        for j in victim..<(entries.count - 1) { entries[j] = entries[j + 1] }
+        entries.removeLast()
     }
 
     /// Takes back an "ended" record of (a, b): n −= 1 (not below 0), c = min(c, n).

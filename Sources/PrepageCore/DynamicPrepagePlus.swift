@@ -201,7 +201,8 @@ public struct DynamicPrepagePlus: Sendable {
         // The case's plan: the session's plan and its probes.
         casePlan.removeAll(keepingCapacity: true)
         var previous = 0
-        for t in plan {
+        for k in 0..<plan.count {
+            let t = plan[k]
             if !nodes.isEmpty, let x = probe(after: previous, upTo: t) { casePlan.append(x) }
             casePlan.append(t)
             previous = t
@@ -306,7 +307,9 @@ public struct DynamicPrepagePlus: Sendable {
         candidates.append(0, 1)
         var p = 0
         var sp = 1.0
-        for (k, e) in nodes.enumerated() {
+        // Index loops here and below: iterating an array allocates in unoptimised builds.
+        for k in 0..<nodes.count {
+            let e = nodes[k]
             let se = survival[k]
             if e - p >= 2 {
                 let m = p + (e - p + 1) / 2
@@ -401,9 +404,11 @@ public struct DynamicPrepagePlus: Sendable {
     @inline(__always)
     private func answer(_ i: Int, _ outcome: Outcome) -> Decision {
         let slot = slots[i]
+        // (Subscripts, not first/last: those allocate in unoptimised builds.)
+        let n = plan.count
         return Decision(
             start: slot.lo, count: slot.hi - slot.lo, outcome: outcome, ntest: slot.cum,
-            nmin: plan.first ?? config.effectiveInitialPages, nmax: plan.last ?? config.effectiveInitialPages)
+            nmin: n > 0 ? plan[0] : config.effectiveInitialPages, nmax: n > 0 ? plan[n - 1] : config.effectiveInitialPages)
     }
 
     // MARK: - Observation

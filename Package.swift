@@ -96,7 +96,8 @@ let package = Package(
                 "PrepageClient", "PrepageServer", "prepagectl", "prepage-sim",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator", "prepage-sim"]),
+        .testTarget(
+            name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator", "PrepageTestSupport", "prepage-sim"]),
     ],
     swiftLanguageModes: [.v6]
 )

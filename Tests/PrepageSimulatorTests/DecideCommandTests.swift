@@ -1,6 +1,7 @@
 import Foundation
 import PrepageCore
 import PrepageSimulator
+import PrepageTestSupport
 import Testing
 
 /// The directory holding the package's built executables (beside the test bundle).
@@ -92,6 +93,21 @@ final class DecideProcess {
         let (status, out, err) = p.finish()
         #expect(status == 0, "\(err)")
         #expect(out.split(separator: "\n").map(String.init) == expected)
+    }
+
+    /// Every vector, dp and dp-plus, through the executable: each decision line is the vector's.
+    @Test(arguments: try Vector.all())
+    func replaysEveryVector(_ v: Vector) throws {
+        let p = try DecideProcess(config: v.configJSON)
+        for i in v.faults.indices { p.send("\(v.faults[i]) \(v.streams[i])") }
+        let (status, out, err) = p.finish()
+        #expect(status == 0, "\(err)")
+        let lines = out.split(separator: "\n").map { String($0) }
+        #expect(lines.count == v.expected.count)
+        for (i, line) in lines.enumerated() where i < v.expected.count {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            try #require(v.expected[i].matches(json: object), "\(v.name) fault #\(i): \(line), expected \(v.expected[i])")
+        }
     }
 
     @Test(arguments: [

@@ -21,7 +21,7 @@ func trace(faults: Int, streams: Int, seed: UInt64) -> (pages: [Int], streams: [
     var ids: [UInt32] = []
     pages.reserveCapacity(faults)
     ids.reserveCapacity(faults)
-    var policy = try! PrepagerPolicy(PrepageConfig(maxPages: 512))
+    var policy = try! PrepagerPolicy(PrepageConfig(policy: .dp, maxPages: 512))
     var batch: UInt64 = 0
     while pages.count < faults {
         let load = FSDWorkload(n: 64, cases: 200_000, noiseRate: 0.1)

@@ -1,9 +1,10 @@
 /// The prepaging policy a session runs.
 ///
-/// `dp` and `dp-literal` are the two readings of the paper fixed by `dp.md`;
+/// `dp-plus` (the default) learns the distribution of case sizes (`docs/dp-plus.md`);
+/// `dp` and `dp-literal` are the two readings of the paper fixed by `docs/dp.md`;
 /// the baselines people use instead live behind the same interface.
 public enum PolicyName: String, Sendable, Hashable, CaseIterable {
-    /// Dynamic Prepage as `dp.md` fixes it (the default).
+    /// Dynamic Prepage as `docs/dp.md` fixes it.
     case dp
     /// The paper read to the letter, kept for comparison (`dp.md`, last section).
     case dpLiteral = "dp-literal"
@@ -15,9 +16,9 @@ public enum PolicyName: String, Sendable, Hashable, CaseIterable {
     /// Linux's file readahead ramp: `ra_initial` pages for a new case, growing
     /// ×4, ×2, then to `ra_max` on each continuation.
     case readahead
-    /// DP with a learned stall model (`docs/dp-plus.md`): learns the distribution
-    /// of case sizes and plans the windows that minimise the expected stall on the
-    /// session's link; needs no stream ids.
+    /// DP with a learned stall model (`docs/dp-plus.md`), the default: learns the
+    /// distribution of case sizes and plans the windows that minimise the expected
+    /// stall on the session's link; needs no stream ids.
     case dpPlus = "dp-plus"
 
     /// Every accepted spelling, for error messages.
@@ -40,7 +41,7 @@ public struct PrepageConfig: Sendable, Hashable {
     /// Largest `max_streams` accepted.
     public static let maxStreamsLimit = 1_024
 
-    /// Which policy decides. Default: `dp`.
+    /// Which policy decides. Default: `dp-plus`.
     public var policy: PolicyName
     /// The floor of the range and the first NMin. Default 1; valid ≥ 1.
     public var minPages: Int
@@ -87,7 +88,7 @@ public struct PrepageConfig: Sendable, Hashable {
     public var pageMicroseconds: Double
 
     public init(
-        policy: PolicyName = .dp,
+        policy: PolicyName = .dpPlus,
         minPages: Int = 1,
         maxPages: Int = 512,
         k: Int = 5,

@@ -8,14 +8,19 @@ import PrepageCore
 public enum ConfigJSON {
     /// Parses and validates a configuration.
     /// - Throws: ``ConfigJSONError`` naming the key and what is accepted, or the ``ConfigError`` of validation.
-    public static func parse(_ text: String) throws -> PrepageConfig {
+    /// - Parameters:
+    ///   - defaultPolicy: the policy when the text names none (dp-plus, as a session's).
+    ///   - anyPolicy: accept every policy's own keys (a base configuration for several policies).
+    public static func parse(
+        _ text: String, defaultPolicy: PolicyName = PrepageConfig().policy, anyPolicy: Bool = false
+    ) throws -> PrepageConfig {
         let fields: [String: JSONScalar]
         do {
             fields = try JSONDecoder().decode([String: JSONScalar].self, from: Data(text.utf8))
         } catch {
             throw ConfigJSONError("config must be a JSON object such as {\"max_pages\": 64}")
         }
-        var config = PrepageConfig()
+        var config = PrepageConfig(policy: defaultPolicy)
         var given: [ConfigField] = []
         for (key, scalar) in fields.sorted(by: { $0.key < $1.key }) {
             guard let field = PrepageConfig.field(named: key) else {
@@ -39,7 +44,7 @@ public enum ConfigJSON {
             _ = field.set(value, in: &config)
             given.append(field)
         }
-        for field in given where !field.applies(to: config.policy) {
+        for field in given where !anyPolicy && !field.applies(to: config.policy) {
             throw ConfigJSONError(
                 "\(field.name) does not apply to policy \(config.policy.rawValue); it applies to: \(field.policies.map(\.rawValue).joined(separator: ", "))"
             )

@@ -21,7 +21,7 @@ public struct Fig3: Sendable {
     public var seeds: [UInt64] = Array(1...10)
     public var noiseRates: [Double] = (0...10).map { Double($0) * 0.05 }
     public var shape = NoiseShape.around
-    public var config = PrepageConfig()
+    public var config = PrepageConfig(policy: .dp)
 
     public init() {}
 

@@ -15,7 +15,7 @@ import Testing
 
     @Test func createsGetsListsAndDeletesSessions() throws {
         let c = try client()
-        let config = SessionConfig(maxPages: 256, k: 4, pageSize: 8_192, labels: ["vm": "guest-1"])
+        let config = SessionConfig(policy: "dp", maxPages: 256, k: 4, pageSize: 8_192, labels: ["vm": "guest-1"])
         let (session, created) = try c.createSession("s-1", config: config)
         #expect(created)
         #expect(session.id == "s-1")
@@ -26,7 +26,7 @@ import Testing
 
         #expect(try c.createSession("s-1", config: config).created == false)
         let conflict = #expect(throws: PrepageClientError.self) {
-            try c.createSession("s-1", config: SessionConfig(k: 5))
+            try c.createSession("s-1", config: SessionConfig(policy: "dp", k: 5))
         }
         #expect(conflict?.kind == .http && conflict?.status == 409 && conflict?.detail.isEmpty == false)
 
@@ -46,7 +46,7 @@ import Testing
 
     @Test func decidesFaultsByPageAndAddress() throws {
         let c = try client()
-        try c.createSession("f-1", config: SessionConfig(pageSize: 4_096))
+        try c.createSession("f-1", config: SessionConfig(policy: "dp", pageSize: 4_096))
         let d = try c.fault("f-1", page: 1_000)
         #expect(d.outcome == .first)
         #expect(d.start <= 1_000 && 1_000 < d.start + d.count)

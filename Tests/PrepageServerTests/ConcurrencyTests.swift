@@ -37,7 +37,7 @@ import Testing
     @Test func manyClientsOnOneSessionMatchASequentialReplay() throws {
         let s = try TestServer(threads: 2)
         let setup = try s.client()
-        let configJSON = #"{"max_pages":64,"k":3,"max_streams":4}"#
+        let configJSON = #"{"policy":"dp","max_pages":64,"k":3,"max_streams":4}"#
         #expect(try setup.request("PUT", "/sessions/shared", body: configJSON).status == 201)
         let clients = 4
         let perClient = 60
@@ -77,7 +77,7 @@ import Testing
         }
         #expect(failures.all.isEmpty, "\(failures.all)")
         let got = answers.all
-        let config = try PrepageConfig(maxPages: 64, k: 3, maxStreams: 4).validated()
+        let config = try PrepageConfig(policy: .dp, maxPages: 64, k: 3, maxStreams: 4).validated()
         let order = Self.interleaving(
             workloads: workloads, answers: got, times: answers.times, start: try Prepager(config: config))
         #expect(order != nil, "no sequential order of the faults reproduces the answers")

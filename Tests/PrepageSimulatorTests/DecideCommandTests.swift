@@ -65,7 +65,7 @@ final class DecideProcess {
 @Suite struct DecideCommandTests {
     /// A closed loop: each next fault is computed from the decision just read.
     @Test func answersEachFaultBeforeTheNextIsSent() throws {
-        let p = try DecideProcess(config: #"{"max_pages":64}"#)
+        let p = try DecideProcess(config: #"{"policy":"dp","max_pages":64}"#)
         p.send("1000")
         #expect(p.readLine() == #"{"start":1000,"count":1,"outcome":"first","ntest":1,"nmin":1,"nmax":64}"#)
         p.send("1001")  // the continuation of that window
@@ -128,8 +128,10 @@ final class DecideProcess {
     }
 
     @Test(arguments: [
-        (#"{"k":0}"#, "k = 0 is out of range; allowed: 1 … 64"),
-        (#"{"max_streams":5000}"#, "max_streams"),
+        (#"{"policy":"dp","k":0}"#, "k = 0 is out of range; allowed: 1 … 64"),
+        (#"{"policy":"dp","max_streams":5000}"#, "max_streams"),
+        (#"{"k":3}"#, "k does not apply to policy dp-plus"),
+        (#"{"rtt_us":-1}"#, "rtt_us = -1.0 is out of range; allowed: 0.001 … 10000000"),
         (#"{"policy":"magic"}"#, "policy must be one of: dp, dp-literal, none, forward, readahead"),
         (#"{"kk":1}"#, #"unknown config key "kk""#),
         (#"{"gap":"3"}"#, "gap must be an integer"),

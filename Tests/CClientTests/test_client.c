@@ -317,6 +317,7 @@ static void test_create_get_delete(pp_client *c) {
     pp_label labels[] = {{"vm", "guest-1"}, {"zone", "a"}};
     pp_session_config cfg;
     pp_session_config_init(&cfg);
+    cfg.policy = "dp"; /* k and max_streams are DP's: the default policy, dp-plus, refuses them */
     cfg.max_pages = 256;
     cfg.k = 4;
     cfg.page_size = 8192;
@@ -332,7 +333,7 @@ static void test_create_get_delete(pp_client *c) {
         CHECK(s->config.max_pages == 256 && s->config.k == 4 && s->config.page_size == 8192,
               "config round trip: max_pages %lld k %lld page_size %lld",
               (long long)s->config.max_pages, (long long)s->config.k, (long long)s->config.page_size);
-        CHECK(s->config.policy != NULL && strcmp(s->config.policy, "dp") == 0, "default policy");
+        CHECK(s->config.policy != NULL && strcmp(s->config.policy, "dp") == 0, "policy");
         CHECK(s->config.min_pages == 1 && s->config.max_streams >= 1, "defaults filled in");
         CHECK(s->config.nlabels == 2, "labels: %zu", s->config.nlabels);
         int found = 0;
@@ -432,6 +433,7 @@ static void test_bad_request_detail(pp_client *c) {
 static void test_faults(pp_client *c) {
     pp_session_config cfg;
     pp_session_config_init(&cfg);
+    cfg.policy = "dp"; /* the streams checked below are DP's */
     cfg.page_size = 4096;
     CHECK_OK(pp_session_create(c, "f-1", &cfg), c);
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,13 +148,46 @@ static size_t on_answer(char *ptr, size_t size, size_t nmemb, void *userdata) {
     return n;
 }
 
-/* libcurl says which sockets to watch: they go into the client's epoll set. */
+static pp_sock *find_sock(pp_client *c, int fd) {
+    for (int i = 0; i < PP_MAX_SOCKS; i++)
+        if (c->socks[i].fd == fd) return &c->socks[i];
+    return NULL;
+}
+
+/* Opens a connection's socket for libcurl and remembers it. */
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a) {
+    (void)purpose;
+    pp_client *c = userp;
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0) return CURL_SOCKET_BAD;
+    pp_sock *slot = find_sock(c, -1);
+    if (slot != NULL) *slot = (pp_sock){fd, 0, 0, 0};
+    return fd;
+}
+
+/* Closes a connection's socket; closing takes it out of the epoll set too. */
+static int on_close_socket(void *userp, curl_socket_t fd) {
+    pp_client *c = userp;
+    pp_sock *slot = find_sock(c, fd);
+    if (slot != NULL) slot->fd = -1;
+    return close(fd);
+}
+
+/*
+ * libcurl says which sockets to watch: they go into the client's epoll set.
+ * A connection socket of the client's own stays there when libcurl stops
+ * watching it between requests (a kept-alive connection), so the next
+ * request on it needs no epoll_ctl; an event on it meanwhile is silenced
+ * (pp__xfer_step). Any other socket is added and removed as libcurl says.
+ */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
     (void)e;
     (void)socketp;
     pp_client *c = userp;
+    pp_sock *own = find_sock(c, s);
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL); /* EBADF when already closed: fine */
+        if (own != NULL) own->active = 0;
+        else epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL); /* EBADF when already closed: fine */
         return 0;
     }
     struct epoll_event ev;
@@ -161,6 +195,15 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     ev.data.fd = s;
     if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
     if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
+    if (own != NULL) {
+        own->active = 1;
+        if (own->registered && own->events == ev.events) return 0;
+        if (epoll_ctl(c->epfd, own->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) == 0) {
+            own->registered = 1;
+            own->events = ev.events;
+        }
+        return 0;
+    }
     if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
         epoll_ctl(c->epfd, EPOLL_CTL_MOD, s, &ev);
     return 0;
@@ -190,6 +233,7 @@ pp_client *pp_client_new(const pp_options *opts) {
     if (c == NULL) return NULL;
     c->epfd = -1;
     c->timer_ns = UINT64_MAX;
+    for (int i = 0; i < PP_MAX_SOCKS; i++) c->socks[i].fd = -1;
     options_defaults(&c->opts);
     c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ull;
     if (opts != NULL) {
@@ -280,6 +324,10 @@ pp_client *pp_client_new(const pp_options *opts) {
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
@@ -567,6 +615,16 @@ int pp__xfer_step(pp_client *c, uint64_t until_ns) {
         }
         if (n == 0 && now >= until_ns) return 0;
         for (int i = 0; i < n; i++) {
+            pp_sock *own = find_sock(c, ev[i].data.fd);
+            if (own != NULL && !own->active) {
+                /* A kept-alive connection libcurl does not watch now (the server
+                 * closed it, say): quiet it until libcurl asks for it again. */
+                struct epoll_event quiet;
+                memset(&quiet, 0, sizeof quiet);
+                quiet.data.fd = own->fd;
+                if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, own->fd, &quiet) == 0) own->events = 0;
+                continue;
+            }
             int flags = 0;
             if (ev[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
             if (ev[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;

@@ -70,6 +70,16 @@ typedef struct pp_fault_state {
     char why[1024];
 } pp_fault_state;
 
+/** A connection socket this client opened (CURLOPT_OPENSOCKETFUNCTION): kept in the
+ * epoll set between transfers, so a kept-alive connection costs no epoll_ctl per request. */
+typedef struct pp_sock {
+    int fd;          /* -1: free slot */
+    uint32_t events; /* what the epoll set watches for it now */
+    int registered;  /* in the epoll set */
+    int active;      /* libcurl watches it (between its socket callback and CURL_POLL_REMOVE) */
+} pp_sock;
+#define PP_MAX_SOCKS 4
+
 struct pp_client {
     CURL *curl;
     CURLM *multi;
@@ -78,6 +88,7 @@ struct pp_client {
     int done;       /* the transfer finished: its result is in `result` */
     CURLcode result;
     uint64_t timer_ns; /* libcurl's timer, UINT64_MAX when none */
+    pp_sock socks[PP_MAX_SOCKS];
     struct curl_slist *headers;
     char *base_url; /* without a trailing '/' */
     char *token;

@@ -51,14 +51,16 @@ step "exports only pp_ symbols" sh -c \
 # A packager's staged install: DESTDIR holds the tree, LIBDIR places the libraries,
 # and neither the stage nor an rpath (a directory the loader searches) reaches prepage.pc.
 stage="$work/stage"
+multiarch=$(cc -print-multiarch 2>/dev/null)
+syslib=/usr/lib${multiarch:+/$multiarch}
 step "make install DESTDIR LIBDIR (staged)" make -s -f mk/lib.mk install DESTDIR="$stage" PREFIX=/usr \
-    LIBDIR=/usr/lib/x86_64-linux-gnu
-step "staged: files under DESTDIR\$LIBDIR" test -f "$stage/usr/lib/x86_64-linux-gnu/libprepage.so.$major" \
-    -a -f "$stage/usr/include/prepage.h" -a -f "$stage/usr/lib/x86_64-linux-gnu/pkgconfig/prepage.pc"
+    LIBDIR="$syslib"
+step "staged: files under DESTDIR\$LIBDIR" test -f "$stage$syslib/libprepage.so.$major" \
+    -a -f "$stage/usr/include/prepage.h" -a -f "$stage$syslib/pkgconfig/prepage.pc"
 step "staged: prepage.pc names the final paths, no stage, no rpath" sh -c \
-    "grep -qx 'libdir=/usr/lib/x86_64-linux-gnu' '$stage/usr/lib/x86_64-linux-gnu/pkgconfig/prepage.pc' &&
-     ! grep -q '$stage' '$stage/usr/lib/x86_64-linux-gnu/pkgconfig/prepage.pc' &&
-     ! grep -q rpath '$stage/usr/lib/x86_64-linux-gnu/pkgconfig/prepage.pc'"
+    "grep -qx 'libdir=$syslib' '$stage$syslib/pkgconfig/prepage.pc' &&
+     ! grep -q '$stage' '$stage$syslib/pkgconfig/prepage.pc' &&
+     ! grep -q rpath '$stage$syslib/pkgconfig/prepage.pc'"
 # A user's install under a prefix of their own, libraries in a LIBDIR of its own.
 prefix="$work/prefix"
 libdir="$prefix/lib64"

@@ -4,7 +4,7 @@
  * away.
  *
  *     cc agent.c $(pkg-config --cflags --libs prepage) -o agent
- *     ./agent http://127.0.0.1:7070
+ *     ./agent http://127.0.0.1:7070      # PREPAGE_TOKEN, PREPAGE_FAULT_DEADLINE_MS (default 5)
  *
  * (glibc 2.34 or later has pthread_create in libc; on an older one add -pthread.)
  *
@@ -57,6 +57,8 @@ static pp_client *new_client(void) {
     opts.base_url = url;
     opts.token = getenv("PREPAGE_TOKEN");
     opts.fault_deadline_ms = 5;   /* the default, spelled out: the longest a fault may stall */
+    const char *deadline = getenv("PREPAGE_FAULT_DEADLINE_MS");
+    if (deadline != NULL && atol(deadline) > 0) opts.fault_deadline_ms = atol(deadline);
     opts.breaker_base_ms = 50;    /* then 50 ms of local decisions, doubling to 1 s while it stays away */
     pp_client *c = pp_client_new(&opts);
     if (c != NULL && pp_client_err(c) != PP_OK) {

@@ -94,11 +94,13 @@ done
 url="http://127.0.0.1:$port"
 quiet() { "$@" >"$work/agent.out" 2>&1 || { cat "$work/agent.out"; return 1; }; }
 step "agent (built tree) against prepaged" quiet build/examples/agent "$url"
-# No LD_LIBRARY_PATH, no ldconfig: the rpath from prepage.pc finds the library.
-step "agent (installed, shared) against prepaged" quiet "$work/agent-installed" "$url"
-# (A fault slower than the 5 ms deadline on a loaded machine is a fallback, which is right:
-# the check is that the oracle decides and nothing fails, not that nothing is ever late.)
-step "agent: the oracle decides, no errors" grep -Eq "; [1-9][0-9]* decided by the oracle, [0-9]+ fallbacks, 0 errors" "$work/agent.out"
+# No LD_LIBRARY_PATH, no ldconfig: the rpath from prepage.pc finds the library. A 1 s fault
+# deadline: on a loaded machine a first fault (a new connection, a debug server) past the
+# default 5 ms would be a fallback and open the breaker for the agent's whole short run;
+# this check is that the oracle decides and nothing fails.
+step "agent (installed, shared) against prepaged" quiet env PREPAGE_FAULT_DEADLINE_MS=1000 \
+    "$work/agent-installed" "$url"
+step "agent: the oracle decides, no errors" grep -Eq "; [1-9][0-9]* decided by the oracle, 0 fallbacks, 0 errors" "$work/agent.out"
 step "agent (static)" quiet "$work/agent-static" "$url"
 kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=
 # The oracle away: the agent migrates on demand paging, fault after fault, and exits 0.

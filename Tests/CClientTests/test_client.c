@@ -387,6 +387,7 @@ static void test_create_get_delete(pp_client *c) {
     pp_label labels[] = {{"vm", "guest-1"}, {"zone", "a"}};
     pp_session_config cfg;
     pp_session_config_init(&cfg);
+    cfg.policy = "dp"; /* named: k is dp's, and the server's default policy may change */
     cfg.max_pages = 256;
     cfg.k = 4;
     cfg.page_size = 8192;
@@ -402,7 +403,7 @@ static void test_create_get_delete(pp_client *c) {
         CHECK(s->config->max_pages == 256 && s->config->k == 4 && s->config->page_size == 8192,
               "config round trip: max_pages %lld k %lld page_size %lld",
               (long long)s->config->max_pages, (long long)s->config->k, (long long)s->config->page_size);
-        CHECK(s->config->policy != NULL && strcmp(s->config->policy, "dp") == 0, "default policy");
+        CHECK(s->config->policy != NULL && strcmp(s->config->policy, "dp") == 0, "policy");
         CHECK(s->config->min_pages == 1 && s->config->max_streams >= 1, "defaults filled in");
         CHECK(s->config->nlabels == 2, "labels: %zu", s->config->nlabels);
         int found = 0;
@@ -466,8 +467,11 @@ static void test_create_get_delete(pp_client *c) {
     CHECK(pp_client_http_status(c) == 400 && strstr(pp_client_errstr(c), "forward_pages") != NULL,
           "forward_pages on dp: \"%s\"", pp_client_errstr(c));
 
-    /* NULL config: every default. */
-    CHECK_OK(pp_session_create(c, "cgd-2", NULL), c);
+    /* NULL config: every default, the policy the server's. */
+    s = NULL;
+    CHECK_OK(pp_session_create_ex(c, "cgd-2", NULL, &s), c);
+    CHECK(s != NULL && s->config->policy != NULL && s->config->policy[0] != '\0', "the server names its default policy");
+    pp_session_free(s);
     CHECK_OK(pp_session_delete(c, "cgd-2"), c);
 }
 

@@ -19,7 +19,8 @@ import Testing
 
     @Test func createsGetsListsAndDeletesSessions() throws {
         let c = try client()
-        let config = SessionConfig(maxPages: 256, k: 4, pageSize: 8_192, labels: ["vm": "guest-1"])
+        // Policy named: k is dp's, and the server's default policy may change.
+        let config = SessionConfig(policy: "dp", maxPages: 256, k: 4, pageSize: 8_192, labels: ["vm": "guest-1"])
         let (session, created) = try c.createSession("s-1", config: config)
         #expect(created)
         #expect(session.id == "s-1")
@@ -30,7 +31,7 @@ import Testing
 
         #expect(try c.createSession("s-1", config: config).created == false)
         let conflict = #expect(throws: PrepageClientError.self) {
-            try c.createSession("s-1", config: SessionConfig(k: 5))
+            try c.createSession("s-1", config: SessionConfig(policy: "dp", k: 5))
         }
         #expect(conflict?.kind == .http && conflict?.status == 409 && conflict?.detail.isEmpty == false)
 

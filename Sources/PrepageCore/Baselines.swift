@@ -94,3 +94,14 @@ struct Readahead: Sendable {
 
     var snapshots: [StreamSnapshot] { streams.snapshots }
 }
+
+extension Readahead {
+    /// The streams, for ``PrepagerState``.
+    var state: StreamTableState { streams.state }
+
+    /// The state `state` describes, under `config`.
+    init(config: PrepageConfig, state: StreamTableState) throws(StateError) {
+        self.init(config: config)
+        streams = try Streams(maxStreams: config.maxStreams, state: state, field: "learned")
+    }
+}

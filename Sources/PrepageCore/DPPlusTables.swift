@@ -380,3 +380,101 @@ struct PlanScratch: Sendable {
         (g.capacity + next.capacity) * MemoryLayout<Int>.stride + (s.capacity + f.capacity) * MemoryLayout<Double>.stride
     }
 }
+
+// MARK: - State
+
+extension TransitionTable {
+    /// The entries, in table order.
+    var state: [DPPlusState.Transition] {
+        entries.map { .init(a: $0.a, b: $0.b, n: $0.n, c: $0.c, e: $0.e, last: $0.last) }
+    }
+
+    /// A table of `capacity` holding `state`'s entries, which must be in strictly
+    /// ascending (b, a) order with 0 ≤ a < b, 0 ≤ c ≤ n finite, 0 ≤ e ≤ `epoch`, 0 ≤ last ≤ `clock`.
+    init(capacity: Int, state: [DPPlusState.Transition], epoch: Int, clock: Int) throws(StateError) {
+        self.init(capacity: capacity)
+        guard state.count <= capacity else {
+            throw StateError(field: "learned.transitions", "\(state.count) entries; the table holds transitions = \(capacity)")
+        }
+        guard !state.isEmpty else { return }
+        entries.reserveCapacity(capacity)
+        for (i, t) in state.enumerated() {
+            let at = "learned.transitions[\(i)]"
+            try StateError.check(t.a, "\(at).a")
+            try StateError.check(t.b, "\(at).b", in: (t.a + 1)...StateError.maxValue)
+            try StateError.check(t.e, "\(at).e", in: 0...epoch)
+            try StateError.check(t.last, "\(at).last", in: 0...clock)
+            guard t.n.isFinite, t.n >= 0, t.c.isFinite, t.c >= 0, t.c <= t.n else {
+                throw StateError(field: at, "n = \(t.n), c = \(t.c); accepted: 0 ≤ c ≤ n, finite")
+            }
+            if let p = entries.last, !(p.b < t.b || (p.b == t.b && p.a < t.a)) {
+                throw StateError(field: at, "entries must be in strictly ascending (b, a) order")
+            }
+            entries.append(TransitionEntry(a: t.a, b: t.b, n: t.n, c: t.c, e: t.e, last: t.last))
+        }
+    }
+}
+
+extension SlotTable {
+    /// The slots in table order, each with its plan, and the recency order.
+    var state: (slots: [DPPlusState.Slot], order: [Int]) {
+        var out: [DPPlusState.Slot] = []
+        out.reserveCapacity(slots.count)
+        for i in slots.indices {
+            let s = slots[i]
+            out.append(
+                .init(
+                    lo: s.lo, hi: s.hi, direction: s.d, firstDirection: s.w, passed: s.a, covered: s.cum,
+                    stream: s.stream, open: s.open, newer: s.newer, plan: plan(of: i).withUnsafeBufferPointer { Array($0) }))
+        }
+        return (out, order.withUnsafeBufferPointer { Array($0) })
+    }
+
+    /// The table `slots` and `order` describe: `order` a permutation of the slots' indices.
+    init(capacity: Int, slots states: [DPPlusState.Slot], order: [Int], maxPlan: Int) throws(StateError) {
+        self.init(capacity: capacity)
+        guard states.count <= capacity else {
+            throw StateError(field: "learned.slots", "\(states.count) slots; max_slots is \(capacity)")
+        }
+        guard order.count == states.count else {
+            throw StateError(field: "learned.order", "\(order.count) entries for \(states.count) slots; give each slot once")
+        }
+        var seen = [Bool](repeating: false, count: states.count)
+        for (rank, i) in order.enumerated() {
+            guard (0..<states.count).contains(i), !seen[i] else {
+                throw StateError(
+                    field: "learned.order[\(rank)]", "\(i) is not a slot index not yet listed; accepted: a permutation of 0 … \(states.count - 1)")
+            }
+            seen[i] = true
+        }
+        guard !states.isEmpty else { return }
+        slots.reserveCapacity(capacity)
+        self.order.reserveCapacity(capacity)
+        planStart.reserveCapacity(capacity)
+        planCount.reserveCapacity(capacity)
+        for (i, s) in states.enumerated() {
+            let at = "learned.slots[\(i)]"
+            try StateError.check(s.lo, "\(at).lo")
+            try StateError.check(s.hi, "\(at).hi", in: s.lo...StateError.maxValue)
+            try StateError.check(Int(s.direction), "\(at).direction", in: -1...1)
+            try StateError.check(Int(s.firstDirection), "\(at).first_direction", in: -1...1)
+            try StateError.check(s.passed, "\(at).passed")
+            try StateError.check(s.covered, "\(at).covered", in: s.passed...StateError.maxValue)
+            try StateError.check(s.newer, "\(at).newer")
+            guard s.plan.count <= maxPlan else {
+                throw StateError(field: "\(at).plan", "\(s.plan.count) thresholds; a plan holds at most \(maxPlan)")
+            }
+            for (k, t) in s.plan.enumerated() {
+                try StateError.check(t, "\(at).plan[\(k)]", in: (k == 0 ? 1 : s.plan[k - 1] + 1)...StateError.maxValue)
+            }
+            slots.append(
+                Slot(
+                    lo: s.lo, hi: s.hi, d: s.direction, w: s.firstDirection, a: s.passed, cum: s.covered,
+                    stream: s.stream, open: s.open, newer: s.newer))
+            planStart.append(0)
+            planCount.append(0)
+            setPlan(i, s.plan)
+        }
+        self.order = order
+    }
+}

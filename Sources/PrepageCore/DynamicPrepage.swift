@@ -223,3 +223,28 @@ public struct StreamSnapshot: Sendable, Hashable {
     public var up: Bool
 }
 
+
+extension DynamicPrepage {
+    /// The whole state, for ``PrepagerState``.
+    var state: DPState {
+        DPState(
+            nmin: nmin, nmax: nmax, minRecord: minRecord.values, maxRecord: maxRecord.values, streams: streams.state)
+    }
+
+    /// The state `state` describes, under `config`.
+    init(config: PrepageConfig, state: DPState) throws(StateError) {
+        do {
+            try self.init(config: config)
+        } catch {
+            throw StateError(field: "config", error.description)
+        }
+        let c = self.config
+        try StateError.check(state.nmin, "learned.nmin", in: c.minPages...c.maxPages)
+        try StateError.check(state.nmax, "learned.nmax", in: state.nmin...c.maxPages)
+        nmin = state.nmin
+        nmax = state.nmax
+        minRecord = try Record(capacity: c.k, values: state.minRecord, field: "learned.min_record", range: 1...c.maxPages)
+        maxRecord = try Record(capacity: c.k, values: state.maxRecord, field: "learned.max_record", range: 1...c.maxPages)
+        streams = try Streams(maxStreams: c.maxStreams, state: state.streams, field: "learned")
+    }
+}

@@ -439,6 +439,74 @@ public struct DynamicPrepagePlus: Sendable {
     }
 }
 
+extension DynamicPrepagePlus {
+    /// The whole state, for ``PrepagerState``.
+    var state: DPPlusState {
+        let (slotStates, order) = slots.state
+        return DPPlusState(
+            clock: clock, transitions: table.state, nodes: copy(nodes), survival: copy(survival), plan: copy(plan),
+            dirty: dirty,
+            depth: depth, learnedGap: learnedGap, nearRate: nearRate, directionBits: directionBits,
+            directionCount: directionCount, slots: slotStates, order: order)
+    }
+
+    /// A copy of `a` in a buffer of its own: the state must not share the policy's
+    /// buffers, or the next fault would copy them (allocate) before writing.
+    private func copy<T>(_ a: [T]) -> [T] {
+        a.withUnsafeBufferPointer { Array($0) }
+    }
+
+    /// The state `state` describes, under `config`.
+    init(config: PrepageConfig, state s: DPPlusState) throws(StateError) {
+        do {
+            try self.init(config: config)
+        } catch {
+            throw StateError(field: "config", error.description)
+        }
+        let t = self.config.transitions
+        try StateError.check(s.clock, "learned.clock")
+        clock = s.clock
+        table = try TransitionTable(capacity: t, state: s.transitions, epoch: s.clock / halfLife, clock: s.clock)
+        guard s.nodes.count == s.survival.count, s.nodes.count <= t else {
+            throw StateError(
+                field: "learned.estimate",
+                "\(s.nodes.count) nodes and \(s.survival.count) survival values; accepted: as many of each, at most transitions = \(t)")
+        }
+        for (k, x) in s.nodes.enumerated() {
+            try StateError.check(x, "learned.nodes[\(k)]", in: (k == 0 ? 1 : s.nodes[k - 1] + 1)...StateError.maxValue)
+        }
+        for (k, v) in s.survival.enumerated() where !(v >= 0 && v <= 1) {
+            throw StateError(field: "learned.survival[\(k)]", "\(v) is out of range; accepted: 0 … 1")
+        }
+        let maxPlan = 2 * (2 * t + 1)
+        guard s.plan.count <= maxPlan else {
+            throw StateError(field: "learned.plan", "\(s.plan.count) thresholds; a plan holds at most \(maxPlan)")
+        }
+        for (k, x) in s.plan.enumerated() {
+            try StateError.check(x, "learned.plan[\(k)]", in: (k == 0 ? 1 : s.plan[k - 1] + 1)...StateError.maxValue)
+        }
+        guard s.dirty || !s.plan.isEmpty else {
+            throw StateError(field: "learned.plan", "empty while not dirty; a clean plan has at least one threshold")
+        }
+        nodes = copy(s.nodes)
+        survival = copy(s.survival)
+        plan = copy(s.plan)
+        dirty = s.dirty
+        try StateError.check(s.depth, "learned.depth", in: 1...maxSlots)
+        depth = s.depth
+        try StateError.check(s.learnedGap, "learned.learned_gap")
+        learnedGap = s.learnedGap
+        guard s.nearRate >= 0 && s.nearRate <= 1 else {
+            throw StateError(field: "learned.near_rate", "\(s.nearRate) is out of range; accepted: 0 … 1")
+        }
+        nearRate = s.nearRate
+        try StateError.check(s.directionCount, "learned.direction_count", in: 0...32)
+        directionBits = s.directionBits
+        directionCount = s.directionCount
+        slots = try SlotTable(capacity: maxSlots, slots: s.slots, order: s.order, maxPlan: maxPlan)
+    }
+}
+
 /// What dp-plus has learned, as the session document shows it.
 public struct DPPlusSnapshot: Sendable, Hashable {
     /// A threshold and the estimated probability that a case needs more pages than it.

@@ -81,6 +81,50 @@ public struct Prepager: Sendable {
     }
 }
 
+extension Prepager {
+    /// Everything this policy holds that shapes its next decisions, as a plain
+    /// value that shares no buffer with it (taking it allocates; the next fault
+    /// copies nothing).
+    public var state: PrepagerState {
+        switch config.policy {
+        case .dp, .dpLiteral: PrepagerState(config: config, learned: .dp(dp.state))
+        case .none, .forward: PrepagerState(config: config, learned: .stateless)
+        case .readahead: PrepagerState(config: config, learned: .readahead(readahead.state))
+        case .dpPlus: PrepagerState(config: config, learned: .plus(plus!.state))
+        }
+    }
+
+    /// The policy `state` describes: its next decisions are those the policy the
+    /// state was taken from would have made.
+    ///
+    /// - Throws: ``StateError`` when the configuration is invalid, the learned
+    ///   state is not the configured policy's, or a value is outside what that
+    ///   policy can hold (a count beyond its table, an order that is not a
+    ///   permutation, a window that ends before it starts…). Every value the
+    ///   fault path reads is checked, so a restored policy never traps.
+    public init(state: PrepagerState) throws(StateError) {
+        do {
+            try self.init(config: state.config)
+        } catch {
+            throw StateError(field: "config", error.description)
+        }
+        let config = dp.config
+        switch (config.policy, state.learned) {
+        case (.dp, .dp(let s)), (.dpLiteral, .dp(let s)):
+            dp = try DynamicPrepage(config: config, state: s)
+        case (.none, .stateless), (.forward, .stateless):
+            break
+        case (.readahead, .readahead(let s)):
+            readahead = try Readahead(config: config, state: s)
+        case (.dpPlus, .plus(let s)):
+            plus = try DynamicPrepagePlus(config: config, state: s)
+        default:
+            throw StateError(
+                field: "learned", "the learned state is not of policy \(config.policy.rawValue), the configuration's")
+        }
+    }
+}
+
 /// What a session has learned, as the session document shows it.
 public struct PolicySnapshot: Sendable, Hashable {
     public var nmin: Int

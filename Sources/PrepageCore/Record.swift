@@ -99,3 +99,18 @@ struct Record: Sendable {
         (0..<count).map { Int(slot(count < capacity ? $0 : (next + $0) % capacity)) }
     }
 }
+
+extension Record {
+    /// A record of `capacity` holding `values` (oldest first): the same record as
+    /// the one they were read from, for every later push.
+    init(capacity: Int, values: [Int], field: String, range: ClosedRange<Int>) throws(StateError) {
+        guard values.count <= capacity else {
+            throw StateError(field: field, "\(values.count) values; a record holds at most k = \(capacity)")
+        }
+        self.init(capacity: capacity)
+        for (i, v) in values.enumerated() {
+            try StateError.check(v, "\(field)[\(i)]", in: range)
+            push(v)
+        }
+    }
+}

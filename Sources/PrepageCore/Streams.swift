@@ -157,3 +157,63 @@ final class StreamTable: @unchecked Sendable {
         cases.deallocate()  // CaseState is trivial: nothing to deinitialize
     }
 }
+
+extension Streams {
+    /// The table as a plain value, in table order.
+    var state: StreamTableState {
+        var entries: [StreamTableState.Entry] = []
+        if let t = table {
+            entries.reserveCapacity(count)
+            for i in 0..<count {
+                let c = t.cases[i]
+                entries.append(
+                    StreamTableState.Entry(
+                        stream: t.ids[i], lo: t.lo[i], hi: t.hi[i], lastUsed: t.lastUsed[i], ntest: c.ntest,
+                        caseGuess: c.caseGuess, caseFaults: c.caseFaults, minHit: c.minHit, maxHit: c.maxHit, up: c.up))
+            }
+        }
+        return StreamTableState(tick: tick, streams: entries)
+    }
+
+    /// The table `state` describes, of the capacity the original had grown to
+    /// (4, doubling, at most `maxStreams`: the smallest that holds its streams).
+    init(maxStreams: Int, state: StreamTableState, field: String) throws(StateError) {
+        self.init(maxStreams: maxStreams)
+        let n = state.streams.count
+        guard n <= maxStreams else {
+            throw StateError(field: "\(field).streams", "\(n) streams; max_streams is \(maxStreams)")
+        }
+        tick = state.tick
+        guard n > 0 else { return }
+        var capacity = min(maxStreams, 4)
+        while capacity < n { capacity = min(maxStreams, capacity * 2) }
+        let t = StreamTable(capacity: capacity)
+        var seen = Set<UInt32>()
+        for (i, e) in state.streams.enumerated() {
+            let at = "\(field).streams[\(i)]"
+            guard seen.insert(e.stream).inserted else {
+                throw StateError(field: "\(at).stream", "stream \(e.stream) appears twice")
+            }
+            try StateError.check(e.lo, "\(at).lo")
+            try StateError.check(e.hi, "\(at).hi", in: e.lo...StateError.maxValue)
+            try StateError.check(e.ntest, "\(at).ntest")
+            try StateError.check(e.caseGuess, "\(at).case_guess")
+            try StateError.check(e.caseFaults, "\(at).case_faults")
+            try StateError.check(e.minHit, "\(at).min_hit")
+            try StateError.check(e.maxHit, "\(at).max_hit")
+            t.ids[i] = e.stream
+            t.lo[i] = e.lo
+            t.hi[i] = e.hi
+            t.lastUsed[i] = e.lastUsed
+            var c = CaseState(guess: e.caseGuess)
+            c.ntest = e.ntest
+            c.caseFaults = e.caseFaults
+            c.minHit = e.minHit
+            c.maxHit = e.maxHit
+            c.up = e.up
+            (t.cases + i).initialize(to: c)
+        }
+        table = t
+        count = n
+    }
+}

@@ -45,6 +45,8 @@ final class API: Sendable {
     let idleTimeout: Int64
     let openAPI: [UInt8]?
     let ready = Atomic<Bool>(false)
+    /// The state directory, with `--state-dir`.
+    let durable = DurableBox()
     /// Sums every loop's counters for a scrape.
     let metricsSources: [LoopMetrics]
     let connections: Atomic<Int>
@@ -101,6 +103,9 @@ final class API: Sendable {
             guard ready.load(ordering: .relaxed) else {
                 throw APIProblem(.unavailable, "not ready: starting or draining for shutdown")
             }
+            if let failure = durable.failure {
+                throw APIProblem(.unavailable, "not ready: the state directory failed (\(failure))")
+            }
             return fixed(#"{"status":"ready"}"#, ctx)
         case .version:
             var w = ctx.writer()
@@ -121,9 +126,14 @@ final class API: Sendable {
         case .metrics:
             var totals: [UInt64] = []
             for m in metricsSources { m.accumulate(into: &totals) }
-            let text = LoopMetrics.render(
+            var text = LoopMetrics.render(
                 totals, sessions: store.counts, connections: connections.load(ordering: .relaxed),
                 ready: ready.load(ordering: .relaxed), residentBytes: System.residentBytes())
+            if let state = durable.state {
+                var more = ""
+                state.counters.render(into: &more)
+                text.append(contentsOf: more.utf8)
+            }
             return Reply(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
         case .listSessions:
             return try list(req, ctx)
@@ -139,12 +149,17 @@ final class API: Sendable {
             }
         case .resetSession:
             let session = try find(try SessionID.parse(match.rawID!))
-            let now = clock.now()
-            session.state.withLock {
-                $0.prepager.reset()
-                $0.lastActivity = now
+            do {
+                try store.reset(session, now: clock.now())
+            } catch {
+                throw error.problem
             }
             return document(session, status: 200, ctx)
+        case .sessionState:
+            let session = try find(try SessionID.parse(match.rawID!))
+            var w = ctx.writer()
+            StateDocument.write(session.image(), &w)
+            return Reply(status: 200, contentType: Reply.json, body: w.bytes)
         case .fault:
             return try fault(try SessionID.parse(match.rawID!), req, ctx)
         case .faults:
@@ -304,10 +319,13 @@ final class API: Sendable {
         guard empty || req.contentType == .json || req.contentType == .none else {
             throw unsupported(req, accepted: "application/json")
         }
-        let config = try req.body.withBytes { raw throws(APIProblem) in try Inputs.config(json: raw) }
+        let body = try req.body.withBytes { raw throws(APIProblem) in try Inputs.sessionBody(json: raw) }
         let result: (session: Session, created: Bool)
         do {
-            result = try store.create(id: id, config: config, now: clock.now())
+            switch body {
+            case .config(let config): result = try store.create(id: id, config: config, now: clock.now())
+            case .state(let image): result = try store.install(id: id, image: image, now: clock.now())
+            }
         } catch {
             throw error.problem
         }

@@ -158,6 +158,33 @@ enum Inputs {
         return BatchInput(addresses: addresses, values: values, streams: streams ?? [])
     }
 
+    /// What a `PUT /sessions/{id}` body asks for.
+    enum SessionBody {
+        /// A session of this configuration.
+        case config(SessionConfig)
+        /// The session this state document describes (`{"state": …}`).
+        case state(SessionImage)
+    }
+
+    /// The body of `PUT /sessions/{id}`: a configuration, or `{"state": <state document>}`.
+    static func sessionBody(json body: UnsafeRawBufferPointer) throws(APIProblem) -> SessionBody {
+        if !isBlank(body) {
+            var s = JSONScanner(body)
+            if s.peekKind() == .object {
+                try s.beginObject()
+                if let key = try s.nextKey(), key.is("state") {
+                    let image = try StateDocument.read(&s, body: body)
+                    guard try s.nextKey() == nil else {
+                        throw APIProblem(.invalidField, "state must be the only field of the body; give a configuration or a state, not both")
+                    }
+                    try s.end()
+                    return .state(image)
+                }
+            }
+        }
+        return .config(try config(json: body))
+    }
+
     /// The body of `PUT /sessions/{id}`: every field optional, unknown fields rejected.
     /// An empty body is the default configuration.
     static func config(json body: UnsafeRawBufferPointer) throws(APIProblem) -> SessionConfig {

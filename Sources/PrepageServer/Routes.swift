@@ -3,7 +3,7 @@ import PrepageHTTP
 /// Every route the server serves: the table `/openapi.yaml` must match, as data.
 public enum Route: Int, Sendable, CaseIterable {
     case livez, healthz, readyz, metrics, version, openapi
-    case listSessions, session, resetSession, fault, faults
+    case listSessions, session, resetSession, fault, faults, sessionState
 
     /// The path template, as spelled in openapi.yaml's `paths`.
     public var template: String {
@@ -19,6 +19,7 @@ public enum Route: Int, Sendable, CaseIterable {
         case .resetSession: "/sessions/{id}/reset"
         case .fault: "/sessions/{id}/fault"
         case .faults: "/sessions/{id}/faults"
+        case .sessionState: "/sessions/{id}/state"
         }
     }
 
@@ -31,7 +32,7 @@ public enum Route: Int, Sendable, CaseIterable {
     @inline(__always)
     func serves(_ method: HTTPMethod) -> Bool {
         switch self {
-        case .livez, .healthz, .readyz, .metrics, .version, .openapi, .listSessions:
+        case .livez, .healthz, .readyz, .metrics, .version, .openapi, .listSessions, .sessionState:
             method == .get || method == .head
         case .session: method == .get || method == .head || method == .put || method == .delete
         case .resetSession, .fault, .faults: method == .post
@@ -84,6 +85,7 @@ struct RouteMatch {
         case "reset": return RouteMatch(route: .resetSession, rawID: id)
         case "fault": return RouteMatch(route: .fault, rawID: id)
         case "faults": return RouteMatch(route: .faults, rawID: id)
+        case "state": return RouteMatch(route: .sessionState, rawID: id)
         default: return nil
         }
     }

@@ -21,6 +21,9 @@ public final class Server: @unchecked Sendable {
     private var threads: [OSThread] = []
     /// Wakes the session janitor for shutdown.
     private let janitorWake: EventFD?
+    /// Wakes the snapshot thread for shutdown.
+    private let snapshotWake: EventFD?
+    private var snapshotThread: OSThread?
     /// The bound port (after ``start()``).
     public private(set) var port = 0
 
@@ -36,6 +39,7 @@ public final class Server: @unchecked Sendable {
         shared = ServerShared(
             configuration: configuration, store: store, openAPI: Self.loadOpenAPI(configuration.openAPIPath))
         janitorWake = try? EventFD()
+        snapshotWake = try? EventFD()
         if shared.api.openAPI == nil {
             logger.warning("openapi.yaml not found; GET /openapi.yaml answers 404")
         }
@@ -58,6 +62,8 @@ public final class Server: @unchecked Sendable {
                 if port == 0 { port = try Socket.localPort(fd) }
             }
             self.port = port
+            // Sessions are restored before any request is served (and /readyz turns 200).
+            if let directory = configuration.stateDirectory { try openStateDirectory(directory) }
             for (i, fd) in listeners.enumerated() {
                 let loop = try EventLoop(
                     index: i, listener: fd, shared: shared, metrics: shared.metrics[i], logger: logger)
@@ -81,6 +87,22 @@ public final class Server: @unchecked Sendable {
                         }
                     })
             }
+            if let state = shared.api.durable.state, let registry = shared.api.store as? SessionRegistry {
+                let interval = Int32(clamping: max(1, configuration.snapshotInterval.nanoseconds / 1_000_000))
+                let wake = snapshotWake
+                let shared = shared
+                let logger = logger
+                snapshotThread = try OSThread(name: "prepaged-state") {
+                    while !shared.draining.load(ordering: .acquiring) {
+                        if wake?.wait(timeoutMilliseconds: interval) == true { continue }
+                        do {
+                            try state.snapshot(registry)
+                        } catch {
+                            logger.error("snapshot failed", metadata: ["directory": "\(state.directory)", "error": "\(error)"])
+                        }
+                    }
+                }
+            }
         } catch {
             for fd in listeners.dropFirst(loops.count) { Socket.close(fd) }
             throw error
@@ -102,12 +124,62 @@ public final class Server: @unchecked Sendable {
         shared.draining.store(true, ordering: .releasing)
         for loop in loops { loop.wake.signal() }
         janitorWake?.signal()
+        snapshotWake?.signal()
     }
 
-    /// Waits until every event loop has ended (after ``shutdown()``).
+    /// Waits until every event loop has ended (after ``shutdown()``); with a state
+    /// directory, then writes the last snapshot and closes the journal.
     public func wait() {
         for thread in threads { thread.join() }
         threads.removeAll()
+        snapshotThread?.join()
+        snapshotThread = nil
+        if let state = shared.api.durable.state, let registry = shared.api.store as? SessionRegistry {
+            do {
+                let written = try state.snapshot(registry)
+                logger.info(
+                    "saved sessions at drain",
+                    metadata: [
+                        "directory": "\(state.directory)", "sessions": "\(written?.sessions ?? 0)",
+                        "kind": "\(written.map { $0.kind == .full ? "full" : "delta" } ?? "none: nothing changed")",
+                    ])
+            } catch {
+                logger.error("the snapshot at drain failed", metadata: ["directory": "\(state.directory)", "error": "\(error)"])
+            }
+            state.close()
+            shared.api.durable.state = nil
+        }
+    }
+
+    /// Takes the state directory's lock, restores its sessions and journals from now on.
+    private func openStateDirectory(_ directory: String) throws(SocketError) {
+        guard let registry = shared.api.store as? SessionRegistry else {
+            logger.error("--state-dir needs the built-in session registry; sessions are not saved")
+            return
+        }
+        let started = System.monotonicNanoseconds()
+        let (state, restored) = try DurableState.open(directory: directory)
+        registry.insert(restored: restored.sessions)
+        registry.attach(state.journal)
+        shared.api.durable.state = state
+        for problem in restored.problems {
+            logger.warning("damaged state skipped", metadata: ["directory": "\(directory)", "problem": "\(problem)"])
+        }
+        let ms = Double((System.monotonicNanoseconds() - started) / 1_000) / 1_000
+        logger.info(
+            "restored sessions",
+            metadata: [
+                "directory": "\(directory)", "sessions": "\(restored.sessions.count)",
+                "from_snapshots": "\(restored.fromSnapshots)", "from_journal": "\(restored.fromJournal)",
+                "problems": "\(restored.problems.count)", "bytes_read": "\(restored.bytesRead)", "ms": "\(ms)",
+            ])
+    }
+
+    /// Writes a snapshot now (tests; the server writes one every `snapshotInterval`).
+    @discardableResult
+    public func snapshotNow(full: Bool = false) throws(SocketError) -> Int {
+        guard let state = shared.api.durable.state, let registry = shared.api.store as? SessionRegistry else { return 0 }
+        return try state.snapshot(registry, full: full)?.sessions ?? 0
     }
 
     /// Removes sessions idle for `sessionIdleTimeout` by the configured clock.

@@ -26,6 +26,12 @@ public struct ServerConfiguration: Sendable {
     public var openAPIPath: String?
     /// The wall clock for timestamps and idle expiry. Default ``SystemClock``.
     public var clock: any WallClock
+    /// `--state-dir`: where session lifecycles are journaled and what sessions
+    /// learned is snapshotted, to be restored at start. `nil` (the default): sessions
+    /// live in memory only.
+    public var stateDirectory: String?
+    /// How often the sessions changed since the last snapshot are written. Default 1 s.
+    public var snapshotInterval: Duration
 
     public init(
         host: String = "127.0.0.1",
@@ -37,7 +43,9 @@ public struct ServerConfiguration: Sendable {
         limits: HTTPLimits = .default,
         drainTimeout: Duration = .seconds(8),
         openAPIPath: String? = nil,
-        clock: any WallClock = SystemClock()
+        clock: any WallClock = SystemClock(),
+        stateDirectory: String? = nil,
+        snapshotInterval: Duration = .seconds(1)
     ) {
         self.host = host
         self.port = port
@@ -49,5 +57,7 @@ public struct ServerConfiguration: Sendable {
         self.drainTimeout = drainTimeout
         self.openAPIPath = openAPIPath
         self.clock = clock
+        self.stateDirectory = stateDirectory
+        self.snapshotInterval = snapshotInterval
     }
 }

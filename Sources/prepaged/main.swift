@@ -40,6 +40,15 @@ struct Prepaged: ParsableCommand {
     @Option(help: "Largest request body in bytes (a full batch of 65,536 faults fits in the default).")
     var maxBodyBytes = 4_194_304
 
+    @Option(
+        help:
+            "Directory where session lifecycles are journaled and what sessions learned is snapshotted, restored at start (default: none, sessions live in memory only)."
+    )
+    var stateDir: String?
+
+    @Option(help: "With --state-dir: how often changed sessions are snapshotted: 1s, 250ms, 2m.")
+    var snapshotInterval = "1s"
+
     @Option(help: "Lowest level logged: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -63,6 +72,15 @@ struct Prepaged: ParsableCommand {
             throw ValidationError(
                 "--session-idle-timeout \"\(sessionIdleTimeout)\" is not a duration; give seconds, or 30s, 15m, 24h, 2d; 0 never"
             )
+        }
+        guard let interval = Self.parseInterval(snapshotInterval),
+            interval >= .milliseconds(10), interval <= .seconds(3_600)
+        else {
+            throw ValidationError(
+                "--snapshot-interval \"\(snapshotInterval)\" is not accepted; give 10ms … 1h, e.g. 1s, 250ms, 2m")
+        }
+        if let stateDir, stateDir.isEmpty {
+            throw ValidationError("--state-dir is empty; give a directory (it is created if missing)")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
@@ -97,6 +115,12 @@ struct Prepaged: ParsableCommand {
         return overflow ? nil : .seconds(seconds)
     }
 
+    /// `250ms`, `1s`, `2m`, or seconds.
+    static func parseInterval(_ text: String) -> Duration? {
+        if text.hasSuffix("ms"), let ms = Int64(text.dropLast(2)), ms >= 0 { return .milliseconds(ms) }
+        return parseDuration(text)
+    }
+
     static func readToken(_ path: String) -> String? {
         guard let bytes = System.readFile(path) else { return nil }
         let token = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
@@ -114,7 +138,7 @@ struct Prepaged: ParsableCommand {
         let configuration = ServerConfiguration(
             host: host, port: port, threads: threads, token: tokenFile.flatMap(Self.readToken),
             maxSessions: maxSessions, sessionIdleTimeout: Self.parseDuration(sessionIdleTimeout)!,
-            limits: limits)
+            limits: limits, stateDirectory: stateDir, snapshotInterval: Self.parseInterval(snapshotInterval)!)
         let server = Server(configuration: configuration, logger: logger)
         do {
             try server.start()
@@ -147,7 +171,7 @@ nonisolated(unsafe) var environmentOptions: [String] = []
 func argumentsWithEnvironment() -> [String] {
     let options = [
         "host", "port", "threads", "token-file", "max-sessions", "session-idle-timeout",
-        "max-body-bytes", "log-level", "log-format",
+        "max-body-bytes", "state-dir", "snapshot-interval", "log-level", "log-format",
     ]
     let given = CommandLine.arguments.dropFirst()
     var fromEnvironment: [String] = []

@@ -125,6 +125,25 @@ struct JSONScanner: ~Copyable {
         return .success(value)
     }
 
+    /// Reads `true` or `false`.
+    ///
+    /// - Returns: the value, or ``JSONValueProblem/wrongType`` for another kind of value (skipped).
+    mutating func boolean() throws(APIProblem) -> Result<Bool, JSONValueProblem> {
+        skipWhitespace()
+        guard offset < bytes.count else { throw error("a value") }
+        switch bytes[offset] {
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .success(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .success(false)
+        default:
+            try skipValue()
+            return .failure(.wrongType)
+        }
+    }
+
     /// Reads a string value and decodes its escapes.
     ///
     /// - Returns: the string, or ``JSONValueProblem/wrongType`` for another kind of value (skipped).

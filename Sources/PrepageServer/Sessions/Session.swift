@@ -13,11 +13,34 @@ public final class Session: Sendable {
     public let createdAt: Int64
     let state: Mutex<SessionState>
 
-    init(id: String, config: SessionConfig, prepager: Prepager, now: Int64) {
+    init(id: String, config: SessionConfig, prepager: Prepager, now: Int64, incarnation: UInt64 = 0) {
         self.id = id
         self.config = config
         createdAt = now
-        state = Mutex(SessionState(prepager: prepager, lastActivity: now))
+        state = Mutex(SessionState(prepager: prepager, lastActivity: now, incarnation: incarnation))
+    }
+
+    /// The session an image describes (its learned state already restored into `prepager`).
+    init(image: SessionImage, prepager: Prepager, incarnation: UInt64) {
+        id = image.id
+        config = image.config
+        createdAt = image.createdAt
+        var st = SessionState(prepager: prepager, lastActivity: image.lastActivity, incarnation: incarnation)
+        st.stats = image.stats
+        state = Mutex(st)
+    }
+
+    /// Everything the session is, copied under its lock (the policy's state is
+    /// copied, not shared: the next fault allocates nothing).
+    func image() -> SessionImage {
+        state.withLock { st in image(of: st) }
+    }
+
+    /// The image of `st`, this session's locked state.
+    func image(of st: borrowing SessionState) -> SessionImage {
+        SessionImage(
+            id: id, config: config, createdAt: createdAt, lastActivity: st.lastActivity, stats: st.stats,
+            learned: st.prepager.state.learned)
     }
 }
 
@@ -27,6 +50,25 @@ struct SessionState: Sendable {
     var stats = SessionStats()
     /// Last fault, read or reset (wall-clock nanoseconds): what idle expiry looks at.
     var lastActivity: Int64
+    /// The journal record this state starts from (its creation, import or last
+    /// reset); 0 without a state directory. Snapshots carry it, so that a restore
+    /// never gives a session the state of an earlier one of the same id.
+    var incarnation: UInt64
+    /// What the last snapshot saw (`stats.faults` and the incarnation): the
+    /// session changed since when either differs. `UInt64.max`: never saved.
+    var savedFaults = UInt64.max
+    var savedIncarnation: UInt64 = 0
+
+    /// Whether the learned state changed since the last snapshot.
+    var changedSinceSnapshot: Bool {
+        savedFaults != stats.faults || savedIncarnation != incarnation
+    }
+
+    /// Notes that a snapshot has this state.
+    mutating func markSaved() {
+        savedFaults = stats.faults
+        savedIncarnation = incarnation
+    }
 
     /// Counts one decided fault.
     @inline(__always)

@@ -19,6 +19,10 @@ public protocol SessionStore: AnyObject, Sendable {
     func expireIdle(now: Int64, idleTimeout: Int64) -> Int
     /// Counters for `/metrics`.
     var counts: SessionCounts { get }
+    /// Creates the session an image describes, or replaces the session of that id.
+    func install(id: String, image: SessionImage, now: Int64) throws(APIProblemBox) -> (session: Session, created: Bool)
+    /// Forgets what a session learned (its counters continue).
+    func reset(_ session: Session, now: Int64) throws(APIProblemBox)
 }
 
 /// Session counters for `/metrics`.
@@ -45,10 +49,33 @@ public final class SessionRegistry: SessionStore {
     private let expired = Atomic<UInt64>(0)
     /// Most sessions at once. Default 1,000,000.
     public let maxSessions: Int
+    /// The journal, with `--state-dir`: set before the event loops start, never changed after.
+    private let journalBox = JournalBox()
 
     public init(maxSessions: Int = 1_000_000) {
         self.maxSessions = maxSessions
         shards = (0..<Self.shardCount).map { _ in Shard() }
+    }
+
+    /// Records every lifecycle change in `journal` from now on. Call before serving.
+    func attach(_ journal: Journal) {
+        journalBox.journal = journal
+    }
+
+    private var journal: Journal? { journalBox.journal }
+
+    /// Makes a journal record durable before its change is acknowledged.
+    private func sync(_ lsn: UInt64) throws(APIProblemBox) {
+        guard let journal else { return }
+        do {
+            try journal.sync(lsn)
+        } catch {
+            throw APIProblemBox(
+                problem: APIProblem(
+                    .unavailable,
+                    "the change is made but could not be made durable in the state directory (\(error)); the server stops being ready"
+                ))
+        }
     }
 
     @inline(__always)
@@ -65,6 +92,7 @@ public final class SessionRegistry: SessionStore {
     public func create(id: String, config: SessionConfig, now: Int64) throws(APIProblemBox) -> (
         session: Session, created: Bool
     ) {
+        let payload = journal.map { _ in Journal.payload(.create(id: id, config: config, createdAt: now)) }
         let result: Result<(Session, Bool), APIProblemBox> = shards[shard(id)].map.withLock { map in
             if let existing = map[id] {
                 guard existing.config == config else {
@@ -100,17 +128,107 @@ public final class SessionRegistry: SessionStore {
                 live.subtract(1, ordering: .relaxed)
                 return .failure(APIProblemBox(problem: APIProblem(.invalidField, String(describing: error))))
             }
-            let session = Session(id: id, config: config, prepager: prepager, now: now)
+            let lsn = journal?.append(type: 1, payload: payload ?? [])
+            let session = Session(id: id, config: config, prepager: prepager, now: now, incarnation: lsn ?? 0)
             map[id] = session
             created.add(1, ordering: .relaxed)
             return .success((session, true))
         }
-        return try result.get()
+        let (session, isNew) = try result.get()
+        if isNew { try sync(session.state.withLock { $0.incarnation }) }
+        return (session, isNew)
+    }
+
+    public func install(id: String, image: SessionImage, now: Int64) throws(APIProblemBox) -> (
+        session: Session, created: Bool
+    ) {
+        var image = image
+        image.id = id
+        let prepager: Prepager
+        do {
+            prepager = try Prepager(state: image.prepagerState)
+        } catch {
+            throw APIProblemBox(problem: APIProblem(.invalidField, "state.\(error)"))
+        }
+        let payload = journal.map { _ in Journal.payload(.install(image)) }
+        let result: Result<(Session, Bool), APIProblemBox> = shards[shard(id)].map.withLock { map in
+            let replaced = map[id] != nil
+            if !replaced {
+                var current = live.load(ordering: .relaxed)
+                while true {
+                    guard current < maxSessions else {
+                        return .failure(
+                            APIProblemBox(
+                                problem: APIProblem(
+                                    .tooManySessions,
+                                    "the server holds its limit of \(maxSessions) sessions; delete some or raise --max-sessions"
+                                )))
+                    }
+                    let (exchanged, original) = live.compareExchange(
+                        expected: current, desired: current + 1, ordering: .relaxed)
+                    if exchanged { break }
+                    current = original
+                }
+                created.add(1, ordering: .relaxed)
+            }
+            let lsn = journal?.append(type: 4, payload: payload ?? [])
+            let session = Session(image: image, prepager: prepager, incarnation: lsn ?? 0)
+            map[id] = session
+            return .success((session, !replaced))
+        }
+        let (session, isNew) = try result.get()
+        try sync(session.state.withLock { $0.incarnation })
+        return (session, isNew)
+    }
+
+    public func reset(_ session: Session, now: Int64) throws(APIProblemBox) {
+        let journal = self.journal
+        let lsn: UInt64? = session.state.withLock { st in
+            st.prepager.reset()
+            st.lastActivity = now
+            guard let journal else { return nil }
+            let record = JournalRecord.reset(id: session.id, at: now, stats: st.stats)
+            st.incarnation = journal.append(type: record.type, payload: Journal.payload(record))
+            return st.incarnation
+        }
+        if let lsn { try sync(lsn) }
+    }
+
+    /// Calls `body` with every session, taking each shard's lock only to list its sessions.
+    func forEachSession(_ body: (Session) -> Void) {
+        var batch: [Session] = []
+        for shard in shards {
+            batch.removeAll(keepingCapacity: true)
+            shard.map.withLock { map in batch.append(contentsOf: map.values) }
+            for session in batch { body(session) }
+        }
+    }
+
+    /// Adds restored sessions (before serving; an id already present is kept).
+    func insert(restored sessions: [Session]) {
+        var byShard = [[Session]](repeating: [], count: Self.shardCount)
+        for s in sessions { byShard[shard(s.id)].append(s) }
+        var added = 0
+        for (k, list) in byShard.enumerated() where !list.isEmpty {
+            shards[k].map.withLock { map in
+                map.reserveCapacity(map.count + list.count)
+                for s in list where map[s.id] == nil {
+                    map[s.id] = s
+                    added += 1
+                }
+            }
+        }
+        live.add(added, ordering: .relaxed)
     }
 
     public func remove(_ id: String) -> Session? {
-        let removed = shards[shard(id)].map.withLock { $0.removeValue(forKey: id) }
+        let journal = self.journal
+        let (removed, lsn) = shards[shard(id)].map.withLock { map -> (Session?, UInt64?) in
+            guard let removed = map.removeValue(forKey: id) else { return (nil, nil) }
+            return (removed, journal?.append(.delete(id: id)))
+        }
         if removed != nil { live.subtract(1, ordering: .relaxed) }
+        if let lsn { try? sync(lsn) }
         return removed
     }
 
@@ -151,7 +269,10 @@ public final class SessionRegistry: SessionStore {
                 for (id, session) in map where now - session.state.withLock({ $0.lastActivity }) >= idleTimeout {
                     idle.append(id)
                 }
-                for id in idle { map.removeValue(forKey: id) }
+                for id in idle {
+                    map.removeValue(forKey: id)
+                    _ = journal?.append(.delete(id: id))
+                }
                 return idle.count
             }
             total += n
@@ -159,6 +280,7 @@ public final class SessionRegistry: SessionStore {
         if total > 0 {
             live.subtract(total, ordering: .relaxed)
             expired.add(UInt64(total), ordering: .relaxed)
+            try? journal?.syncAll()
         }
         return total
     }
@@ -168,6 +290,11 @@ public final class SessionRegistry: SessionStore {
             live: live.load(ordering: .relaxed), created: created.load(ordering: .relaxed),
             expired: expired.load(ordering: .relaxed))
     }
+}
+
+/// The registry's journal: written once, before any event loop starts.
+private final class JournalBox: @unchecked Sendable {
+    var journal: Journal?
 }
 
 /// One shard: a dictionary behind a short lock.

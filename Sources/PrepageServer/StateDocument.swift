@@ -390,7 +390,7 @@ enum StateDocument {
                 case "clock": p.clock = try int(&s, at)
                 case "transitions":
                     p.transitions = try array(&s, at) { s, at throws(APIProblem) in
-                        var f = Fields(path: at)
+                        var f = Fields(path: at())
                         var t = DPPlusState.Transition(a: 0, b: 0, n: 0, c: 0, e: 0, last: 0)
                         try s.beginObject()
                         while let key = try s.nextKey() {
@@ -402,14 +402,14 @@ enum StateDocument {
                             case "c": t.c = try double(&s, f.path(name))
                             case "e": t.e = try int(&s, f.path(name))
                             case "last": t.last = try int(&s, f.path(name))
-                            default: throw unknown(at, name, "a, b, n, c, e, last")
+                            default: throw unknown(at(), name, "a, b, n, c, e, last")
                             }
                         }
                         try f.require(["a", "b", "n", "c", "e", "last"])
                         return t
                     }
                 case "nodes": p.nodes = try ints(&s, at)
-                case "survival": p.survival = try array(&s, at) { s, at throws(APIProblem) in try double(&s, at) }
+                case "survival": p.survival = try array(&s, at) { s, at throws(APIProblem) in try double(&s, at()) }
                 case "plan": p.plan = try ints(&s, at)
                 case "dirty": p.dirty = try bool(&s, at)
                 case "depth": p.depth = try int(&s, at)
@@ -419,7 +419,7 @@ enum StateDocument {
                 case "direction_count": p.directionCount = try int(&s, at)
                 case "slots":
                     p.slots = try array(&s, at) { s, at throws(APIProblem) in
-                        var f = Fields(path: at)
+                        var f = Fields(path: at())
                         var slot = DPPlusState.Slot(
                             lo: 0, hi: 0, direction: 0, firstDirection: 0, passed: 0, covered: 0, stream: 0, open: false,
                             newer: 0, plan: [])
@@ -439,7 +439,7 @@ enum StateDocument {
                             case "plan": slot.plan = try ints(&s, f.path(name))
                             default:
                                 throw unknown(
-                                    at, name, "lo, hi, direction, first_direction, passed, covered, stream, open, newer, plan")
+                                    at(), name, "lo, hi, direction, first_direction, passed, covered, stream, open, newer, plan")
                             }
                         }
                         try f.require(["lo", "hi", "direction", "first_direction", "passed", "covered", "stream", "open", "newer", "plan"])
@@ -463,7 +463,7 @@ enum StateDocument {
 
     private static func readStreams(_ s: inout JSONScanner, _ path: String) throws(APIProblem) -> [StreamTableState.Entry] {
         try array(&s, path) { s, at throws(APIProblem) in
-            var f = Fields(path: at)
+            var f = Fields(path: at())
             var e = StreamTableState.Entry(
                 stream: 0, lo: 0, hi: 0, lastUsed: 0, ntest: 0, caseGuess: 0, caseFaults: 0, minHit: 0, maxHit: 0, up: true)
             try s.beginObject()
@@ -481,7 +481,7 @@ enum StateDocument {
                 case "max_hit": e.maxHit = try int(&s, f.path(name))
                 case "up": e.up = try bool(&s, f.path(name))
                 default:
-                    throw unknown(at, name, "stream, lo, hi, last_used, ntest, case_guess, case_faults, min_hit, max_hit, up")
+                    throw unknown(at(), name, "stream, lo, hi, last_used, ntest, case_guess, case_faults, min_hit, max_hit, up")
                 }
             }
             try f.require(["stream", "lo", "hi", "last_used", "ntest", "case_guess", "case_faults", "min_hit", "max_hit", "up"])
@@ -493,10 +493,13 @@ enum StateDocument {
 
     /// The keys of one object: each at most once.
     private struct Fields {
-        let path: String
+        private let base: () -> String
         var seen: [String] = []
 
-        init(path: String) { self.path = path }
+        init(path: @escaping () -> String) { base = path }
+        init(path: String) { base = { path } }
+
+        var path: String { base() }
 
         mutating func take(_ key: JSONKey) throws(APIProblem) -> String {
             let name = key.decoded
@@ -507,7 +510,7 @@ enum StateDocument {
             return name
         }
 
-        func path(_ name: String) -> String { "\(path).\(name)" }
+        func path(_ name: String) -> String { "\(base()).\(name)" }
 
         func require(_ names: [String]) throws(APIProblem) {
             let absent = names.filter { !seen.contains($0) }
@@ -524,66 +527,70 @@ enum StateDocument {
     /// At most this many elements in any array of the document (the largest table is 1,024 slots).
     static let maxElements = 65_536
 
-    private static func array<T>(_ s: inout JSONScanner, _ path: String, _ element: (inout JSONScanner, String) throws(APIProblem) -> T)
-        throws(APIProblem) -> [T]
-    {
-        guard s.peekKind() == .array else { throw wrongType(path, "an array") }
+    /// An array; `element` reads one, its path built only for an error message.
+    private static func array<T>(
+        _ s: inout JSONScanner, _ path: @autoclosure () -> String,
+        _ element: (inout JSONScanner, () -> String) throws(APIProblem) -> T
+    ) throws(APIProblem) -> [T] {
+        let base = path()
+        guard s.peekKind() == .array else { throw wrongType(base, "an array") }
         var out: [T] = []
         try s.beginArray()
         while try s.nextElement() {
             guard out.count < maxElements else {
-                throw APIProblem(.invalidField, "\(path): at most \(maxElements) elements")
+                throw APIProblem(.invalidField, "\(base): at most \(maxElements) elements")
             }
-            out.append(try element(&s, "\(path)[\(out.count)]"))
+            let k = out.count
+            out.append(try element(&s, { "\(base)[\(k)]" }))
         }
         return out
     }
 
-    private static func ints(_ s: inout JSONScanner, _ path: String) throws(APIProblem) -> [Int] {
-        try array(&s, path) { s, at throws(APIProblem) in try int(&s, at) }
+    private static func ints(_ s: inout JSONScanner, _ path: @autoclosure () -> String) throws(APIProblem) -> [Int] {
+        try array(&s, path()) { s, at throws(APIProblem) in try int(&s, at()) }
     }
 
-    private static func int(_ s: inout JSONScanner, _ path: String, _ range: ClosedRange<Int> = 0...StateError.maxValue)
-        throws(APIProblem) -> Int
-    {
+    private static func int(
+        _ s: inout JSONScanner, _ path: @autoclosure () -> String, _ range: ClosedRange<Int> = 0...StateError.maxValue
+    ) throws(APIProblem) -> Int {
         switch try s.integer() {
         case .success(let v):
             guard let value = v.value(in: range) else {
                 throw APIProblem(
                     .invalidField,
-                    "\(path) = \(v.negative ? "-" : "")\(v.magnitude) is out of range; accepted: \(range.lowerBound) … \(range.upperBound)")
+                    "\(path()) = \(v.negative ? "-" : "")\(v.magnitude) is out of range; accepted: \(range.lowerBound) … \(range.upperBound)")
             }
             return value
         case .failure:
-            throw wrongType(path, "an integer")
+            throw wrongType(path(), "an integer")
         }
     }
 
-    private static func uint64(_ s: inout JSONScanner, _ path: String) throws(APIProblem) -> UInt64 {
+    private static func uint64(_ s: inout JSONScanner, _ path: @autoclosure () -> String) throws(APIProblem) -> UInt64 {
         switch try s.integer() {
         case .success(let v) where !v.negative: return v.magnitude
-        default: throw wrongType(path, "an integer 0 … \(UInt64.max)")
+        default: throw wrongType(path(), "an integer 0 … \(UInt64.max)")
         }
     }
 
-    private static func double(_ s: inout JSONScanner, _ path: String) throws(APIProblem) -> Double {
+    private static func double(_ s: inout JSONScanner, _ path: @autoclosure () -> String) throws(APIProblem) -> Double {
         switch try s.real() {
         case .success(let v): return v
-        case .failure: throw wrongType(path, "a finite JSON number")
+        case .failure: throw wrongType(path(), "a finite JSON number")
         }
     }
 
-    private static func bool(_ s: inout JSONScanner, _ path: String) throws(APIProblem) -> Bool {
+    private static func bool(_ s: inout JSONScanner, _ path: @autoclosure () -> String) throws(APIProblem) -> Bool {
         switch try s.boolean() {
         case .success(let b): return b
-        case .failure: throw wrongType(path, "true or false")
+        case .failure: throw wrongType(path(), "true or false")
         }
     }
 
-    private static func string(_ s: inout JSONScanner, _ path: String) throws(APIProblem) -> String {
+    private static func string(_ s: inout JSONScanner, _ path: @autoclosure () -> String) throws(APIProblem) -> String {
         switch try s.string() {
         case .success(let v): return v
-        case .failure: throw wrongType(path, "a string")
+        case .failure: throw wrongType(path(), "a string")
         }
     }
 

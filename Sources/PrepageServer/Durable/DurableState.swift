@@ -48,7 +48,8 @@ public final class DurableState: Sendable {
             let restored = try Restored.read(directory: directory, removeTemporaries: true)
             let journal = try Journal(directory: directory, nextLSN: restored.nextLSN)
             var segments = restored.segments
-            if segments.last != restored.nextLSN { segments.append(restored.nextLSN) }
+            if !segments.contains(restored.nextLSN) { segments.append(restored.nextLSN) }
+            segments.sort()
             let state = DurableState(
                 directory: directory, journal: journal, lockFD: lock,
                 files: Files_(nextSeq: restored.nextSeq, fulls: restored.fulls, deltas: restored.deltas, segments: segments))
@@ -126,7 +127,10 @@ public final class DurableState: Sendable {
                     f.fulls.append((seq, covers, bytes))
                     f.deltaBytes = 0
                     f.fullDue = false
-                    if f.segments.last != covers { f.segments.append(covers) }
+                    if !f.segments.contains(covers) {
+                        f.segments.append(covers)
+                        f.segments.sort()
+                    }
                     // Keep the previous full snapshot and what it needs, in case this one is damaged.
                     if f.fulls.count >= 2 {
                         let keep = f.fulls[f.fulls.count - 2]

@@ -88,13 +88,24 @@ public final class Server: @unchecked Sendable {
                     })
             }
             if let state = shared.api.durable.state, let registry = shared.api.store as? SessionRegistry {
-                let interval = Int32(clamping: max(1, configuration.snapshotInterval.nanoseconds / 1_000_000))
+                let interval = UInt64(max(1_000_000, configuration.snapshotInterval.nanoseconds))
                 let wake = snapshotWake
                 let shared = shared
                 let logger = logger
                 snapshotThread = try OSThread(name: "prepaged-state") {
+                    // At a fixed rate: a snapshot begins every interval (not an interval after the
+                    // last one ended), so what a crash can lose is at most one interval of learning
+                    // plus the time one snapshot takes to write.
+                    var next = System.monotonicNanoseconds() + interval
                     while !shared.draining.load(ordering: .acquiring) {
-                        if wake?.wait(timeoutMilliseconds: interval) == true { continue }
+                        let now = System.monotonicNanoseconds()
+                        if now < next {
+                            let ms = Int32(clamping: (next - now + 999_999) / 1_000_000)
+                            _ = wake?.wait(timeoutMilliseconds: ms)
+                            continue
+                        }
+                        next += interval
+                        if next <= now { next = now + interval }  // fell behind: skip, do not burst
                         do {
                             try state.snapshot(registry)
                         } catch {

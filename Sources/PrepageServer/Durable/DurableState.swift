@@ -54,6 +54,7 @@ public final class DurableState: Sendable {
                 directory: directory, journal: journal, lockFD: lock,
                 files: Files_(nextSeq: restored.nextSeq, fulls: restored.fulls, deltas: restored.deltas, segments: segments))
             state.counters.restoredSessions.store(restored.sessions.count, ordering: .relaxed)
+            state.counters.restoredSnapshotAt.store(restored.newestSnapshotAt, ordering: .relaxed)
             state.counters.problems.add(restored.problems.count, ordering: .relaxed)
             return (state, restored)
         } catch {
@@ -179,6 +180,7 @@ final class DurableCounters: Sendable {
     let failures = Atomic<UInt64>(0)
     let problems = Atomic<Int>(0)
     let restoredSessions = Atomic<Int>(0)
+    let restoredSnapshotAt = Atomic<Int64>(0)
     let lastSessions = Atomic<Int>(0)
     let lastBytes = Atomic<Int>(0)
     let lastNanoseconds = Atomic<UInt64>(0)
@@ -216,6 +218,9 @@ final class DurableCounters: Sendable {
         out += "# HELP prepage_state_restored_sessions Sessions restored at start.\n"
         out += "# TYPE prepage_state_restored_sessions gauge\n"
         out += "prepage_state_restored_sessions \(restoredSessions.load(ordering: .relaxed))\n"
+        out += "# HELP prepage_state_restored_snapshot_timestamp_seconds When the newest snapshot restored at start was begun (Unix time; 0: none): every fault answered before it was restored.\n"
+        out += "# TYPE prepage_state_restored_snapshot_timestamp_seconds gauge\n"
+        out += "prepage_state_restored_snapshot_timestamp_seconds \(Double(restoredSnapshotAt.load(ordering: .relaxed)) / 1e9)\n"
         out += "# HELP prepage_state_problems_total Damaged files or records found (and skipped) at start.\n"
         out += "# TYPE prepage_state_problems_total counter\n"
         out += "prepage_state_problems_total \(problems.load(ordering: .relaxed))\n"

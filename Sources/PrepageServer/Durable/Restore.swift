@@ -25,6 +25,9 @@ struct Restored: Sendable {
     var fromSnapshots = 0
     var fromJournal = 0
     var bytesRead = 0
+    /// When the newest snapshot restored was begun (wall ns; 0 without one): every
+    /// fault answered before it is in the sessions restored.
+    var newestSnapshotAt: Int64 = 0
 
     /// The state in `directory`. Never throws on damaged content: what cannot be
     /// read is reported in ``problems`` and skipped. `removeTemporaries` removes
@@ -78,6 +81,7 @@ struct Restored: Sendable {
         func consider(_ file: SnapshotFile) {
             let f = files.count
             files.append(file)
+            out.newestSnapshotAt = max(out.newestSnapshotAt, file.takenAt)
             best.reserveCapacity(best.count + file.entries.count)
             for (i, e) in file.entries.enumerated() {
                 if let b = best[e.id], (b.incarnation, b.seq) > (e.incarnation, file.seq) { continue }

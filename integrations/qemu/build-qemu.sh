@@ -92,8 +92,7 @@ if [ ! -f "$out/obj/build.ninja" ]; then
   rm -rf "$out/obj"; mkdir -p "$out/obj"
   log "configuring (prepage: $( [ -f "$pcdir/prepage.pc" ] && echo "$pcdir" || echo 'not built: make lib' ))"
   (cd "$out/obj" && PKG_CONFIG_PATH=$pcdir ../src/configure --target-list=x86_64-softmmu \
-      --without-default-features --enable-tcg --meson=meson \
-      --extra-ldflags="-Wl,-rpath,$root/build/lib" >configure.log 2>&1) \
+      --without-default-features --enable-tcg --meson=meson >configure.log 2>&1) \
     || { tail -20 "$out/obj/configure.log"; exit 1; }
   meson configure -Dpkg_config_path="$pcdir" "$out/obj" >/dev/null
 fi
@@ -105,15 +104,15 @@ if [ $check = 1 ]; then
   [ -n "$targets" ] || { echo "qemu: no object targets for the patched files" >&2; exit 1; }
   log "compiling the patched files: $(echo $targets | wc -w) objects"
   ninja -C "$out/obj" -j "$jobs" $targets >"$out/obj/check.log" 2>&1 || { tail -30 "$out/obj/check.log"; exit 1; }
-  grep -q "CONFIG_PREPAGE 1" "$out/obj/config-host.h" && log "check: patched files compile (with libprepage)" \
+  grep -q "^#define CONFIG_PREPAGE$" "$out/obj/config-host.h" && log "check: patched files compile (with libprepage)" \
     || log "check: patched files compile (without libprepage: make lib for the oracle)"
   exit 0
 fi
 log "building qemu-system-x86_64 (-j$jobs)"
 ninja -C "$out/obj" -j "$jobs" qemu-system-x86_64 >"$out/obj/ninja.log" 2>&1 || { tail -30 "$out/obj/ninja.log"; exit 1; }
 mkdir -p "$out/bin"
-cmp -s "$out/obj/qemu-system-x86_64" "$out/bin/qemu-system-x86_64" || cp "$out/obj/qemu-system-x86_64" "$out/bin/"
-if grep -q "CONFIG_PREPAGE 1" "$out/obj/config-host.h"; then
+cmp -s "$out/obj/qemu-system-x86_64" "$out/bin/qemu-system-x86_64" || { cp "$out/obj/qemu-system-x86_64" "$out/bin/.qemu-system-x86_64.new" && mv -f "$out/bin/.qemu-system-x86_64.new" "$out/bin/qemu-system-x86_64"; }
+if grep -q "^#define CONFIG_PREPAGE$" "$out/obj/config-host.h"; then
   log "built $out/bin/qemu-system-x86_64 (oracle: libprepage linked; on with PREPAGE_URL)"
 else
   log "built $out/bin/qemu-system-x86_64 WITHOUT the oracle (libprepage not found: make lib, then rm -rf $out/obj)"

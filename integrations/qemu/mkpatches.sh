@@ -17,4 +17,4 @@ mk() {  # mk NAME FILE...
 mk 0001-postcopy-prepage-destination.patch meson.build migration/meson.build \
   migration/migration.h migration/migration.c migration/postcopy-prepage.h \
   migration/postcopy-prepage.c migration/postcopy-ram.c
-mk 0002-postcopy-urgent-requests-source.patch migration/ram.h migration/ram.c migration/savevm.c
+mk 0002-postcopy-urgent-pages-transport.patch migration/ram.h migration/ram.c migration/savevm.c migration/socket.c

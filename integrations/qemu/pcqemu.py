@@ -16,7 +16,7 @@ from the stock runs, see README.md).
 
 One run: a source QEMU boots the guest (Debian kernel + the initramfs of
 guest/), the destination waits with -incoming defer; both get postcopy-ram
-and postcopy-blocktime (and postcopy-preempt with --preempt) over QMP on unix
+postcopy-blocktime and postcopy-preempt (--no-preempt: without) over QMP on unix
 sockets; when the guest prints PP READY the source migrates over loopback at
 --bandwidth MiB/s (precopy and post-copy alike) and is switched to post-copy
 at once; the guest starts its load --delay seconds after READY, by which time
@@ -166,6 +166,9 @@ def qemu_cmd(a, vcpus, role, d):
            "-qmp", "unix:%s,server=on,wait=off" % os.path.join(d, role + ".qmp")]
     if role == "dst":
         cmd += ["-incoming", "defer"]
+    extra = getattr(a, role + "_args", None)
+    if extra:
+        cmd += extra.split()
     return cmd
 
 
@@ -250,7 +253,7 @@ def run_one(a):
             st = info.get("status")
             if st == "postcopy-active" and t_pc is None:
                 t_pc = time.time()
-            if st in ("completed", "failed", "cancelled"):
+            if st in ("completed", "failed", "cancelled", "postcopy-paused"):
                 t_done = time.time()
                 last = info
                 break
@@ -507,7 +510,8 @@ def add_run_args(p):
     p.add_argument("--oracle", help="prepaged's URL (default: start one on port 0)")
     p.add_argument("--token")
     p.add_argument("--bandwidth", type=float, default=32, help="MiB/s, precopy and post-copy (default 32)")
-    p.add_argument("--preempt", action="store_true", help="postcopy-preempt on both sides")
+    p.add_argument("--no-preempt", dest="preempt", action="store_false",
+                   help="without postcopy-preempt (on by default, both sides)")
     p.add_argument("--stock-source", action="store_true",
                    help="the source as stock 7.2 (QEMU_POSTCOPY_URGENT=0: urgent pages wait for the rate limit)")
     p.add_argument("--guest-mib", type=int, default=384)
@@ -519,6 +523,8 @@ def add_run_args(p):
     p.add_argument("--timeout-ms", type=int, default=50, help="one oracle call's timeout")
     p.add_argument("--rtt-us", type=float)
     p.add_argument("--page-us", type=float)
+    p.add_argument("--src-args", help="more QEMU arguments for the source (e.g. -trace ...)")
+    p.add_argument("--dst-args", help="more QEMU arguments for the destination")
     p.add_argument("--boot-timeout", type=int, default=120)
     p.add_argument("--timeout", type=int, default=300)
 

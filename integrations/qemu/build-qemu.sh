@@ -8,14 +8,14 @@
 #
 # Idempotent: a second run changes nothing and rebuilds nothing; after editing
 # a patch, only the files it touches are replaced (so only they recompile).
-# Layout under build/qemu/: dl/ (Debian's source package), src.orig/ (as
+# Layout under build/qemu/ (or $QEMU_BUILD_DIR): dl/ (Debian's source package), src.orig/ (as
 # fetched), src/ (patched), obj/ (the meson build), bin/.
 # Needs libprepage (make lib) for the oracle; without it QEMU builds stock
 # (meson's dependency('prepage') is optional).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-out=$root/build/qemu
+out=${QEMU_BUILD_DIR:-$root/build/qemu}
 jobs=${QEMU_JOBS:-2}
 check=0
 [ "${1:-}" = "--check" ] && check=1

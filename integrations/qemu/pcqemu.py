@@ -197,11 +197,22 @@ def run_one(a):
             env_dst["PREPAGE_TOKEN"] = a.token
         if a.max_pages:
             env_dst["PREPAGE_MAX_PAGES"] = str(a.max_pages)
-        if policy == "dp-plus":
+        if policy == "dp-plus" and (a.rtt_us is not None or a.page_us is not None):
+            # libprepage has no rtt_us/page_us yet: the orchestrator (this script) creates
+            # the session with them, and the patch uses it as it is (PREPAGE_CREATE=0).
+            body = {"policy": "dp-plus", "page_size": 4096,
+                    "labels": {"engine": "qemu-7.2", "vm": "pp-dst", "load": a.load}}
             if a.rtt_us is not None:
+                body["rtt_us"] = a.rtt_us
                 env_dst["PREPAGE_RTT_US"] = "%g" % a.rtt_us
             if a.page_us is not None:
+                body["page_us"] = a.page_us
                 env_dst["PREPAGE_PAGE_US"] = "%g" % a.page_us
+            if a.max_pages:
+                body["max_pages"] = a.max_pages
+            http("PUT", "%s/sessions/%s" % (a.oracle, session), a.token, body)
+            env_dst["PREPAGE_CREATE"] = "0"
+            rec["session_created_by"] = "harness"
         rec["session"] = session
         rec["env"] = {k: v for k, v in env_dst.items() if k.startswith("PREPAGE_") and k != "PREPAGE_TOKEN"}
     env_src = dict(env_dst)
@@ -325,6 +336,83 @@ def run_one(a):
         with open(os.path.join(d, "run.json"), "w") as f:
             json.dump(rec, f, indent=1)
     return rec
+
+
+# ---- the link, as dp-plus models it ----
+
+LINK_TRACE = ("-msg timestamp=on -trace postcopy_ram_fault_thread_request "
+              "-trace postcopy_page_req_add -trace postcopy_place_page")
+
+
+def link_from_trace(path):
+    """(rtt_us, page_us, n_faults, n_gaps) from a destination traced with LINK_TRACE.
+
+    rtt_us: median time from the fault thread reading a fault to the page being
+    placed, over faults whose page it requested itself with no other request
+    outstanding (one page's round trip: request, source, preempt channel, place).
+    page_us: median time between consecutive placements by the preempt thread
+    within one burst of requested pages (the marginal cost of one more page of a
+    window)."""
+    evs = []
+    for line in open(path, errors="replace"):
+        m = re.match(r"(\d+)@([\d.]+):(\w+) (.*)", line)
+        if m:
+            evs.append((int(m.group(1)), float(m.group(2)), m.group(3), m.group(4)))
+    # the thread that places requested pages: the preempt channel's
+    added, by_tid = set(), {}
+    for tid, t, ev, rest in evs:
+        if ev == "postcopy_page_req_add":
+            added.add(int(re.search(r"req (0x[0-9a-f]+)", rest).group(1), 16))
+        elif ev == "postcopy_place_page":
+            h = int(re.search(r"host=(0x[0-9a-f]+)", rest).group(1), 16)
+            if h in added:
+                by_tid[tid] = by_tid.get(tid, 0) + 1
+    urgent_tid = max(by_tid, key=by_tid.get) if by_tid else None
+    pending, outstanding, rtts, gaps = {}, 0, [], []
+    last_place = {}
+    for i, (tid, t, ev, rest) in enumerate(evs):
+        if ev == "postcopy_page_req_add":
+            m = re.search(r"total (\d+)", rest)
+            outstanding = int(m.group(1)) if m else outstanding
+        if ev == "postcopy_ram_fault_thread_request":
+            h = int(re.search(r"HVA=(0x[0-9a-f]+)", rest).group(1), 16) & ~0xFFF
+            nxt = evs[i + 1] if i + 1 < len(evs) else None
+            alone = nxt and nxt[2] == "postcopy_page_req_add" and nxt[3].endswith("total 1")
+            if alone:
+                pending[h] = t
+        elif ev == "postcopy_place_page":
+            h = int(re.search(r"host=(0x[0-9a-f]+)", rest).group(1), 16)
+            if h in pending:
+                rtts.append((t - pending.pop(h)) * 1e6)
+            prev = last_place.get(tid)
+            if prev is not None and tid == urgent_tid and h == prev[1] + 4096 and t - prev[0] < 0.002:
+                gaps.append((t - prev[0]) * 1e6)
+            last_place[tid] = (t, h)
+    if not rtts or not gaps:
+        return None
+    return statistics.median(rtts), statistics.median(gaps), len(rtts), len(gaps)
+
+
+def measure_link(a, out, n):
+    """Medians over n traced fsd runs through forward:64 (see link_from_trace)."""
+    res = []
+    for i in range(n):
+        b = argparse.Namespace(**vars(a))
+        b.load, b.config, b.out = "fsd", "forward:64", os.path.join(out, "r%d" % i)
+        b.dst_args = ((a.dst_args or "") + " " + LINK_TRACE).strip()
+        r = run_one(b)
+        m = link_from_trace(os.path.join(b.out, "dst.out")) if r.get("ok") else None
+        if m:
+            res.append(m)
+    if not res:
+        raise SystemExit("could not measure the link (see %s)" % out)
+    link = {"rtt_us": statistics.median(x[0] for x in res), "page_us": statistics.median(x[1] for x in res),
+            "runs": len(res), "per_run": [{"rtt_us": round(x[0], 1), "page_us": round(x[1], 2), "faults": x[2],
+                                           "page_gaps": x[3]} for x in res],
+            "bandwidth_page_us": 4096 / (a.bandwidth * 1048576) * 1e6}
+    with open(os.path.join(out, "link.json"), "w") as f:
+        json.dump(link, f, indent=1)
+    return link
 
 
 # ---- the oracle ----
@@ -544,6 +632,11 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "results", "qemu"))
     p.add_argument("--runs-dir", default=os.path.join(BUILD, "runs"))
+    p.add_argument("--link-runs", type=int, default=3,
+                   help="traced runs to measure rtt_us/page_us when dp-plus is listed without them")
+    p = sub.add_parser("link", help="measure rtt_us and page_us (one traced fsd run through forward:64)")
+    add_run_args(p)
+    p.add_argument("--out", default=os.path.join(BUILD, "link"))
     p = sub.add_parser("report")
     p.add_argument("--out", required=True)
     p.add_argument("--configs")
@@ -564,7 +657,7 @@ def main():
         print(report(runs, a.out, a.configs.split(",") if a.configs else None))
         return 0
 
-    for c in ([a.config] if a.cmd in ("run", "check") else a.configs.split(",")):
+    for c in ([a.config] if a.cmd in ("run", "check") else [] if a.cmd == "link" else a.configs.split(",")):
         parse_config(c)
     if not os.access(a.qemu, os.X_OK):
         raise SystemExit("no QEMU at %s: make qemu" % a.qemu)
@@ -575,6 +668,10 @@ def main():
     os.makedirs(logdir, exist_ok=True)
     oracle_proc = None
     try:
+        if a.cmd == "link":
+            a.oracle, oracle_proc = start_oracle(a, logdir)
+            print(json.dumps(measure_link(a, a.out, 1)))
+            return 0
         if a.cmd in ("run", "check"):
             if a.cmd == "check" or parse_config(a.config)[0] is not None:
                 a.oracle, oracle_proc = start_oracle(a, logdir)
@@ -599,6 +696,13 @@ def main():
         rdir = os.path.join(a.runs_dir, stamp)
         os.makedirs(rdir)
         a.oracle, oracle_proc = start_oracle(a, rdir)
+        if "dp-plus" in configs and (a.rtt_us is None or a.page_us is None):
+            link = measure_link(a, os.path.join(rdir, "link"), a.link_runs)
+            print("link: %s" % json.dumps(link), flush=True)
+            if a.rtt_us is None:
+                a.rtt_us = round(link["rtt_us"], 1)
+            if a.page_us is None:
+                a.page_us = round(link["page_us"], 2)
         runs = []
         for rnd in range(a.rounds):
             for li, load in enumerate(loads):

@@ -76,7 +76,9 @@ let package = Package(
         // The spec's vectors, loaded once for every test target that replays them.
         .target(
             name: "PrepageTestSupport", dependencies: ["PrepageCore", "PrepageSimulator"], path: "Tests/PrepageTestSupport"),
-        .testTarget(name: "PrepageCoreTests", dependencies: ["PrepageCore", "PrepageSimulator", "PrepageTestSupport"]),
+        .testTarget(
+            name: "PrepageCoreTests",
+            dependencies: ["PrepageCore", "PrepageSimulator", "PrepageTestSupport", "CAllocationCounter"]),
         .testTarget(name: "PrepageHTTPTests", dependencies: ["PrepageHTTP", "PrepageTestSupport"]),
         .testTarget(
             name: "PrepageServerTests",
@@ -94,7 +96,8 @@ let package = Package(
                 "PrepageClient", "PrepageServer", "prepagectl", "prepage-sim",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator", "prepage-sim"]),
+        .testTarget(
+            name: "PrepageSimulatorTests", dependencies: ["PrepageSimulator", "PrepageTestSupport", "prepage-sim"]),
     ],
     swiftLanguageModes: [.v6]
 )

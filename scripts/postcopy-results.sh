@@ -9,7 +9,11 @@
 # policy the issue names, plus the in-process baselines and forward windows
 # for the best-in-hindsight comparison), SEED (default 1), REPEAT (runs per
 # policy, the median kept; default 3), OUT (docs/results), ONLY (a regular
-# expression: run only the comparisons whose name matches, and no replay).
+# expression: run only the comparisons whose name matches, and no replay),
+# FAULT_DEADLINE_MS (default 1000: these figures compare the oracle's policies,
+# and on a shared machine a scheduling hiccup past libprepage's default 5 ms
+# would open its breaker and turn faults into fallbacks; each run reports its
+# fallbacks either way).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -36,8 +40,9 @@ run() {
     local name=$1
     shift
     if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then return 0; fi
-    echo "== $name: $POSTCOPY compare --server URL --seed $SEED --policies $POLICIES --repeat ${REPEAT:-3} $*"
+    echo "== $name: $POSTCOPY compare --server URL --seed $SEED --policies $POLICIES --repeat ${REPEAT:-3} --fault-deadline-ms ${FAULT_DEADLINE_MS:-1000} $*"
     "$POSTCOPY" compare --server "$PREPAGED_URL" --seed "$SEED" --policies "$POLICIES" --repeat "${REPEAT:-3}" \
+        --fault-deadline-ms "${FAULT_DEADLINE_MS:-1000}" \
         --csv "$OUT/postcopy-$name.csv" --svg "$OUT/postcopy-$name.svg" "$@" | tee "$OUT/postcopy-$name.txt"
 }
 

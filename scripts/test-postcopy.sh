@@ -11,9 +11,10 @@
 #                  built with `swift build --product prepaged` when missing)
 #   POSTCOPY       the prepage-postcopy binary (default: build/bin/prepage-postcopy,
 #                  built with `make -f mk/postcopy.mk postcopy` when missing)
-#   POLICIES       policies to try (default: none,forward,readahead,dp,dp-literal,
+#   POLICIES       policies to try (default: none,forward,readahead,dp,dp-literal,dp-plus,
 #                  local-none,local-forward:16 — the last two in-process baselines);
 #                  one the server rejects with 400 is reported as skipped
+#   PP_REQUIRE_DP_PLUS  set: a server that rejects dp-plus fails the run instead of skipping it
 #   MEM_MIB        region size (default 4)
 #
 # Prints one line per check and closes with "N passed, N failed"; exits
@@ -21,7 +22,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-POLICIES=${POLICIES:-none,forward,readahead,dp,dp-literal,local-none,local-forward:16}
+POLICIES=${POLICIES:-none,forward,readahead,dp,dp-literal,dp-plus,local-none,local-forward:16}
 MEM_MIB=${MEM_MIB:-4}
 WORKLOADS="fsd stream random phases"
 passed=0
@@ -111,6 +112,8 @@ check_run() {
     local rc=$?
     if [ $rc -eq 3 ] && [[ "$name" == *"policy=dp "* ]]; then
         fail "$name: the server rejects dp, which every prepaged has"
+    elif [ $rc -eq 3 ] && [[ "$name" == *"policy=dp-plus "* ]] && [ -n "${PP_REQUIRE_DP_PLUS:-}" ]; then
+        fail "$name: PP_REQUIRE_DP_PLUS is set and the server rejects dp-plus: $(tail -1 "$err")"
     elif [ $rc -eq 3 ]; then
         skip "$name (the server rejects the policy: $(grep -o 'HTTP [0-9]*' "$err" | head -1))"
     elif [ $rc -eq 2 ]; then
@@ -137,7 +140,67 @@ done
 # --- the options that change how faults are resolved -----------------------
 check_run "fsd dp threads=4 --no-streams" --workload fsd --policy dp --threads 4 --no-streams
 check_run "fsd dp --overlap-oracle" --workload fsd --policy dp --overlap-oracle
-check_run "stream dp threads=2 --push-share 0.5" --workload stream --policy dp --threads 2 --push-share 0.5
+check_run "stream dp threads=2 --overlap-oracle" --workload stream --policy dp --threads 2 --overlap-oracle
+
+# --- dp-plus sessions get the link's measured figures ------------------------
+"$POSTCOPY" --server "$PREPAGED_URL" --mem-mib "$MEM_MIB" --json --workload fsd --policy dp-plus \
+    >"$tmp/plus.json" 2>"$tmp/plus.err"
+rc=$?
+if ! grep -Eq 'dp-plus sessions get rtt_us [0-9.]+, page_us [0-9.]+ \(measured\)' "$tmp/plus.err"; then
+    fail "dp-plus: the link's measured rtt_us and page_us are not reported: $(tail -2 "$tmp/plus.err" | tr '\n' ' ')"
+elif [ $rc -eq 3 ] && [ -z "${PP_REQUIRE_DP_PLUS:-}" ]; then
+    skip "dp-plus session with the link's rtt_us and page_us (the server rejects dp-plus)"
+elif [ $rc -eq 0 ] && grep -Eq '"session_link": \{"rtt_us": [0-9.]+, "page_us": [0-9.]+\}' "$tmp/plus.json"; then
+    pass "dp-plus session created with the link's measured rtt_us and page_us"
+else
+    fail "dp-plus session with the link's figures: exit $rc: $(tail -2 "$tmp/plus.err" | tr '\n' ' ')"
+fi
+
+# --- the oracle away: libprepage's fallbacks keep the run going ----------------
+# An oracle that creates and deletes sessions but never answers a fault: every fault
+# waits one deadline (5 ms) at most — most not at all, the breaker being open — and
+# is served the faulting page alone; the run completes, verifies, and counts them.
+hang_port=$(free_port)
+python3 - "$hang_port" >"$tmp/hang-server.log" 2>&1 <<'PY' &
+import http.server, json, sys, time
+class Oracle(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def answer(self, status):
+        sid = self.path.split("/")[2]
+        body = json.dumps({"id": sid, "config": {"policy": "dp"}, "state": {},
+                           "stats": {"faults": 0}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_PUT(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.answer(201)
+    def do_DELETE(self):
+        self.answer(200)
+    def do_POST(self):
+        time.sleep(3600)  # a fault: never answered
+http.server.ThreadingHTTPServer.daemon_threads = True
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Oracle).serve_forever()
+PY
+hang_pid=$!
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$hang_port") 2>/dev/null && break; sleep 0.1; done
+"$POSTCOPY" --server "http://127.0.0.1:$hang_port" --mem-mib "$MEM_MIB" --json --workload fsd --policy dp \
+    >"$tmp/hang.json" 2>"$tmp/hang.err"
+rc=$?
+kill "$hang_pid" 2>/dev/null
+wait "$hang_pid" 2>/dev/null
+faults=$(sed -n 's/.*"faults": \([0-9]*\), "faults_already_present": \([0-9]*\).*/\1 \2/p' "$tmp/hang.json")
+fallbacks=$(sed -n 's/.*"oracle_fallbacks": \([0-9]*\).*/\1/p' "$tmp/hang.json")
+read -r nf np <<<"$faults"
+if [ $rc -eq 0 ] && grep -q '"pages_bad": 0,' "$tmp/hang.json" && [ -n "$fallbacks" ] \
+        && [ "$fallbacks" -gt 0 ] && [ "$fallbacks" -eq $((nf - np)) ]; then
+    pass "an oracle that never answers faults: every fault a fallback ($fallbacks), the run verified"
+else
+    fail "oracle that never answers: exit $rc, fallbacks '${fallbacks}' of faults '${faults}': $(tail -2 "$tmp/hang.err" | tr '\n' ' ')"
+fi
 
 # --- the source in its own process (--source-only), the destination with --source
 sport=$(free_port)

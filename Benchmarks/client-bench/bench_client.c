@@ -58,12 +58,14 @@ int main(int argc, char **argv) {
     }
     const char *url = argv[1], *mode = "pp", *id = "bench";
     long n = 100000;
+    long deadline_ms = 0; /* 0: libprepage's default fault deadline */
     unsigned long long seed = 1;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--faults") == 0) n = atol(argv[i + 1]);
         else if (strcmp(argv[i], "--seed") == 0) seed = strtoull(argv[i + 1], NULL, 0);
         else if (strcmp(argv[i], "--mode") == 0) mode = argv[i + 1];
         else if (strcmp(argv[i], "--session") == 0) id = argv[i + 1];
+        else if (strcmp(argv[i], "--deadline-ms") == 0) deadline_ms = atol(argv[i + 1]);
     }
     if (n <= 0) return 2;
     double *lat = malloc((size_t)n * sizeof *lat);
@@ -72,6 +74,7 @@ int main(int argc, char **argv) {
     pp_options o;
     pp_options_init(&o);
     o.base_url = url;
+    if (deadline_ms > 0) o.fault_deadline_ms = deadline_ms;
     pp_client *c = pp_client_new(&o);
     /* The bare handle faults into a session of its own, "<id>-curl". */
     char curl_id[160];
@@ -107,6 +110,8 @@ int main(int argc, char **argv) {
 
     /* Warm up both connections, then measure in alternating blocks. */
     pp_decision d;
+    pp_decision_init(&d);
+    long fallbacks = 0; /* libprepage's own decisions: a fault slower than the default 5 ms deadline */
     pp_fault_page(c, id, 0, 0, &d);
     if (e != NULL) {
         snprintf(body, sizeof body, "{\"page\":0,\"stream\":0}");
@@ -125,6 +130,7 @@ int main(int argc, char **argv) {
                 double t0 = now_us();
                 if (k == 0) {
                     errors[k] += pp_fault_page(c, id, page, 0, &d) != 0;
+                    fallbacks += d.outcome == PP_FALLBACK;
                 } else {
                     int len = snprintf(body, sizeof body, "{\"page\":%llu,\"stream\":0}", (unsigned long long)page);
                     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
@@ -141,9 +147,11 @@ int main(int argc, char **argv) {
         int k = modes[m], slot = nmodes == 2 ? k : 0;
         double *l = lats[slot];
         qsort(l, (size_t)n, sizeof *l, by_value);
-        printf("%-5s %ld faults  %.0f faults/s  p50 %.1f us  p90 %.1f us  p99 %.1f us  cpu %.1f us/fault  errors %ld\n",
+        printf("%-5s %ld faults  %.0f faults/s  p50 %.1f us  p90 %.1f us  p99 %.1f us  cpu %.1f us/fault  errors %ld",
                k == 0 ? "pp" : "curl", n, (double)n / (wall[k] / 1e6), l[n / 2], l[n * 90 / 100],
                l[n * 99 / 100], cpu[k] / (double)n, errors[k]);
+        if (k == 0) printf("  fallbacks %ld", fallbacks);
+        printf("\n");
     }
     free(lats[1]);
     long total_errors = errors[0] + errors[1];

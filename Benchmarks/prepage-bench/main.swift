@@ -3,8 +3,9 @@ import Glibc
 import PrepageCore
 import PrepageSimulator
 
-/// `prepage-bench core [FAULTS]`: DP decisions per second on a precomputed FSD trace,
-/// with one stream and with 16 interleaved streams, and allocations per decision.
+/// `prepage-bench core [FAULTS]`: decisions per second of dp and dp-plus on the same
+/// precomputed FSD trace, with one stream and with 16 interleaved streams, and
+/// allocations per decision.
 /// A benchmark, not a test: it prints figures and asserts nothing.
 
 func now() -> Double {
@@ -20,7 +21,7 @@ func trace(faults: Int, streams: Int, seed: UInt64) -> (pages: [Int], streams: [
     var ids: [UInt32] = []
     pages.reserveCapacity(faults)
     ids.reserveCapacity(faults)
-    var policy = try! PrepagerPolicy(PrepageConfig(maxPages: 512))
+    var policy = try! PrepagerPolicy(PrepageConfig(policy: .dp, maxPages: 512))
     var batch: UInt64 = 0
     while pages.count < faults {
         let load = FSDWorkload(n: 64, cases: 200_000, noiseRate: 0.1)
@@ -37,15 +38,25 @@ func trace(faults: Int, streams: Int, seed: UInt64) -> (pages: [Int], streams: [
 }
 
 func benchCore(faults: Int) {
-    print("prepage-bench core: \(faults) faults, FSD N = 64, 10 % noise, policy dp (max_pages 512)")
-    print("streams  decisions/s      ns/decision  allocations/decision  checksum")
+    print("prepage-bench core: \(faults) faults, FSD N = 64, 10 % noise, recorded closed-loop through dp (max_pages 512)")
+    print("policy   streams  decisions/s      ns/decision  allocations/decision  checksum")
     for streams in [1, 16] {
         let (pages, ids) = trace(faults: faults, streams: streams, seed: 2_026)
+        for policy in [PolicyName.dp, .dpPlus] {
+            run(policy, streams: streams, pages: pages, ids: ids)
+        }
+    }
+}
+
+/// Best of three replays of the trace through a fresh session of `policy`.
+func run(_ policy: PolicyName, streams: Int, pages: [Int], ids: [UInt32]) {
+    let faults = pages.count
+    do {
         var best = Double.infinity
         var allocations: UInt64 = 0
         var checksum = 0
         for _ in 0..<3 {
-            var dp = try! Prepager(config: PrepageConfig(maxPages: 512))
+            var dp = try! Prepager(config: PrepageConfig(policy: policy, maxPages: 512))
             checksum = 0
             let a0 = mc_allocations()
             let t0 = now()
@@ -64,7 +75,8 @@ func benchCore(faults: Int) {
         }
         let rate = Double(faults) / best
         print(
-            String(streams).padding(toLength: 9, withPad: " ", startingAt: 0)
+            policy.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
+                + String(streams).padding(toLength: 9, withPad: " ", startingAt: 0)
                 + format(rate, 0).padding(toLength: 17, withPad: " ", startingAt: 0)
                 + format(best / Double(faults) * 1e9, 2).padding(toLength: 13, withPad: " ", startingAt: 0)
                 + format(Double(allocations) / Double(faults), 6).padding(toLength: 22, withPad: " ", startingAt: 0)

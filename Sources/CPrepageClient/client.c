@@ -1,24 +1,33 @@
 /*
- * client.c — a client's life, its one libcurl easy handle, errors, retries
- * and the re-creation of lost sessions.
+ * client.c — a client's life, its one libcurl easy handle driven through a
+ * multi handle, errors, retries and the re-creation of lost sessions.
  *
- * libcurl is used as git's http.c uses it: one easy handle per client (that
+ * libcurl is used as git's http.c uses it — one easy handle per client (that
  * keeps the connection alive), connection options set once in pp_client_new,
- * per-request options (URL, method, body) set on every call, the error
- * buffer inside the client, and no CURLOPT_FAILONERROR so that the server's
- * problem+json detail of a 4xx/5xx reaches the caller.
+ * per-request options (URL, method, body, timeouts) set on every call, the
+ * error buffer inside the client, and no CURLOPT_FAILONERROR so that the
+ * server's problem+json detail of a 4xx/5xx reaches the caller — except that
+ * the handle runs in a multi handle of the client's own, driven with
+ * curl_multi_socket_action over an epoll set (the "multi_socket" way): that
+ * lets a fault stop at its deadline, run asynchronously, and give an event
+ * loop one file descriptor to watch (pp_fault_pollinfo) whatever its number.
+ * Admin calls run the same transfers to completion.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- Global ------------------------------------------------------------ */
 
@@ -31,7 +40,10 @@ static void global_init_once(void) {
     json_object_seed(0);
 }
 
-int pp_global_init(void) {
+int pp_global_init_version(int header_version) {
+    /* A program built against a newer MAJOR.MINOR may use what this library lacks. */
+    if ((header_version >> 16) != PP_VERSION_MAJOR || (header_version >> 8) > (PP_VERSION_NUM >> 8))
+        return -1;
     pthread_once(&global_once, global_init_once);
     return global_rc;
 }
@@ -41,6 +53,8 @@ void pp_global_cleanup(void) {
 }
 
 const char *pp_version(void) { return PP_VERSION_STRING; }
+
+int pp_version_num(void) { return PP_VERSION_NUM; }
 
 const char *pp_err_name(int err) {
     switch (err) {
@@ -62,23 +76,60 @@ const char *pp_outcome_name(pp_outcome o) {
     case PP_LARGER: return "larger";
     case PP_REVERSE: return "reverse";
     case PP_REPEAT: return "repeat";
+    case PP_FALLBACK: return "fallback";
     default: return "unknown";
     }
 }
 
 /* ---- Options and lifecycle ---------------------------------------------- */
 
-void pp_options_init(pp_options *opts) {
+static void options_defaults(pp_options *o) {
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->base_url = "http://127.0.0.1:7070";
+    o->token = NULL;
+    o->connect_timeout_ms = 1000;
+    o->request_timeout_ms = 5000;
+    o->max_retries = 3;
+    o->retry_base_ms = 10;
+    o->retry_max_ms = 1000;
+    o->recreate_sessions = 1;
+    o->fault_deadline_ms = 5;
+    o->fault_fallback = 1;
+    o->breaker_base_ms = 50;
+    o->breaker_max_ms = 1000;
+}
+
+void pp_options_init_sized(pp_options *opts, size_t size) {
     if (opts == NULL) return;
-    memset(opts, 0, sizeof *opts);
-    opts->base_url = "http://127.0.0.1:7070";
-    opts->token = NULL;
-    opts->connect_timeout_ms = 1000;
-    opts->request_timeout_ms = 5000;
-    opts->max_retries = 3;
-    opts->retry_base_ms = 10;
-    opts->retry_max_ms = 1000;
-    opts->recreate_sessions = 1;
+    pp_options full;
+    options_defaults(&full);
+    full.size = size;
+    if (size > sizeof full) {
+        /* A caller built against a newer header: its newer fields start at zero. */
+        memset((char *)opts + sizeof full, 0, size - sizeof full);
+        memcpy(opts, &full, sizeof full);
+    } else {
+        memcpy(opts, &full, size);
+    }
+}
+
+void pp_decision_init_sized(pp_decision *d, size_t size) {
+    if (d == NULL) return;
+    memset(d, 0, size);
+    if (size >= sizeof d->size) d->size = size;
+}
+
+uint64_t pp__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void pp__sleep_ns(uint64_t ns) {
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 static size_t on_answer(char *ptr, size_t size, size_t nmemb, void *userdata) {
@@ -97,6 +148,75 @@ static size_t on_answer(char *ptr, size_t size, size_t nmemb, void *userdata) {
     return n;
 }
 
+static pp_sock *find_sock(pp_client *c, int fd) {
+    for (int i = 0; i < PP_MAX_SOCKS; i++)
+        if (c->socks[i].fd == fd) return &c->socks[i];
+    return NULL;
+}
+
+/* Opens a connection's socket for libcurl and remembers it. */
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a) {
+    (void)purpose;
+    pp_client *c = userp;
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0) return CURL_SOCKET_BAD;
+    pp_sock *slot = find_sock(c, -1);
+    if (slot != NULL) *slot = (pp_sock){fd, 0, 0, 0};
+    return fd;
+}
+
+/* Closes a connection's socket; closing takes it out of the epoll set too. */
+static int on_close_socket(void *userp, curl_socket_t fd) {
+    pp_client *c = userp;
+    pp_sock *slot = find_sock(c, fd);
+    if (slot != NULL) slot->fd = -1;
+    return close(fd);
+}
+
+/*
+ * libcurl says which sockets to watch: they go into the client's epoll set.
+ * A connection socket of the client's own stays there when libcurl stops
+ * watching it between requests (a kept-alive connection), so the next
+ * request on it needs no epoll_ctl; an event on it meanwhile is silenced
+ * (pp__xfer_step). Any other socket is added and removed as libcurl says.
+ */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
+    (void)e;
+    (void)socketp;
+    pp_client *c = userp;
+    pp_sock *own = find_sock(c, s);
+    if (what == CURL_POLL_REMOVE) {
+        if (own != NULL) own->active = 0;
+        else epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL); /* EBADF when already closed: fine */
+        return 0;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.data.fd = s;
+    if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
+    if (own != NULL) {
+        own->active = 1;
+        if (own->registered && own->events == ev.events) return 0;
+        if (epoll_ctl(c->epfd, own->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) == 0) {
+            own->registered = 1;
+            own->events = ev.events;
+        }
+        return 0;
+    }
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
+        epoll_ctl(c->epfd, EPOLL_CTL_MOD, s, &ev);
+    return 0;
+}
+
+/* libcurl says when it next needs a call without socket activity. */
+static int on_timer(CURLM *m, long timeout_ms, void *userp) {
+    (void)m;
+    pp_client *c = userp;
+    c->timer_ns = timeout_ms < 0 ? UINT64_MAX : pp__now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    return 0;
+}
+
 /* Marks a client unusable; every later call reports the same error. */
 static pp_client *broken(pp_client *c, int err, const char *msg) {
     c->init_err = err;
@@ -109,34 +229,51 @@ static pp_client *broken(pp_client *c, int err, const char *msg) {
 static char *dup_or_null(const char *s) { return s == NULL ? NULL : strdup(s); }
 
 pp_client *pp_client_new(const pp_options *opts) {
-    pp_options defaults;
-    if (opts == NULL) {
-        pp_options_init(&defaults);
-        opts = &defaults;
-    }
     pp_client *c = calloc(1, sizeof *c);
     if (c == NULL) return NULL;
-    c->opts = *opts;
-    c->opts.base_url = NULL;
-    c->opts.token = NULL;
+    c->epfd = -1;
+    c->timer_ns = UINT64_MAX;
+    for (int i = 0; i < PP_MAX_SOCKS; i++) c->socks[i].fd = -1;
+    options_defaults(&c->opts);
     c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ull;
+    if (opts != NULL) {
+        if (opts->size < PP_OPTIONS_SIZE_1_0 || opts->size > sizeof c->opts) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "pp_options.size is %zu, not one this libprepage %s knows (%zu … %zu): fill the "
+                     "options with pp_options_init() (and build against this library's prepage.h)",
+                     opts->size, PP_VERSION_STRING, (size_t)PP_OPTIONS_SIZE_1_0, sizeof c->opts);
+            return broken(c, PP_ERR_INVALID, msg);
+        }
+        memcpy(&c->opts, opts, opts->size);
+        c->opts.size = sizeof c->opts;
+    }
+    const pp_options *o = &c->opts;
+    const char *base = o->base_url;
+    c->opts.base_url = NULL;
+    const char *token = o->token;
+    c->opts.token = NULL;
 
-    const char *base = opts->base_url;
     if (base == NULL) return broken(c, PP_ERR_INVALID, "base_url is NULL");
     size_t blen = strlen(base);
     while (blen > 0 && base[blen - 1] == '/') blen--;
     if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0)
         return broken(c, PP_ERR_INVALID, "base_url must start with http:// or https://");
     if (blen > PP_MAX_BASE_URL) return broken(c, PP_ERR_INVALID, "base_url is over 1024 bytes");
-    if (opts->token != NULL && strpbrk(opts->token, "\r\n") != NULL)
+    if (token != NULL && strpbrk(token, "\r\n") != NULL)
         return broken(c, PP_ERR_INVALID, "token contains a line break");
-    if (opts->connect_timeout_ms < 0 || opts->request_timeout_ms < 0 || opts->max_retries < 0 ||
-        opts->retry_base_ms < 0 || opts->retry_max_ms < 0)
+    if (o->connect_timeout_ms < 0 || o->request_timeout_ms < 0 || o->max_retries < 0 ||
+        o->retry_base_ms < 0 || o->retry_max_ms < 0)
         return broken(c, PP_ERR_INVALID, "timeouts and retry counts must be >= 0");
+    if (o->fault_deadline_ms < 1)
+        return broken(c, PP_ERR_INVALID, "fault_deadline_ms must be >= 1 (milliseconds)");
+    if (o->breaker_base_ms < 0 || o->breaker_max_ms < o->breaker_base_ms)
+        return broken(c, PP_ERR_INVALID, "breaker_base_ms must be >= 0 and breaker_max_ms >= breaker_base_ms");
+    c->opts.fault_fallback = o->fault_fallback != 0;
 
     c->base_url = strndup(base, blen);
-    c->token = dup_or_null(opts->token);
-    if (c->base_url == NULL || (opts->token != NULL && c->token == NULL)) goto oom;
+    c->token = dup_or_null(token);
+    if (c->base_url == NULL || (token != NULL && c->token == NULL)) goto oom;
     c->opts.base_url = c->base_url;
     c->opts.token = c->token;
     if (pp__buf_reserve(&c->answer, PP_ANSWER_INITIAL) != 0) goto oom;
@@ -165,8 +302,16 @@ pp_client *pp_client_new(const pp_options *opts) {
 #undef ADD_HEADER
     c->headers = h;
 
+    c->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (c->epfd < 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "epoll_create1: %s", strerror(errno));
+        return broken(c, PP_ERR_IO, msg);
+    }
     c->curl = curl_easy_init();
-    if (c->curl == NULL) return broken(c, PP_ERR_IO, "curl_easy_init failed (is pp_global_init called?)");
+    c->multi = curl_multi_init();
+    if (c->curl == NULL || c->multi == NULL)
+        return broken(c, PP_ERR_IO, "curl_easy_init failed (is pp_global_init called?)");
 
     /* Connection options, once. */
     CURL *e = c->curl;
@@ -175,13 +320,19 @@ pp_client *pp_client_new(const pp_options *opts) {
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, opts->request_timeout_ms);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_MAXCONNECTS, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1L);
     return c;
 
 oom_headers:
@@ -193,7 +344,10 @@ oom:
 
 void pp_client_free(pp_client *c) {
     if (c == NULL) return;
+    pp__xfer_abort(c);
+    if (c->multi != NULL) curl_multi_cleanup(c->multi); /* closes the kept connection */
     if (c->curl != NULL) curl_easy_cleanup(c->curl);
+    if (c->epfd >= 0) close(c->epfd);
     curl_slist_free_all(c->headers);
     for (pp_known *k = c->known, *next; k != NULL; k = next) {
         next = k->next;
@@ -239,6 +393,10 @@ int pp__begin(pp_client *c) {
     c->err = PP_OK;
     c->errstr[0] = '\0';
     c->status = 0;
+    if (c->fault.phase != PP_FAULT_NONE)
+        return pp__fail(c, PP_ERR_INVALID,
+                        "a fault is submitted on this client: collect it (pp_fault_collect) or "
+                        "cancel it (pp_fault_cancel) first");
     return 0;
 }
 
@@ -284,7 +442,7 @@ int pp__url(pp_client *c, char *dst, const char *fmt, ...) {
 }
 
 /* xorshift64*: jitter for the backoff, no allocation, no global state. */
-static uint64_t next_random(pp_client *c) {
+uint64_t pp__random(pp_client *c) {
     uint64_t x = c->rng;
     x ^= x >> 12;
     x ^= x << 25;
@@ -302,14 +460,12 @@ static void backoff(pp_client *c, int attempt) {
     if (delay > cap) delay = cap;
     if (delay <= 0) return;
     long half = delay / 2;
-    long ms = half + (long)(next_random(c) % (uint64_t)(delay - half + 1));
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    long ms = half + (long)(pp__random(c) % (uint64_t)(delay - half + 1));
+    pp__sleep_ns((uint64_t)ms * 1000000ull);
 }
 
 /* Reads `detail` (else `title`) of a problem+json answer into errstr. */
-static void http_error(pp_client *c) {
+void pp__http_error(pp_client *c) {
     json_error_t jerr;
     const char *detail = NULL, *title = NULL;
     json_t *doc = json_loadb(c->answer.data, c->answer.len, 0, &jerr);
@@ -323,7 +479,7 @@ static void http_error(pp_client *c) {
 }
 
 /* Maps a libcurl failure to an error kind; returns whether it may be retried. */
-static int transport_error(pp_client *c, CURLcode rc) {
+int pp__transport_error(pp_client *c, CURLcode rc) {
     const char *msg = c->curl_errbuf[0] != '\0' ? c->curl_errbuf : curl_easy_strerror(rc);
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
@@ -357,84 +513,197 @@ static int transport_error(pp_client *c, CURLcode rc) {
     }
 }
 
+/* ---- One transfer through the multi handle ------------------------------ */
+
+/* Per-request options, set on every call (the handle is not in the multi handle). */
+int pp__xfer_setup(pp_client *c, pp_method m, const char *url, const char *body, size_t len,
+                   long timeout_ms, long connect_timeout_ms, int fresh) {
+    CURL *e = c->curl;
+    /* libcurl copies and parses the URL on every set: skip that when the
+     * handle already holds this one (the hot loop of a single session). */
+    if (strcmp(c->url_set, url) != 0) {
+        c->url_set[0] = '\0';
+        if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+            return pp__fail(c, PP_ERR_OOM, "out of memory setting the URL");
+        snprintf(c->url_set, sizeof c->url_set, "%s", url);
+    }
+    switch (m) {
+    case PP_GET:
+    case PP_DELETE:
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == PP_DELETE ? "DELETE" : NULL);
+        break;
+    case PP_POST:
+    case PP_PUT:
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body != NULL ? len : 0));
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == PP_PUT ? "PUT" : NULL);
+        break;
+    }
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+    c->answer.len = 0;
+    c->answer.data[0] = '\0';
+    c->answer_too_big = 0;
+    c->answer_oom = 0;
+    c->curl_errbuf[0] = '\0';
+    c->status = 0;
+    return 0;
+}
+
+int pp__xfer_start(pp_client *c) {
+    c->done = 0;
+    c->result = CURLE_OK;
+    if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK)
+        return pp__fail(c, PP_ERR_OOM, "cannot start a transfer (curl_multi_add_handle)");
+    c->running = 1; /* libcurl set its timer to "now": the first step starts the request */
+    return 0;
+}
+
+/* Collects a finished transfer's result and takes the handle out of the multi handle. */
+static void check_done(pp_client *c) {
+    int left;
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (m->msg == CURLMSG_DONE && m->easy_handle == c->curl) {
+            c->result = m->data.result;
+            c->done = 1;
+        }
+    }
+    if (c->done && c->running) {
+        curl_multi_remove_handle(c->multi, c->curl);
+        c->running = 0;
+    }
+}
+
 /*
- * One request with its retries. Per-request options are set here, every
- * call. Returns 0 for an answer below 400 (its body NUL-terminated in
- * c->answer), -1 otherwise with the error set.
+ * Drives the running transfer until it is done (1, its result in c->result)
+ * or until `until_ns` passes (0). until_ns 0 only makes progress: it runs due
+ * timers and whatever the sockets have ready, without waiting.
+ */
+int pp__xfer_step(pp_client *c, uint64_t until_ns) {
+    struct epoll_event ev[8];
+    int rounds_at_end = 0;
+    for (;;) {
+        check_done(c);
+        if (c->done || !c->running) return 1;
+        int still;
+        uint64_t now = pp__now_ns();
+        if (c->timer_ns != UINT64_MAX && now >= c->timer_ns) {
+            c->timer_ns = UINT64_MAX;
+            curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+            continue;
+        }
+        int ms = 0;
+        if (now >= until_ns) {
+            if (rounds_at_end++ >= 4) return 0;
+        } else {
+            uint64_t end = c->timer_ns < until_ns ? c->timer_ns : until_ns;
+            uint64_t wait = (end - now + 999999ull) / 1000000ull; /* rounded up: no busy loop */
+            ms = wait > (uint64_t)INT_MAX ? INT_MAX : (int)wait;
+        }
+        int n = epoll_wait(c->epfd, ev, (int)(sizeof ev / sizeof ev[0]), ms);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            snprintf(c->curl_errbuf, sizeof c->curl_errbuf, "epoll_wait: %s", strerror(errno));
+            pp__xfer_abort(c);
+            c->done = 1;
+            c->result = CURLE_RECV_ERROR;
+            return 1;
+        }
+        if (n == 0 && now >= until_ns) return 0;
+        for (int i = 0; i < n; i++) {
+            pp_sock *own = find_sock(c, ev[i].data.fd);
+            if (own != NULL && !own->active) {
+                /* A kept-alive connection libcurl does not watch now (the server
+                 * closed it, say): quiet it until libcurl asks for it again. */
+                struct epoll_event quiet;
+                memset(&quiet, 0, sizeof quiet);
+                quiet.data.fd = own->fd;
+                if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, own->fd, &quiet) == 0) own->events = 0;
+                continue;
+            }
+            int flags = 0;
+            if (ev[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+            if (ev[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+            if (ev[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(c->multi, ev[i].data.fd, flags, &still);
+        }
+    }
+}
+
+/* Stops the running transfer, if any; its connection is closed. */
+void pp__xfer_abort(pp_client *c) {
+    if (c->running) {
+        curl_multi_remove_handle(c->multi, c->curl);
+        c->running = 0;
+    }
+    c->timer_ns = UINT64_MAX;
+}
+
+/* The finished transfer as a call's result: 0 for an answer below 400 (its
+ * body NUL-terminated in c->answer), -1 otherwise with the error set. */
+int pp__xfer_answer(pp_client *c, CURLcode rc) {
+    if (rc != CURLE_OK) {
+        pp__transport_error(c, rc);
+        return -1;
+    }
+    long status = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+    c->status = (int)status;
+    c->answer.data[c->answer.len] = '\0';
+    if (status >= 400) {
+        pp__http_error(c);
+        return -1;
+    }
+    if (status < 200) return pp__fail(c, PP_ERR_PROTOCOL, "unexpected HTTP %ld", status);
+    c->err = PP_OK;
+    c->errstr[0] = '\0';
+    return 0;
+}
+
+/*
+ * An admin request with its retries, run to completion: request_timeout_ms
+ * per attempt (libcurl enforces it), backoff between attempts.
  */
 int pp__perform(pp_client *c, pp_method m, const char *url, const char *body, size_t len,
                 int retry) {
-    CURL *e = c->curl;
     c->retried = 0;
     for (int attempt = 0;; attempt++) {
         if (attempt > 0) {
             c->retried = 1;
             backoff(c, attempt);
         }
-        /* libcurl copies and parses the URL on every set: skip that when the
-         * handle already holds this one (the hot loop of a single session). */
-        if (strcmp(c->url_set, url) != 0) {
-            c->url_set[0] = '\0';
-            if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
-                return pp__fail(c, PP_ERR_OOM, "out of memory setting the URL");
-            snprintf(c->url_set, sizeof c->url_set, "%s", url);
-        }
-        switch (m) {
-        case PP_GET:
-        case PP_DELETE:
-            curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == PP_DELETE ? "DELETE" : NULL);
-            break;
-        case PP_POST:
-        case PP_PUT:
-            curl_easy_setopt(e, CURLOPT_POST, 1L);
-            curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body : "");
-            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body != NULL ? len : 0));
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == PP_PUT ? "PUT" : NULL);
-            break;
-        }
-        c->answer.len = 0;
-        c->answer.data[0] = '\0';
-        c->answer_too_big = 0;
-        c->answer_oom = 0;
-        c->curl_errbuf[0] = '\0';
-        c->status = 0;
-
-        CURLcode rc = curl_easy_perform(e);
-        if (rc == CURLE_OK) {
-            long status = 0;
-            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-            c->status = (int)status;
-            c->answer.data[c->answer.len] = '\0';
-            if (status >= 400) {
-                http_error(c);
-                return -1;
-            }
-            if (status < 200) return pp__fail(c, PP_ERR_PROTOCOL, "unexpected HTTP %ld", status);
-            c->err = PP_OK;
-            c->errstr[0] = '\0';
-            return 0;
-        }
-        int retryable = transport_error(c, rc);
+        if (pp__xfer_setup(c, m, url, body, len, c->opts.request_timeout_ms,
+                           c->opts.connect_timeout_ms, 0) != 0 ||
+            pp__xfer_start(c) != 0)
+            return -1;
+        pp__xfer_step(c, UINT64_MAX);
+        CURLcode rc = c->result;
+        if (rc == CURLE_OK) return pp__xfer_answer(c, rc);
+        int retryable = pp__transport_error(c, rc);
         if (!retry || !retryable || attempt >= c->opts.max_retries) return -1;
     }
 }
 
-/* ---- Sessions this client created --------------------------------------- */
+/* ---- Sessions this client knows ----------------------------------------- */
 
-static pp_known *find_known(pp_client *c, const char *id) {
+pp_known *pp__find_known(pp_client *c, const char *id) {
     for (pp_known *k = c->known; k != NULL; k = k->next)
         if (strcmp(k->id, id) == 0) return k;
     return NULL;
 }
 
-int pp__remember(pp_client *c, const char *id, const char *body) {
-    pp_known *k = find_known(c, id);
+int pp__remember(pp_client *c, const char *id, const char *body, uint64_t page_size) {
+    pp_known *k = pp__find_known(c, id);
     char *copy = strdup(body);
     if (copy == NULL) return pp__fail(c, PP_ERR_OOM, "out of memory");
     if (k != NULL) {
         free(k->body);
         k->body = copy;
+        k->page_size = page_size;
         return 0;
     }
     k = calloc(1, sizeof *k);
@@ -444,6 +713,7 @@ int pp__remember(pp_client *c, const char *id, const char *body) {
         return pp__fail(c, PP_ERR_OOM, "out of memory");
     }
     k->body = copy;
+    k->page_size = page_size;
     k->next = c->known;
     c->known = k;
     return 0;
@@ -464,14 +734,14 @@ void pp__forget(pp_client *c, const char *id) {
 
 /*
  * A request on a session's route (URL already in c->url). On a 404 for a
- * session this client created, and unless recreate_sessions is off, PUTs
- * the remembered config again and repeats the request once.
+ * session this client knows, and unless recreate_sessions is off, PUTs the
+ * remembered config again and repeats the request once.
  */
 int pp__session_call(pp_client *c, const char *id, pp_method m, const char *body, size_t len,
                      int retry) {
     if (pp__perform(c, m, c->url, body, len, retry) == 0) return 0;
     if (c->err != PP_ERR_HTTP || c->status != 404 || !c->opts.recreate_sessions) return -1;
-    pp_known *k = find_known(c, id);
+    pp_known *k = pp__find_known(c, id);
     if (k == NULL) return -1;
 
     char url[PP_URL_SIZE];
@@ -483,4 +753,12 @@ int pp__session_call(pp_client *c, const char *id, pp_method m, const char *body
         return -1;
     }
     return pp__perform(c, m, c->url, body, len, retry);
+}
+
+long pp_client_breaker_ms(const pp_client *c, long *period_ms) {
+    if (period_ms != NULL) *period_ms = c == NULL ? 0 : c->breaker_period_ms;
+    if (c == NULL) return 0;
+    uint64_t now = pp__now_ns();
+    if (now >= c->breaker_until_ns) return 0;
+    return (long)((c->breaker_until_ns - now + 999999ull) / 1000000ull);
 }

@@ -7,38 +7,62 @@
  * so strings are copied before the document is released; never JSON_STRICT
  * on an answer, so fields added by a later server do not break this client.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void pp_session_config_init(pp_session_config *cfg) {
-    if (cfg == NULL) return;
+static void config_defaults(pp_session_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
     cfg->policy = NULL;
     cfg->min_pages = cfg->max_pages = cfg->k = cfg->initial_pages = -1;
     cfg->gap = cfg->memory_pages = cfg->max_streams = cfg->page_size = -1;
     cfg->labels = NULL;
     cfg->nlabels = 0;
     cfg->forward_pages = cfg->backward_pages = cfg->ra_initial = cfg->ra_max = -1;
+    cfg->max_slots = cfg->transitions = cfg->half_life = cfg->near_window = -1;
+    cfg->probe_staleness = cfg->fault_fee = cfg->min_evidence = cfg->rtt_us = cfg->page_us = -1.0;
+}
+
+void pp_session_config_init_sized(pp_session_config *cfg, size_t size) {
+    if (cfg == NULL) return;
+    pp_session_config full;
+    config_defaults(&full);
+    full.size = size;
+    if (size > sizeof full) {
+        memset((char *)cfg + sizeof full, 0, size - sizeof full);
+        memcpy(cfg, &full, sizeof full);
+    } else {
+        memcpy(cfg, &full, size);
+    }
 }
 
 /* ---- Documents ----------------------------------------------------------- */
 
+static void config_free(pp_session_config *cfg) {
+    if (cfg == NULL) return;
+    free((char *)cfg->policy);
+    for (size_t i = 0; i < cfg->nlabels; i++) {
+        free((char *)cfg->labels[i].key);
+        free((char *)cfg->labels[i].value);
+    }
+    free((pp_label *)cfg->labels);
+    free(cfg);
+}
+
 void pp__session_clear(pp_session *s) {
     free(s->id);
-    free((char *)s->config.policy);
-    for (size_t i = 0; i < s->config.nlabels; i++) {
-        free((char *)s->config.labels[i].key);
-        free((char *)s->config.labels[i].value);
-    }
-    free((pp_label *)s->config.labels);
+    config_free(s->config);
     free(s->min_record);
     free(s->max_record);
+    for (size_t i = 0; i < s->nstreams; i++) free(s->streams[i]);
     free(s->streams);
+    free(s->stats);
     memset(s, 0, sizeof *s);
 }
 
@@ -50,7 +74,7 @@ void pp_session_free(pp_session *s) {
 
 void pp_session_page_free(pp_session_page *l) {
     if (l == NULL) return;
-    for (size_t i = 0; i < l->count; i++) pp__session_clear(&l->sessions[i]);
+    for (size_t i = 0; i < l->count; i++) pp_session_free(l->sessions[i]);
     free(l->sessions);
     free(l->next);
     free(l);
@@ -62,6 +86,43 @@ static int bad_doc(pp_client *c, const char *what, const json_error_t *jerr) {
 }
 
 static int oom(pp_client *c) { return pp__fail(c, PP_ERR_OOM, "out of memory"); }
+
+/* The config's members as the server names them, by kind. */
+static const struct {
+    const char *key;
+    size_t offset;
+} int_fields[] = {
+    {"min_pages", offsetof(pp_session_config, min_pages)},
+    {"max_pages", offsetof(pp_session_config, max_pages)},
+    {"k", offsetof(pp_session_config, k)},
+    {"initial_pages", offsetof(pp_session_config, initial_pages)},
+    {"gap", offsetof(pp_session_config, gap)},
+    {"memory_pages", offsetof(pp_session_config, memory_pages)},
+    {"max_streams", offsetof(pp_session_config, max_streams)},
+    {"page_size", offsetof(pp_session_config, page_size)},
+    {"forward_pages", offsetof(pp_session_config, forward_pages)},
+    {"backward_pages", offsetof(pp_session_config, backward_pages)},
+    {"ra_initial", offsetof(pp_session_config, ra_initial)},
+    {"ra_max", offsetof(pp_session_config, ra_max)},
+    {"max_slots", offsetof(pp_session_config, max_slots)},
+    {"transitions", offsetof(pp_session_config, transitions)},
+    {"half_life", offsetof(pp_session_config, half_life)},
+    {"near_window", offsetof(pp_session_config, near_window)},
+}, real_fields[] = {
+    {"probe_staleness", offsetof(pp_session_config, probe_staleness)},
+    {"fault_fee", offsetof(pp_session_config, fault_fee)},
+    {"min_evidence", offsetof(pp_session_config, min_evidence)},
+    {"rtt_us", offsetof(pp_session_config, rtt_us)},
+    {"page_us", offsetof(pp_session_config, page_us)},
+};
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static int64_t *int_field(pp_session_config *cfg, size_t i) {
+    return (int64_t *)(void *)((char *)cfg + int_fields[i].offset);
+}
+static double *real_field(pp_session_config *cfg, size_t i) {
+    return (double *)(void *)((char *)cfg + real_fields[i].offset);
+}
 
 /* An int64 array of integers; an absent array leaves *out NULL. */
 static int parse_record(pp_client *c, json_t *arr, int64_t **out, size_t *len) {
@@ -83,38 +144,34 @@ static int parse_record(pp_client *c, json_t *arr, int64_t **out, size_t *len) {
     return 0;
 }
 
+/* Fills *out (set to defaults) from a config object. Absent or null members
+ * keep their default (-1); a member of the wrong type is an error; members
+ * this library does not know are ignored. */
 static int parse_config(pp_client *c, json_t *cfg, pp_session_config *out) {
-    json_error_t jerr;
-    const char *policy = NULL;
-    json_t *initial = NULL, *labels = NULL;
-    json_int_t min_pages = -1, max_pages = -1, k = -1, gap = -1, memory = -1, streams = -1,
-               page_size = -1;
-    if (json_unpack_ex(cfg, &jerr, 0, "{s?s, s?I, s?I, s?I, s?o, s?I, s?I, s?I, s?I, s?o}",
-                       "policy", &policy, "min_pages", &min_pages, "max_pages", &max_pages, "k",
-                       &k, "initial_pages", &initial, "gap", &gap, "memory_pages", &memory,
-                       "max_streams", &streams, "page_size", &page_size, "labels", &labels) != 0)
-        return bad_doc(c, "config", &jerr);
-    out->min_pages = min_pages;
-    out->max_pages = max_pages;
-    out->k = k;
-    out->initial_pages = json_is_integer(initial) ? json_integer_value(initial) : -1;
-    out->gap = gap;
-    out->memory_pages = memory;
-    out->max_streams = streams;
-    out->page_size = page_size;
-    if (policy != NULL && (out->policy = strdup(policy)) == NULL) return oom(c);
+    if (!json_is_object(cfg)) return bad_doc(c, "config is not an object", NULL);
+    json_t *policy = json_object_get(cfg, "policy");
+    if (policy != NULL && !json_is_null(policy)) {
+        if (!json_is_string(policy)) return bad_doc(c, "config.policy is not a string", NULL);
+        if ((out->policy = strdup(json_string_value(policy))) == NULL) return oom(c);
+    }
+    for (size_t i = 0; i < NELEMS(int_fields); i++) {
+        json_t *v = json_object_get(cfg, int_fields[i].key);
+        if (v == NULL || json_is_null(v)) continue;
+        if (!json_is_integer(v))
+            return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not an integer",
+                            int_fields[i].key);
+        *int_field(out, i) = (int64_t)json_integer_value(v);
+    }
+    for (size_t i = 0; i < NELEMS(real_fields); i++) {
+        json_t *v = json_object_get(cfg, real_fields[i].key);
+        if (v == NULL || json_is_null(v)) continue;
+        if (!json_is_number(v)) /* 1000 and 1000.0 alike */
+            return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not a number",
+                            real_fields[i].key);
+        *real_field(out, i) = json_number_value(v);
+    }
 
-    /* The policies' own fields, present only for their policy. */
-    json_int_t forward = -1, backward = -1, ra_initial = -1, ra_max = -1;
-    if (json_unpack_ex(cfg, &jerr, 0, "{s?I, s?I, s?I, s?I}", "forward_pages", &forward,
-                       "backward_pages", &backward, "ra_initial", &ra_initial, "ra_max",
-                       &ra_max) != 0)
-        return bad_doc(c, "config", &jerr);
-    out->forward_pages = forward;
-    out->backward_pages = backward;
-    out->ra_initial = ra_initial;
-    out->ra_max = ra_max;
-
+    json_t *labels = json_object_get(cfg, "labels");
     if (labels == NULL || json_is_null(labels)) return 0;
     if (!json_is_object(labels)) return bad_doc(c, "labels is not an object", NULL);
     size_t n = json_object_size(labels);
@@ -128,7 +185,7 @@ static int parse_config(pp_client *c, json_t *cfg, pp_session_config *out) {
         if (!json_is_string(value)) return bad_doc(c, "a label value is not a string", NULL);
         l[out->nlabels].key = strdup(key);
         l[out->nlabels].value = strdup(json_string_value(value));
-        out->nlabels++; /* counted before the check, so pp__session_clear frees both */
+        out->nlabels++; /* counted before the check, so config_free frees both */
         if (l[out->nlabels - 1].key == NULL || l[out->nlabels - 1].value == NULL) return oom(c);
     }
     return 0;
@@ -141,7 +198,6 @@ static int parse_streams(pp_client *c, json_t *arr, pp_session *s) {
     if (n == 0) return 0;
     s->streams = calloc(n, sizeof *s->streams);
     if (s->streams == NULL) return oom(c);
-    s->nstreams = n;
     size_t i;
     json_t *v;
     json_array_foreach(arr, i, v) {
@@ -156,7 +212,10 @@ static int parse_streams(pp_client *c, json_t *arr, pp_session *s) {
         if (window != NULL && !json_is_null(window) &&
             json_unpack_ex(window, &jerr, 0, "{s?I, s?I}", "start", &start, "count", &count) != 0)
             return bad_doc(c, "window", &jerr);
-        pp_stream_state *st = &s->streams[i];
+        pp_stream_state *st = calloc(1, sizeof *st);
+        if (st == NULL) return oom(c);
+        s->streams[s->nstreams++] = st;
+        st->size = sizeof *st;
         st->stream = (uint32_t)id;
         st->ntest = ntest;
         st->min_hit = min_hit;
@@ -172,21 +231,38 @@ static void copy_time(char *dst, size_t size, json_t *v) {
     snprintf(dst, size, "%s", json_is_string(v) ? json_string_value(v) : "");
 }
 
+/* Whether this library reads the state of a session with this policy: dp's
+ * and the baselines' (records and streams). Another policy's state (dp-plus
+ * and later ones) has fields of its own and is left unread. */
+static int known_state(const char *policy) {
+    static const char *const known[] = {"dp", "dp-literal", "none", "forward", "readahead"};
+    if (policy == NULL) return 1;
+    for (size_t i = 0; i < NELEMS(known); i++)
+        if (strcmp(policy, known[i]) == 0) return 1;
+    return 0;
+}
+
 /* Fills *s from a session document (borrowed). On error *s holds what was
- * parsed so far: the caller clears it. */
+ * parsed so far: the caller clears it. Lenient: members this library does
+ * not know are ignored (never JSON_STRICT), so a newer server's fields do
+ * not break an older client. */
 int pp__parse_session(pp_client *c, json_t *doc, pp_session *s) {
     json_error_t jerr;
     const char *id = NULL;
     json_t *config = NULL, *state = NULL, *stats = NULL;
     memset(s, 0, sizeof *s);
-    pp_session_config_init(&s->config);
+    s->size = sizeof *s;
     if (json_unpack_ex(doc, &jerr, 0, "{s:s, s:o, s?o, s?o}", "id", &id, "config", &config,
                        "state", &state, "stats", &stats) != 0)
         return bad_doc(c, "session", &jerr);
     if ((s->id = strdup(id)) == NULL) return oom(c);
-    if (parse_config(c, config, &s->config) != 0) return -1;
+    if ((s->config = malloc(sizeof *s->config)) == NULL) return oom(c);
+    config_defaults(s->config);
+    if ((s->stats = calloc(1, sizeof *s->stats)) == NULL) return oom(c);
+    s->stats->size = sizeof *s->stats;
+    if (parse_config(c, config, s->config) != 0) return -1;
 
-    if (state != NULL && !json_is_null(state)) {
+    if (state != NULL && !json_is_null(state) && known_state(s->config->policy)) {
         json_int_t nmin = 0, nmax = 0;
         json_t *min_record = NULL, *max_record = NULL, *streams = NULL;
         if (json_unpack_ex(state, &jerr, 0, "{s?I, s?I, s?o, s?o, s?o}", "nmin", &nmin, "nmax",
@@ -208,7 +284,7 @@ int pp__parse_session(pp_client *c, json_t *doc, pp_session *s) {
                            "reverse", &n[4], "repeat", &n[5], "pages_advised", &n[6],
                            "created_at", &created, "last_fault_at", &last) != 0)
             return bad_doc(c, "stats", &jerr);
-        pp_session_stats *st = &s->stats;
+        pp_session_stats *st = s->stats;
         st->faults = n[0];
         st->first = n[1];
         st->smaller = n[2];
@@ -245,12 +321,6 @@ static int answer_session(pp_client *c, pp_session **out) {
 
 /* ---- Calls --------------------------------------------------------------- */
 
-/* Sets key to an integer unless it is -1 (server default). */
-static int set_int(json_t *obj, const char *key, int64_t v) {
-    if (v == -1) return 0;
-    return json_object_set_new(obj, key, json_integer((json_int_t)v));
-}
-
 /* The PUT body for a config: only the fields that are set. Built with
  * json_object_set_new (which steals each value) and every result checked:
  * json_pack could leave out a -1 only through "o*", which would also drop,
@@ -262,27 +332,21 @@ static char *config_body(pp_client *c, const pp_session_config *cfg) {
         return NULL;
     }
     int rc = 0;
-    if (cfg != NULL) {
-        if (cfg->policy != NULL) rc |= json_object_set_new(obj, "policy", json_string(cfg->policy));
-        rc |= set_int(obj, "min_pages", cfg->min_pages);
-        rc |= set_int(obj, "max_pages", cfg->max_pages);
-        rc |= set_int(obj, "k", cfg->k);
-        rc |= set_int(obj, "initial_pages", cfg->initial_pages);
-        rc |= set_int(obj, "gap", cfg->gap);
-        rc |= set_int(obj, "memory_pages", cfg->memory_pages);
-        rc |= set_int(obj, "max_streams", cfg->max_streams);
-        rc |= set_int(obj, "page_size", cfg->page_size);
-        rc |= set_int(obj, "forward_pages", cfg->forward_pages);
-        rc |= set_int(obj, "backward_pages", cfg->backward_pages);
-        rc |= set_int(obj, "ra_initial", cfg->ra_initial);
-        rc |= set_int(obj, "ra_max", cfg->ra_max);
-        if (cfg->nlabels > 0) {
-            json_t *labels = json_object();
-            rc |= json_object_set_new(obj, "labels", labels); /* steals; fails on NULL */
-            for (size_t i = 0; rc == 0 && i < cfg->nlabels; i++)
-                rc |= json_object_set_new(labels, cfg->labels[i].key,
-                                          json_string(cfg->labels[i].value));
-        }
+    pp_session_config *mut = (pp_session_config *)cfg; /* read through the field tables only */
+    if (cfg->policy != NULL) rc |= json_object_set_new(obj, "policy", json_string(cfg->policy));
+    for (size_t i = 0; rc == 0 && i < NELEMS(int_fields); i++) {
+        int64_t v = *int_field(mut, i);
+        if (v != -1) rc |= json_object_set_new(obj, int_fields[i].key, json_integer((json_int_t)v));
+    }
+    for (size_t i = 0; rc == 0 && i < NELEMS(real_fields); i++) {
+        double v = *real_field(mut, i);
+        if (v != -1.0) rc |= json_object_set_new(obj, real_fields[i].key, json_real(v));
+    }
+    if (rc == 0 && cfg->nlabels > 0) {
+        json_t *labels = json_object();
+        rc |= json_object_set_new(obj, "labels", labels); /* steals; fails on NULL */
+        for (size_t i = 0; rc == 0 && i < cfg->nlabels; i++)
+            rc |= json_object_set_new(labels, cfg->labels[i].key, json_string(cfg->labels[i].value));
     }
     char *body = rc == 0 ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
@@ -291,29 +355,60 @@ static char *config_body(pp_client *c, const pp_session_config *cfg) {
     return body;
 }
 
-static int check_config(pp_client *c, const pp_session_config *cfg) {
+/* The caller's config (NULL: every default) as this library lays it out, checked. */
+static int config_in(pp_client *c, const pp_session_config *cfg, pp_session_config *full) {
+    config_defaults(full);
     if (cfg == NULL) return 0;
-    if (cfg->nlabels > 0 && cfg->labels == NULL)
-        return pp__fail(c, PP_ERR_INVALID, "labels is NULL with nlabels %zu", cfg->nlabels);
-    for (size_t i = 0; i < cfg->nlabels; i++)
-        if (cfg->labels[i].key == NULL || cfg->labels[i].value == NULL)
+    if (cfg->size < PP_CONFIG_SIZE_1_0 || cfg->size > sizeof *full)
+        return pp__fail(c, PP_ERR_INVALID,
+                        "cfg->size is %zu, not one this libprepage %s knows (%zu … %zu): fill the "
+                        "config with pp_session_config_init() first",
+                        cfg->size, PP_VERSION_STRING, (size_t)PP_CONFIG_SIZE_1_0, sizeof *full);
+    memcpy(full, cfg, cfg->size);
+    full->size = sizeof *full;
+    if (full->nlabels > 0 && full->labels == NULL)
+        return pp__fail(c, PP_ERR_INVALID, "labels is NULL with nlabels %zu", full->nlabels);
+    for (size_t i = 0; i < full->nlabels; i++)
+        if (full->labels[i].key == NULL || full->labels[i].value == NULL)
             return pp__fail(c, PP_ERR_INVALID, "label %zu has a NULL key or value", i);
+    for (size_t i = 0; i < NELEMS(real_fields); i++) {
+        double v = *real_field(full, i);
+        if (v != v || v - v != 0) /* NaN or infinite: JSON has no such number */
+            return pp__fail(c, PP_ERR_INVALID, "%s is not a finite number", real_fields[i].key);
+    }
     return 0;
+}
+
+/* The page size a config gives its session, 0 for the server's default. */
+static uint64_t config_page_size(const pp_session_config *cfg) {
+    return cfg->page_size > 0 ? (uint64_t)cfg->page_size : 0;
 }
 
 int pp_session_create_ex(pp_client *c, const char *id, const pp_session_config *cfg,
                          pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
-    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0 || check_config(c, cfg) != 0) return -1;
+    pp_session_config full;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0 || config_in(c, cfg, &full) != 0) return -1;
     if (pp__url(c, c->url, "/sessions/%s", id) != 0) return -1;
-    char *body = config_body(c, cfg);
+    char *body = config_body(c, &full);
     if (body == NULL) return -1;
     /* PUT is idempotent: the same config again is a 200. */
     int rc = pp__perform(c, PP_PUT, c->url, body, strlen(body), 1);
-    if (rc == 0) rc = pp__remember(c, id, body);
+    if (rc == 0) rc = pp__remember(c, id, body, config_page_size(&full));
     free(body);
     if (rc == 0) rc = answer_session(c, out);
+    return rc;
+}
+
+int pp_session_register(pp_client *c, const char *id, const pp_session_config *cfg) {
+    if (c == NULL) return -1;
+    pp_session_config full;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0 || config_in(c, cfg, &full) != 0) return -1;
+    char *body = config_body(c, &full);
+    if (body == NULL) return -1;
+    int rc = pp__remember(c, id, body, config_page_size(&full));
+    free(body);
     return rc;
 }
 
@@ -394,6 +489,7 @@ int pp_session_list(pp_client *c, size_t limit, const char *after, pp_session_pa
         oom(c);
         goto done;
     }
+    l->size = sizeof *l;
     size_t count = json_array_size(sessions);
     if (count > 0 && (l->sessions = calloc(count, sizeof *l->sessions)) == NULL) {
         oom(c);
@@ -402,8 +498,12 @@ int pp_session_list(pp_client *c, size_t limit, const char *after, pp_session_pa
     size_t i;
     json_t *v;
     json_array_foreach(sessions, i, v) {
-        l->count = i + 1; /* so the list's free clears a half-parsed entry */
-        if (pp__parse_session(c, v, &l->sessions[i]) != 0) goto done;
+        if ((l->sessions[i] = calloc(1, sizeof *l->sessions[i])) == NULL) {
+            oom(c);
+            goto done;
+        }
+        l->count = i + 1; /* so the page's free clears a half-parsed entry */
+        if (pp__parse_session(c, v, l->sessions[i]) != 0) goto done;
     }
     if (json_is_string(next) && (l->next = strdup(json_string_value(next))) == NULL) {
         oom(c);

@@ -17,8 +17,10 @@ internal import CPrepageClient
 /// ```
 ///
 /// > Warning: A client belongs to one thread at a time and is not `Sendable`:
-/// > give each thread (or task that stays on one) its own client. Calls block
-/// > the calling thread for up to the request timeout times the retries.
+/// > give each thread (or task that stays on one) its own client. Admin calls
+/// > block the calling thread for up to the request timeout times the retries;
+/// > a fault for at most ``PrepageClientOptions/faultDeadlineMilliseconds``, after
+/// > which (by default) it answers a ``Outcome/fallback`` decision.
 public final class PrepageClient {
     private let client: OpaquePointer
 
@@ -29,13 +31,17 @@ public final class PrepageClient {
     public init(options: PrepageClientOptions = PrepageClientOptions()) throws(PrepageClientError) {
         _ = pp_global_init()  // once per process; later calls do nothing
         var opts = pp_options()
-        pp_options_init(&opts)
+        pp_options_init(&opts)  // sets opts.size, which the library checks
         opts.connect_timeout_ms = options.connectTimeoutMilliseconds
         opts.request_timeout_ms = options.requestTimeoutMilliseconds
         opts.max_retries = Int32(clamping: options.maxRetries)
         opts.retry_base_ms = options.retryBaseMilliseconds
         opts.retry_max_ms = options.retryMaxMilliseconds
         opts.recreate_sessions = options.recreateSessions ? 1 : 0
+        opts.fault_deadline_ms = options.faultDeadlineMilliseconds
+        opts.fault_fallback = options.faultFallback ? 1 : 0
+        opts.breaker_base_ms = options.breakerBaseMilliseconds
+        opts.breaker_max_ms = options.breakerMaxMilliseconds
         // pp_client_new copies both strings.
         let made: OpaquePointer? = options.baseURL.withCString { url in
             opts.base_url = url
@@ -79,6 +85,14 @@ public final class PrepageClient {
         return (session, pp_client_http_status(client) == 201)
     }
 
+    /// Tells this client a session's config without sending anything, so that it
+    /// re-creates the session after a 404 (a restarted server) as ``createSession(_:config:)``
+    /// would: for clients that only fault a session another client created.
+    public func registerSession(_ id: String, config: SessionConfig = SessionConfig()) throws(PrepageClientError) {
+        let rc = try withCConfig(config) { cfg throws(PrepageClientError) in pp_session_register(client, id, cfg) }
+        guard rc == 0 else { throw Self.error(of: client) }
+    }
+
     /// `GET /sessions/{id}`.
     public func getSession(_ id: String) throws(PrepageClientError) -> Session {
         try document { out in pp_session_get(client, id, out) }
@@ -99,7 +113,7 @@ public final class PrepageClient {
         defer { pp_session_page_free(page) }
         let sessions = UnsafeBufferPointer(start: page.pointee.sessions, count: page.pointee.count)
         return SessionPage(
-            sessions: sessions.map(Session.init(c:)),
+            sessions: sessions.map { Session(c: $0!.pointee) },
             next: page.pointee.next.map { String(cString: $0) })
     }
 
@@ -123,22 +137,40 @@ public final class PrepageClient {
 
     // MARK: Faults
 
-    /// `POST /sessions/{id}/fault` by page. Retried after a connection failure
-    /// or timeout: the same fault again is answered `repeat`.
+    /// `POST /sessions/{id}/fault` by page, within the fault deadline.
+    ///
+    /// When the oracle is away and ``PrepageClientOptions/faultFallback`` is on,
+    /// returns a ``Outcome/fallback`` decision (the faulting page alone) rather than
+    /// throwing; ``lastError`` then says why. A 4xx (the oracle saying no) throws.
     ///
     /// - Parameter stream: the vCPU or thread that faulted. Default 0.
     public func fault(_ id: String, page: UInt64, stream: UInt32 = 0) throws(PrepageClientError) -> Decision {
         var d = pp_decision()
+        pp_decision_init(&d)
         guard pp_fault_page(client, id, page, stream, &d) == 0 else { throw Self.error(of: client) }
         return Decision(c: d)
     }
 
-    /// `POST /sessions/{id}/fault` by byte address; the server divides by the
-    /// session's `page_size`.
+    /// ``fault(_:page:stream:)`` by byte address; the server divides by the session's
+    /// `page_size` (a fallback uses the page size this client knows for the session).
     public func fault(_ id: String, addr: UInt64, stream: UInt32 = 0) throws(PrepageClientError) -> Decision {
         var d = pp_decision()
+        pp_decision_init(&d)
         guard pp_fault_addr(client, id, addr, stream, &d) == 0 else { throw Self.error(of: client) }
         return Decision(c: d)
+    }
+
+    /// Why the last call failed, or why the last fault was a fallback; `nil` after a success.
+    public var lastError: PrepageClientError? {
+        pp_client_err(client) == Int32(PP_OK) ? nil : Self.error(of: client)
+    }
+
+    /// The circuit breaker of the fault calls: milliseconds until this client asks the
+    /// oracle again (0: at the next fault), and the current open period (0: closed).
+    public var breaker: (remainingMilliseconds: Int, periodMilliseconds: Int) {
+        var period = 0
+        let remaining = pp_client_breaker_ms(client, &period)
+        return (remaining, period)
     }
 
     /// `POST /sessions/{id}/faults`: 1 … 65,536 pages decided in order, exactly
@@ -171,7 +203,9 @@ public final class PrepageClient {
         guard !values.isEmpty else {
             throw PrepageClientError(kind: .invalid, status: nil, detail: "a batch holds 1 … 65536 faults, not 0")
         }
-        var out = [pp_decision](repeating: pp_decision(), count: values.count)
+        var first = pp_decision()
+        pp_decision_init(&first)
+        var out = [pp_decision](repeating: first, count: values.count)
         let rc = values.withUnsafeBufferPointer { v in
             streams.withUnsafeBufferPointer { s in
                 out.withUnsafeMutableBufferPointer { o in
@@ -239,6 +273,15 @@ private func withCConfig<R>(
     cfg.backward_pages = set(config.backwardPages)
     cfg.ra_initial = set(config.raInitial)
     cfg.ra_max = set(config.raMax)
+    cfg.max_slots = set(config.maxSlots)
+    cfg.transitions = set(config.transitions)
+    cfg.half_life = set(config.halfLife)
+    cfg.near_window = set(config.nearWindow)
+    cfg.probe_staleness = config.probeStaleness ?? -1
+    cfg.fault_fee = config.faultFee ?? -1
+    cfg.min_evidence = config.minEvidence ?? -1
+    cfg.rtt_us = config.rttMicroseconds ?? -1
+    cfg.page_us = config.pageMicroseconds ?? -1
     // Copies of the label strings, freed after the call.
     let strings = config.labels.sorted { $0.key < $1.key }.map { (strdup($0.key), strdup($0.value)) }
     defer { for (k, v) in strings { free(k); free(v) } }
@@ -268,6 +311,7 @@ extension Outcome {
         case PP_LARGER: self = .larger
         case PP_REVERSE: self = .reverse
         case PP_REPEAT: self = .repeat
+        case PP_FALLBACK: self = .fallback
         default: self = .first
         }
     }
@@ -275,19 +319,21 @@ extension Outcome {
 
 extension Session {
     init(c s: pp_session) {
-        let c = s.config
+        let c = s.config.pointee
         func opt(_ v: Int64) -> Int? { v == -1 ? nil : Int(v) }
+        func opt(_ v: Double) -> Double? { v == -1 ? nil : v }
         var labels: [String: String] = [:]
         for l in UnsafeBufferPointer(start: c.labels, count: c.nlabels) {
             labels[String(cString: l.key)] = String(cString: l.value)
         }
-        let streams = UnsafeBufferPointer(start: s.streams, count: s.nstreams).map { st in
-            StreamState(
+        let streams = UnsafeBufferPointer(start: s.streams, count: s.nstreams).map { p in
+            let st = p!.pointee
+            return StreamState(
                 stream: st.stream, ntest: Int(st.ntest), minHit: Int(st.min_hit), maxHit: Int(st.max_hit),
                 window: .init(start: Int(st.window_start), count: Int(st.window_count)),
                 direction: st.up != 0 ? "up" : "down")
         }
-        var stats = s.stats
+        var stats = s.stats.pointee
         let created = withUnsafeBytes(of: &stats.created_at) {
             String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
         }
@@ -301,7 +347,10 @@ extension Session {
                 k: opt(c.k), initialPages: opt(c.initial_pages), gap: opt(c.gap), memoryPages: opt(c.memory_pages),
                 maxStreams: opt(c.max_streams), pageSize: opt(c.page_size), labels: labels,
                 forwardPages: opt(c.forward_pages), backwardPages: opt(c.backward_pages),
-                raInitial: opt(c.ra_initial), raMax: opt(c.ra_max)),
+                raInitial: opt(c.ra_initial), raMax: opt(c.ra_max),
+                maxSlots: opt(c.max_slots), transitions: opt(c.transitions), halfLife: opt(c.half_life),
+                nearWindow: opt(c.near_window), probeStaleness: opt(c.probe_staleness), faultFee: opt(c.fault_fee),
+                minEvidence: opt(c.min_evidence), rttMicroseconds: opt(c.rtt_us), pageMicroseconds: opt(c.page_us)),
             state: SessionState(
                 nmin: Int(s.nmin), nmax: Int(s.nmax),
                 minRecord: UnsafeBufferPointer(start: s.min_record, count: s.min_record_len).map { Int($0) },

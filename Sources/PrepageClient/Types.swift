@@ -21,9 +21,20 @@ public struct PrepageClientOptions: Sendable, Hashable {
     public var retryBaseMilliseconds: Int
     /// Cap of one backoff in milliseconds. Default 1,000.
     public var retryMaxMilliseconds: Int
-    /// Re-create a session this client created when the server answers 404 for
-    /// it (the server restarted, or the session moved), then retry once. Default `true`.
+    /// Re-create a session this client created (or registered) when the server
+    /// answers 404 for it (the server restarted, or the session moved), then retry once.
+    /// Default `true`.
     public var recreateSessions: Bool
+    /// The longest a single fault may take, retries included, in milliseconds. Default 5.
+    public var faultDeadlineMilliseconds: Int
+    /// When the oracle is away (no answer within the deadline, no connection, 5xx),
+    /// answer a ``Outcome/fallback`` decision — the faulting page alone — instead of
+    /// throwing, and stop asking for a while (the circuit breaker). Default `true`.
+    public var faultFallback: Bool
+    /// First period the breaker stays open, in milliseconds. Default 50.
+    public var breakerBaseMilliseconds: Int
+    /// Cap of the period, which doubles per failed probe, in milliseconds. Default 1,000.
+    public var breakerMaxMilliseconds: Int
 
     public init(
         baseURL: String = "http://127.0.0.1:7070",
@@ -33,7 +44,11 @@ public struct PrepageClientOptions: Sendable, Hashable {
         maxRetries: Int = 3,
         retryBaseMilliseconds: Int = 10,
         retryMaxMilliseconds: Int = 1_000,
-        recreateSessions: Bool = true
+        recreateSessions: Bool = true,
+        faultDeadlineMilliseconds: Int = 5,
+        faultFallback: Bool = true,
+        breakerBaseMilliseconds: Int = 50,
+        breakerMaxMilliseconds: Int = 1_000
     ) {
         self.baseURL = baseURL
         self.token = token
@@ -43,6 +58,10 @@ public struct PrepageClientOptions: Sendable, Hashable {
         self.retryBaseMilliseconds = retryBaseMilliseconds
         self.retryMaxMilliseconds = retryMaxMilliseconds
         self.recreateSessions = recreateSessions
+        self.faultDeadlineMilliseconds = faultDeadlineMilliseconds
+        self.faultFallback = faultFallback
+        self.breakerBaseMilliseconds = breakerBaseMilliseconds
+        self.breakerMaxMilliseconds = breakerMaxMilliseconds
     }
 }
 
@@ -51,7 +70,8 @@ public struct PrepageClientOptions: Sendable, Hashable {
 /// `nil` leaves a field to the server's default when creating; in a
 /// ``Session`` returned by the server every field is set.
 public struct SessionConfig: Sendable, Hashable, Codable {
-    /// `dp` (default), `dp-literal`, or a baseline: `none`, `forward`, `readahead`.
+    /// `dp`, `dp-literal`, `dp-plus`, or a baseline: `none`, `forward`, `readahead`;
+    /// `nil` for the server's default.
     public var policy: String?
     public var minPages: Int?
     public var maxPages: Int?
@@ -73,12 +93,33 @@ public struct SessionConfig: Sendable, Hashable, Codable {
     public var raInitial: Int?
     /// Policy `readahead` only: the largest window.
     public var raMax: Int?
+    /// Policy `dp-plus` only: 1 … 1,024; server default 64.
+    public var maxSlots: Int?
+    /// Policy `dp-plus` only: 1 … 256; server default 64.
+    public var transitions: Int?
+    /// Policy `dp-plus` only: in cases, 1 … 1,000,000; server default 22.
+    public var halfLife: Int?
+    /// Policy `dp-plus` only: 0 … 1,048,576; server default 8.
+    public var nearWindow: Int?
+    /// Policy `dp-plus` only: 0 … 1e9; server default 1,000.
+    public var probeStaleness: Double?
+    /// Policy `dp-plus` only: 0 … 1,000; server default 1.1.
+    public var faultFee: Double?
+    /// Policy `dp-plus` only: 0 … 1e6; server default 0.01.
+    public var minEvidence: Double?
+    /// Policy `dp-plus` only: the link's round trip in µs, 0.001 … 1e7; server default 100.
+    public var rttMicroseconds: Double?
+    /// Policy `dp-plus` only: one page's transfer time in µs, 0.001 … 1e7; server default 32.768.
+    public var pageMicroseconds: Double?
 
     public init(
         policy: String? = nil, minPages: Int? = nil, maxPages: Int? = nil, k: Int? = nil,
         initialPages: Int? = nil, gap: Int? = nil, memoryPages: Int? = nil, maxStreams: Int? = nil,
         pageSize: Int? = nil, labels: [String: String] = [:], forwardPages: Int? = nil,
-        backwardPages: Int? = nil, raInitial: Int? = nil, raMax: Int? = nil
+        backwardPages: Int? = nil, raInitial: Int? = nil, raMax: Int? = nil,
+        maxSlots: Int? = nil, transitions: Int? = nil, halfLife: Int? = nil, nearWindow: Int? = nil,
+        probeStaleness: Double? = nil, faultFee: Double? = nil, minEvidence: Double? = nil,
+        rttMicroseconds: Double? = nil, pageMicroseconds: Double? = nil
     ) {
         self.policy = policy
         self.minPages = minPages
@@ -94,20 +135,34 @@ public struct SessionConfig: Sendable, Hashable, Codable {
         self.backwardPages = backwardPages
         self.raInitial = raInitial
         self.raMax = raMax
+        self.maxSlots = maxSlots
+        self.transitions = transitions
+        self.halfLife = halfLife
+        self.nearWindow = nearWindow
+        self.probeStaleness = probeStaleness
+        self.faultFee = faultFee
+        self.minEvidence = minEvidence
+        self.rttMicroseconds = rttMicroseconds
+        self.pageMicroseconds = pageMicroseconds
     }
 
     enum CodingKeys: String, CodingKey {
-        case policy, k, gap, labels
+        case policy, k, gap, labels, transitions
         case minPages = "min_pages", maxPages = "max_pages", initialPages = "initial_pages"
         case memoryPages = "memory_pages", maxStreams = "max_streams", pageSize = "page_size"
         case forwardPages = "forward_pages", backwardPages = "backward_pages", raInitial = "ra_initial"
         case raMax = "ra_max"
+        case maxSlots = "max_slots", halfLife = "half_life", nearWindow = "near_window"
+        case probeStaleness = "probe_staleness", faultFee = "fault_fee", minEvidence = "min_evidence"
+        case rttMicroseconds = "rtt_us", pageMicroseconds = "page_us"
     }
 }
 
-/// How a decision was reached (dp.md).
+/// How a decision was reached.
 public enum Outcome: String, Sendable, Hashable, Codable, CaseIterable {
     case first, smaller, larger, reverse, `repeat`
+    /// Decided by the client, not the oracle, which was away: the faulting page alone.
+    case fallback
 }
 
 /// The window to fetch: pages `[start, start + count)`, bytes `[addr, addr + bytes)`.

@@ -1,9 +1,10 @@
 /// The prepaging policy a session runs.
 ///
-/// `dp` and `dp-literal` are the two readings of the paper fixed by `dp.md`;
+/// `dp-plus` (the default) learns the distribution of case sizes (`docs/dp-plus.md`);
+/// `dp` and `dp-literal` are the two readings of the paper fixed by `docs/dp.md`;
 /// the baselines people use instead live behind the same interface.
 public enum PolicyName: String, Sendable, Hashable, CaseIterable {
-    /// Dynamic Prepage as `dp.md` fixes it (the default).
+    /// Dynamic Prepage as `docs/dp.md` fixes it.
     case dp
     /// The paper read to the letter, kept for comparison (`dp.md`, last section).
     case dpLiteral = "dp-literal"
@@ -15,6 +16,10 @@ public enum PolicyName: String, Sendable, Hashable, CaseIterable {
     /// Linux's file readahead ramp: `ra_initial` pages for a new case, growing
     /// ×4, ×2, then to `ra_max` on each continuation.
     case readahead
+    /// DP with a learned stall model (`docs/dp-plus.md`), the default: learns the
+    /// distribution of case sizes and plans the windows that minimise the expected
+    /// stall on the session's link; needs no stream ids.
+    case dpPlus = "dp-plus"
 
     /// Every accepted spelling, for error messages.
     public static var accepted: String {
@@ -36,7 +41,7 @@ public struct PrepageConfig: Sendable, Hashable {
     /// Largest `max_streams` accepted.
     public static let maxStreamsLimit = 1_024
 
-    /// Which policy decides. Default: `dp`.
+    /// Which policy decides. Default: `dp-plus`.
     public var policy: PolicyName
     /// The floor of the range and the first NMin. Default 1; valid ≥ 1.
     public var minPages: Int
@@ -62,9 +67,28 @@ public struct PrepageConfig: Sendable, Hashable {
     public var raInitial: Int
     /// `readahead`: the largest window (Linux's 128 KiB). Default 32; valid 1 … 1,048,576.
     public var raMax: Int
+    /// `dp-plus`: recent cases tracked by address (slots). Default 64; valid 1 … 1,024.
+    public var maxSlots: Int
+    /// `dp-plus`: entries of the transition table (T). Default 64; valid 1 … 256.
+    public var transitions: Int
+    /// `dp-plus`: half-life of the estimate, in cases (H). Default 22; valid 1 … 1,000,000.
+    public var halfLife: Int
+    /// `dp-plus`: probe staleness constant (C). Default 1,000; valid 0 … 1e9.
+    public var probeStaleness: Double
+    /// `dp-plus`: the planner prices a fault at `fault_fee` × RTT (FEE). Default 1.1; valid 0 … 1,000.
+    public var faultFee: Double
+    /// `dp-plus`: near-miss window for the learned gap, in pages (NEAR). Default 8; valid 0 … 1,048,576.
+    public var nearWindow: Int
+    /// `dp-plus`: evidence below which a threshold counts as unseen (EVID). Default 0.01; valid 0 … 1e6.
+    public var minEvidence: Double
+    /// `dp-plus`: the link's round trip in µs (`rtt_us`). Default 100; valid 0.001 … 1e7.
+    public var rttMicroseconds: Double
+    /// `dp-plus`: one page's transfer time in µs (`page_us`; 4 KiB at 1 Gbit/s is 32.768).
+    /// Default 32.768; valid 0.001 … 1e7.
+    public var pageMicroseconds: Double
 
     public init(
-        policy: PolicyName = .dp,
+        policy: PolicyName = .dpPlus,
         minPages: Int = 1,
         maxPages: Int = 512,
         k: Int = 5,
@@ -75,7 +99,16 @@ public struct PrepageConfig: Sendable, Hashable {
         forwardPages: Int = 7,
         backwardPages: Int = 0,
         raInitial: Int = 4,
-        raMax: Int = 32
+        raMax: Int = 32,
+        maxSlots: Int = 64,
+        transitions: Int = 64,
+        halfLife: Int = 22,
+        probeStaleness: Double = 1_000,
+        faultFee: Double = 1.1,
+        nearWindow: Int = 8,
+        minEvidence: Double = 0.01,
+        rttMicroseconds: Double = 100,
+        pageMicroseconds: Double = 32.768
     ) {
         self.policy = policy
         self.minPages = minPages
@@ -89,6 +122,15 @@ public struct PrepageConfig: Sendable, Hashable {
         self.backwardPages = backwardPages
         self.raInitial = raInitial
         self.raMax = raMax
+        self.maxSlots = maxSlots
+        self.transitions = transitions
+        self.halfLife = halfLife
+        self.probeStaleness = probeStaleness
+        self.faultFee = faultFee
+        self.nearWindow = nearWindow
+        self.minEvidence = minEvidence
+        self.rttMicroseconds = rttMicroseconds
+        self.pageMicroseconds = pageMicroseconds
     }
 
     /// The guess for the first fault once clamped: what the session really uses.
@@ -136,6 +178,16 @@ public struct PrepageConfig: Sendable, Hashable {
         guard (1...raMax).contains(raInitial) else {
             throw ConfigError(field: "ra_initial", value: raInitial, allowed: "1 … \(raMax) (1 … ra_max)")
         }
+        for field in Self.fields {
+            guard let range = field.range else { continue }
+            switch field.value(in: self) {
+            case .integer(let v) where !range.contains(Double(v)):
+                throw ConfigError(field: field.name, value: v, allowed: field.allowed)
+            case .real(let v) where !range.contains(v):
+                throw ConfigError(field: field.name, value: v, allowed: field.allowed)
+            default: break
+            }
+        }
         var checked = self
         checked.initialPages = effectiveInitialPages
         return checked
@@ -146,14 +198,22 @@ public struct PrepageConfig: Sendable, Hashable {
 public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The field, spelled as in the JSON configuration (`max_pages`).
     public var field: String
-    /// The rejected value.
-    public var value: Int
+    /// The rejected value, as written in the message.
+    public var value: String
     /// The allowed range, for the message (`1 … 64`).
     public var allowed: String
 
     public init(field: String, value: Int, allowed: String) {
+        self.init(field: field, text: String(value), allowed: allowed)
+    }
+
+    public init(field: String, value: Double, allowed: String) {
+        self.init(field: field, text: "\(value)", allowed: allowed)
+    }
+
+    private init(field: String, text: String, allowed: String) {
         self.field = field
-        self.value = value
+        self.value = text
         self.allowed = allowed
     }
 

@@ -5,7 +5,7 @@
 /// `max_streams` of them, least recently used forgotten first.
 ///
 /// ```swift
-/// var dp = try DynamicPrepage(config: PrepageConfig(maxPages: 64))
+/// var dp = try DynamicPrepage(config: PrepageConfig(policy: .dp, maxPages: 64))
 /// let d = try dp.decide(page: 4_096, stream: 0)   // fetch [d.start, d.start + d.count)
 /// ```
 ///

@@ -10,12 +10,14 @@ public struct Prepager: Sendable {
     private var dp: DynamicPrepage
     private var fixed: FixedWindow
     private var readahead: Readahead
+    private var plus: DynamicPrepagePlus?
 
     /// - Throws: ``ConfigError`` when the configuration is invalid.
     public init(config: PrepageConfig) throws(ConfigError) {
         dp = try DynamicPrepage(config: config)
         fixed = FixedWindow(config: dp.config)
         readahead = Readahead(config: dp.config)
+        plus = dp.config.policy == .dpPlus ? try DynamicPrepagePlus(config: dp.config) : nil
     }
 
     /// Decides one fault. See ``DynamicPrepage/decide(page:stream:)``.
@@ -30,6 +32,8 @@ public struct Prepager: Sendable {
         case .readahead:
             try check(page)
             return readahead.decide(page: page, stream: stream)
+        case .dpPlus:
+            return try plus!.decide(page: page, stream: stream)
         }
     }
 
@@ -40,6 +44,13 @@ public struct Prepager: Sendable {
         if config.memoryPages > 0 && page >= config.memoryPages {
             throw .beyondMemory(page: page, memoryPages: config.memoryPages)
         }
+    }
+
+    private func snapshot(of learned: DPPlusSnapshot) -> PolicySnapshot {
+        PolicySnapshot(
+            nmin: learned.plan.first?.threshold ?? config.effectiveInitialPages,
+            nmax: learned.plan.last?.threshold ?? config.effectiveInitialPages,
+            minRecord: [], maxRecord: [], streams: [], plus: learned)
     }
 
     /// Forgets everything learned; the configuration stays.
@@ -64,6 +75,8 @@ public struct Prepager: Sendable {
             PolicySnapshot(
                 nmin: readahead.initial, nmax: readahead.maxWindow, minRecord: [], maxRecord: [],
                 streams: readahead.snapshots)
+        case .dpPlus:
+            snapshot(of: plus!.learned)
         }
     }
 }
@@ -77,12 +90,18 @@ public struct PolicySnapshot: Sendable, Hashable {
     public var maxRecord: [Int]
     /// Tracked streams, ordered by id; empty before the first fault.
     public var streams: [StreamSnapshot]
+    /// What dp-plus learned; `nil` for the other policies.
+    public var plus: DPPlusSnapshot?
 
-    public init(nmin: Int, nmax: Int, minRecord: [Int], maxRecord: [Int], streams: [StreamSnapshot]) {
+    public init(
+        nmin: Int, nmax: Int, minRecord: [Int], maxRecord: [Int], streams: [StreamSnapshot],
+        plus: DPPlusSnapshot? = nil
+    ) {
         self.nmin = nmin
         self.nmax = nmax
         self.minRecord = minRecord
         self.maxRecord = maxRecord
         self.streams = streams
+        self.plus = plus
     }
 }

@@ -169,58 +169,58 @@ enum Inputs {
         }
         var s = JSONScanner(body)
         var seen = Set<String>()
+        var given: [ConfigField] = []
         do {
             try s.beginObject()
             while let key = try s.nextKey() {
                 let name = key.decoded
                 guard seen.insert(name).inserted else { throw duplicate(name) }
                 switch name {
-                case "policy":
-                    guard case .success(let p) = try s.string() else {
-                        throw APIProblem(.invalidField, "policy must be a string; accepted: \(PolicyName.accepted)")
-                    }
-                    guard let policy = PolicyName(rawValue: p) else {
-                        throw APIProblem(
-                            .invalidField, "policy = \(quoted(p)) is unknown; accepted: \(PolicyName.accepted)")
-                    }
-                    config.policy = policy
-                case "min_pages": config.minPages = try signed(&s, field: name)
-                case "max_pages": config.maxPages = try signed(&s, field: name)
-                case "k": config.k = try signed(&s, field: name)
-                case "initial_pages": config.initialPages = try signed(&s, field: name)
-                case "gap": config.gap = try signed(&s, field: name)
-                case "memory_pages": config.memoryPages = try signed(&s, field: name)
-                case "max_streams": config.maxStreams = try signed(&s, field: name)
                 case "page_size": pageSize = try signed(&s, field: name)
-                case "forward_pages": config.forwardPages = try signed(&s, field: name)
-                case "backward_pages": config.backwardPages = try signed(&s, field: name)
-                case "ra_initial": config.raInitial = try signed(&s, field: name)
-                case "ra_max": config.raMax = try signed(&s, field: name)
                 case "labels": labels = try self.labels(&s)
                 default:
-                    throw unknown(
-                        name,
-                        accepted:
-                            "policy, min_pages, max_pages, k, initial_pages, gap, memory_pages, max_streams, page_size, labels, forward_pages, backward_pages (policy forward), ra_initial, ra_max (policy readahead)"
-                    )
+                    guard let field = PrepageConfig.field(named: name) else {
+                        throw unknown(name, accepted: "\(PrepageConfig.acceptedKeys), page_size, labels")
+                    }
+                    _ = field.set(try value(&s, of: field), in: &config)
+                    given.append(field)
                 }
             }
             try s.end()
         }
         // A policy's own fields mean nothing to another policy: say so rather than ignore them.
-        for (field, policy) in Self.policyFields where seen.contains(field) && config.policy != policy {
+        for field in given where !field.applies(to: config.policy) {
             throw APIProblem(
                 .invalidField,
-                "\(field) applies to policy \(policy.rawValue) only; this session's policy is \(config.policy.rawValue)"
+                "\(field.name) applies to policy \(field.policies.map(\.rawValue).joined(separator: ", ")) only; this session's policy is \(config.policy.rawValue)"
             )
         }
         return try finish(config, pageSize, labels)
     }
 
-    /// Fields that belong to one policy.
-    static let policyFields: [(String, PolicyName)] = [
-        ("forward_pages", .forward), ("backward_pages", .forward), ("ra_initial", .readahead), ("ra_max", .readahead),
-    ]
+    /// Reads the value of a configuration field, of the field's kind.
+    private static func value(_ s: inout JSONScanner, of field: ConfigField) throws(APIProblem) -> ConfigValue {
+        switch field.kind {
+        case .policy:
+            guard case .success(let p) = try s.string() else {
+                throw APIProblem(.invalidField, "policy must be a string; accepted: \(PolicyName.accepted)")
+            }
+            guard let policy = PolicyName(rawValue: p) else {
+                throw APIProblem(.invalidField, "policy = \(quoted(p)) is unknown; accepted: \(PolicyName.accepted)")
+            }
+            return .policy(policy)
+        case .integer:
+            return .integer(try signed(&s, field: field.name))
+        case .real:
+            switch try s.real() {
+            case .success(let v): return .real(v)
+            case .failure(.tooLarge):
+                throw APIProblem(.invalidField, "\(field.name) is out of range; allowed: \(field.allowed)")
+            case .failure:
+                throw APIProblem(.invalidField, "\(field.name) must be a JSON number; allowed: \(field.allowed)")
+            }
+        }
+    }
 
     private static func finish(_ config: PrepageConfig, _ pageSize: Int, _ labels: [String: String]) throws(APIProblem)
         -> SessionConfig

@@ -21,7 +21,7 @@ public struct Fig3: Sendable {
     public var seeds: [UInt64] = Array(1...10)
     public var noiseRates: [Double] = (0...10).map { Double($0) * 0.05 }
     public var shape = NoiseShape.around
-    public var config = PrepageConfig()
+    public var config = PrepageConfig(policy: .dp)
 
     public init() {}
 
@@ -55,15 +55,18 @@ public struct Fig3: Sendable {
 /// A named load of the comparison suite.
 public struct SuiteWorkload: Sendable {
     public var name: String
-    public var load: FSDWorkload
+    public var load: any CaseSource
     public var vcpus = 1
     public var streamIDs = true
+    /// Cases each vCPU sweeps in lockstep (``Simulation/ways``).
+    public var ways = 1
 
-    public init(name: String, load: FSDWorkload, vcpus: Int = 1, streamIDs: Bool = true) {
+    public init(name: String, load: any CaseSource, vcpus: Int = 1, streamIDs: Bool = true, ways: Int = 1) {
         self.name = name
         self.load = load
         self.vcpus = vcpus
         self.streamIDs = streamIDs
+        self.ways = ways
     }
 
     /// The fixed suite of `prepage-sim compare`, with `scale` × the default case counts.
@@ -83,6 +86,19 @@ public struct SuiteWorkload: Sendable {
             SuiteWorkload(name: "random-pages", load: FSDWorkload(n: 1, cases: c(20_000))),
             SuiteWorkload(name: "vcpus8-streams", load: FSDWorkload(n: n, cases: c(2_000)), vcpus: 8, streamIDs: true),
             SuiteWorkload(name: "vcpus8-stream0", load: FSDWorkload(n: n, cases: c(2_000)), vcpus: 8, streamIDs: false),
+            SuiteWorkload(name: "small-n16", load: FSDWorkload(n: 16, cases: c(2_000))),
+            SuiteWorkload(
+                name: "bimodal-16-256", load: MixtureWorkload(modes: [16, 256], weights: [1, 1], cases: c(2_000))),
+            SuiteWorkload(name: "drifting-32-128", load: FSDWorkload.drifting(from: 32, to: 128, cases: c(2_000))),
+            SuiteWorkload(
+                name: "scatter-then-fsd",
+                load: FSDWorkload(phases: [.init(n: 1, cases: c(2_000)), .init(n: n, cases: c(2_000))])),
+            SuiteWorkload(name: "triad-1", load: TriadWorkload(slicePages: c(4_096)), ways: 3),
+            SuiteWorkload(
+                name: "triad-4-streams", load: TriadWorkload(slicePages: c(1_024), threads: 4), vcpus: 4, ways: 3),
+            SuiteWorkload(
+                name: "triad-4-stream0", load: TriadWorkload(slicePages: c(1_024), threads: 4), vcpus: 4,
+                streamIDs: false, ways: 3),
         ]
     }
 }
@@ -130,6 +146,10 @@ public struct Comparison {
     /// - Parameter progress: called after each workload with its name.
     public func run(progress: (String) -> Void = { _ in }) throws -> [CompareRow] {
         var rows: [CompareRow] = []
+        // dp-plus plans for the session's link: give it the simulated one.
+        var base = self.base
+        base.rttMicroseconds = link.rttMicros
+        base.pageMicroseconds = link.pageMicros
         for w in workloads {
             // metrics[policy][seed]
             var metrics: [String: [Metrics]] = [:]
@@ -137,7 +157,7 @@ public struct Comparison {
                 let cases = w.load.cases(seed: seed)
                 for name in Set(policies + ["none", "oracle"]) {
                     var policy = try factory(name, base)
-                    let sim = Simulation(link: link, vcpus: w.vcpus, streamIDs: w.streamIDs, seed: seed)
+                    let sim = Simulation(link: link, vcpus: w.vcpus, streamIDs: w.streamIDs, seed: seed, ways: w.ways)
                     metrics[name, default: []].append(sim.run(&policy, cases: cases))
                 }
             }

@@ -64,6 +64,9 @@ public struct LinkModel: Sendable, Hashable {
         self.pageSize = pageSize
     }
 
+    /// Microseconds one page takes on the link (32.768 for 4 KiB at 1 Gbit/s).
+    public var pageMicros: Double { Double(pageSize * 8) / bitsPerSecond * 1e6 }
+
     /// Microseconds one fault stalls for when it fetches `pages` pages.
     @inline(__always)
     public func stall(pages: Int) -> Double {
@@ -104,12 +107,17 @@ public struct Simulation {
     public var streamIDs: Bool
     /// Seed of the interleaving.
     public var seed: UInt64
+    /// Cases each vCPU sweeps at once, in lockstep page by page (3 for a STREAM triad);
+    /// 1 runs each vCPU's cases one after the other.
+    public var ways: Int
 
-    public init(link: LinkModel = LinkModel(), vcpus: Int = 1, streamIDs: Bool = true, seed: UInt64 = 1) {
+    public init(link: LinkModel = LinkModel(), vcpus: Int = 1, streamIDs: Bool = true, seed: UInt64 = 1, ways: Int = 1)
+    {
         self.link = link
         self.vcpus = vcpus
         self.streamIDs = streamIDs
         self.seed = seed
+        self.ways = ways
     }
 
     /// One vCPU's progress.
@@ -130,6 +138,7 @@ public struct Simulation {
     public func run<P: SimulatedPolicy>(
         _ policy: inout P, cases: [Case], onFault: ((Int, UInt32) -> Void)? = nil
     ) -> Metrics {
+        if ways > 1 { return runLockstep(&policy, cases: cases, onFault: onFault) }
         var metrics = Metrics()
         metrics.cases = cases.count
         var cpus = (0..<max(1, vcpus)).map { v in
@@ -191,6 +200,86 @@ public struct Simulation {
             cpu.windows.removeAll(keepingCapacity: true)
         }
         return nil
+    }
+
+    /// One vCPU sweeping a group of `ways` cases in lockstep: one page of each in turn.
+    private struct Lockstep {
+        var queue: [Case]
+        var next = 0
+        /// The group being swept: each case and the pages of it touched so far.
+        var group: [(c: Case, touched: Int)] = []
+        var turn = 0
+        var windows: [(lo: Int, hi: Int)] = []
+        var hits = 0
+        var justFaulted = false
+    }
+
+    /// ``run(_:cases:onFault:)`` for `ways > 1`: each vCPU takes its cases `ways` at a time
+    /// and touches one page of each in turn; a page no window of the group has fetched is a fault.
+    private func runLockstep<P: SimulatedPolicy>(
+        _ policy: inout P, cases: [Case], onFault: ((Int, UInt32) -> Void)?
+    ) -> Metrics {
+        var metrics = Metrics()
+        metrics.cases = cases.count
+        var cpus = (0..<max(1, vcpus)).map { v in
+            Lockstep(queue: stride(from: v, to: cases.count, by: max(1, vcpus)).map { cases[$0] })
+        }
+        var active = Array(cpus.indices)
+        var rng = SplitMix64(seed: seed)
+        while !active.isEmpty {
+            let slot = active.count == 1 ? 0 : Int.random(in: 0..<active.count, using: &rng)
+            let v = active[slot]
+            guard let (fault, k) = advance(&cpus[v], metrics: &metrics) else {
+                active.swapAt(slot, active.count - 1)
+                active.removeLast()
+                continue
+            }
+            let c = cpus[v].group[k].c
+            let context = FaultContext(
+                remainingLow: c.downward ? c.base : fault, remainingHigh: c.downward ? fault + 1 : c.base + c.size,
+                hits: cpus[v].hits)
+            let stream = streamIDs ? UInt32(v) : 0
+            onFault?(fault, stream)
+            let w = policy.fault(page: fault, stream: stream, context: context)
+            precondition(w.start <= fault && fault < w.start + w.count, "\(policy.name): window misses the fault")
+            let fresh = Self.newPages(lo: w.start, hi: w.start + w.count, known: cpus[v].windows)
+            cpus[v].windows.append((w.start, w.start + w.count))
+            cpus[v].hits = 0
+            cpus[v].justFaulted = true
+            metrics.faults += 1
+            metrics.pagesFetched += fresh
+            metrics.stallMicros += link.stall(pages: fresh)
+        }
+        return metrics
+    }
+
+    /// Touches the group's pages in turn until one is missing: that page and its case's index.
+    private func advance(_ cpu: inout Lockstep, metrics: inout Metrics) -> (Int, Int)? {
+        while true {
+            if cpu.group.isEmpty {
+                guard cpu.next < cpu.queue.count else { return nil }
+                let end = min(cpu.queue.count, cpu.next + ways)
+                cpu.group = cpu.queue[cpu.next..<end].map { ($0, 0) }
+                cpu.next = end
+                cpu.turn = 0
+                cpu.windows.removeAll(keepingCapacity: true)
+                cpu.justFaulted = false
+            }
+            let k = cpu.turn
+            let c = cpu.group[k].c
+            let page = c.page(cpu.group[k].touched)
+            guard cpu.windows.contains(where: { $0.lo <= page && page < $0.hi }) else { return (page, k) }
+            if cpu.justFaulted { cpu.justFaulted = false } else { cpu.hits += 1 }
+            cpu.group[k].touched += 1
+            if cpu.group[k].touched == c.size {
+                metrics.pagesNeeded += c.size
+                cpu.group.remove(at: k)
+                if cpu.group.isEmpty { continue }
+                cpu.turn = k % cpu.group.count
+            } else {
+                cpu.turn = (k + 1) % cpu.group.count
+            }
+        }
     }
 
     /// Pages of `[lo, hi)` not in any of `known`.

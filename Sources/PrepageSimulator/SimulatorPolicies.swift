@@ -60,7 +60,9 @@ public enum PolicyCatalog {
     public static let names = PolicyName.allCases.map(\.rawValue) + ["swap-readahead", "oracle"]
 
     /// The default comparison set.
-    public static let compared = ["none", "forward", "readahead", "swap-readahead", "dp", "dp-literal", "oracle"]
+    public static let compared = [
+        "none", "forward", "readahead", "swap-readahead", "dp", "dp-literal", "dp-plus", "oracle",
+    ]
 
     /// A fresh policy; `base` gives the fields of the agent policies (its `policy` is replaced).
     public static func make(_ name: String, base: PrepageConfig = PrepageConfig()) throws -> any SimulatedPolicy {

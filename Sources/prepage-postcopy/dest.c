@@ -40,7 +40,7 @@ typedef struct dest {
     pc_samples resp, oracle_rtt, resp_asked;
     uint32_t streams[MAX_TRACKED_STREAMS];
     uint64_t nstreams;
-    uint64_t faults, faults_present, oracle_errors, pages_fetched;
+    uint64_t faults, faults_present, oracle_errors, oracle_fallbacks, pages_fetched;
     char error[256];
     int failed;
     /* pusher */
@@ -169,18 +169,19 @@ static void note_stream(dest *d, uint32_t tid)
         d->streams[d->nstreams++] = tid;
 }
 
-/* Asks the oracle; on error falls back to the faulting page alone (the run is
- * then failed at the end, but the workload is not left hanging). */
-static void ask(dest *d, uint64_t page, uint32_t stream, uint64_t *lo, uint64_t *hi)
+/* The window of a decision, clipped to the region and holding the fault. An
+ * oracle error falls back to the faulting page alone (the run is then failed
+ * at the end, but the workload is not left hanging); a fallback decision of
+ * libprepage (the oracle away) is that window too, and only counted. */
+static void window_of(dest *d, int rc, const pc_window *decided, uint64_t page, uint64_t *lo, uint64_t *hi)
 {
-    pc_window win;
-    uint64_t t0 = pc_now_ns();
-    int rc = pc_oracle_ask(d->oracle, page, stream, &win);
-    pc_samples_add(&d->oracle_rtt, pc_now_ns() - t0);
+    pc_window win = *decided;
     if (rc != 0) {
         if (d->oracle_errors++ < 3)
             fprintf(stderr, "prepage-postcopy: oracle: %s\n", pc_oracle_error(d->oracle));
-        win = (pc_window){ page, 1 };
+        win = (pc_window){ page, 1, 1 };
+    } else if (win.fallback) {
+        d->oracle_fallbacks++;
     }
     *lo = win.start < d->pages ? win.start : d->pages;
     *hi = win.start + win.count < d->pages ? win.start + win.count : d->pages;
@@ -188,6 +189,81 @@ static void ask(dest *d, uint64_t page, uint32_t stream, uint64_t *lo, uint64_t 
         *lo = page;          /* the window always holds the fault */
     if (page >= *hi)
         *hi = page + 1;
+}
+
+/* Asks the oracle and waits for its decision. */
+static void ask(dest *d, uint64_t page, uint32_t stream, uint64_t *lo, uint64_t *hi)
+{
+    pc_window win = { page, 1, 0 };
+    uint64_t t0 = pc_now_ns();
+    int rc = pc_oracle_ask(d->oracle, page, stream, &win);
+    pc_samples_add(&d->oracle_rtt, pc_now_ns() - t0);
+    window_of(d, rc, &win, page, lo, hi);
+}
+
+/* Receives the faulting page's reply (requested first), installs it and wakes the thread. */
+static int take_first(dest *d, uint64_t page)
+{
+    if (ensure_staging(d, 1) != 0 || pc_source_recv(d->src_fd, d->staging, 1, d->ps) != 0
+        || install(d, page, 1, d->staging, 1) != 0)
+        return -1;
+    pc_bit_set(d->fetched, page);
+    d->pages_fetched++;
+    return 0;
+}
+
+/*
+ * Overlapped: the fault goes to the oracle asynchronously (libprepage's
+ * pp_fault_submit_page) and the faulting page to the source at once; then
+ * whichever comes first is handled first. A decision that comes before the
+ * page sends the rest of its window behind the page's request; a page that
+ * comes first wakes the thread at once, whatever the oracle is doing. The
+ * oracle's deadline bounds the wait for the decision.
+ */
+static int handle_overlapped(dest *d, uint64_t page, uint32_t stream, uint64_t *lo, uint64_t *hi,
+                             uint64_t *t_wake)
+{
+    uint64_t t0 = pc_now_ns();
+    int submitted = pc_oracle_submit(d->oracle, page, stream) == 0;
+    pc_request first = { page, 1, PC_REQ_FAULT };
+    if (pc_source_send(d->src_fd, &first, 1) != 0)
+        return -1;
+    int decided = 0, have_page = 0;
+    size_t n = 0;
+    while (!decided || !have_page) {
+        if (!decided) {
+            pc_window win = { page, 1, 0 };
+            int rc = submitted ? pc_oracle_collect(d->oracle, have_page ? -1 : 0, &win) : -1;
+            if (rc != PC_ORACLE_PENDING) {
+                decided = 1;
+                pc_samples_add(&d->oracle_rtt, pc_now_ns() - t0);
+                window_of(d, rc, &win, page, lo, hi);
+                n = plan_runs(d, *lo, *hi, page, 0);
+                if (n == (size_t)-1 || (n > 0 && pc_source_send(d->src_fd, d->reqs, n) != 0))
+                    return -1;
+                continue;
+            }
+        }
+        if (!have_page) {
+            if (!decided) {
+                /* Wait for whichever comes first: the page, or the oracle's answer. */
+                int ofd;
+                long ms;
+                pc_oracle_pollinfo(d->oracle, &ofd, &ms);
+                struct pollfd p[2] = { { d->src_fd, POLLIN, 0 }, { ofd, POLLIN, 0 } };
+                int np = ofd >= 0 ? 2 : 1;
+                if (poll(p, (nfds_t)np, ofd >= 0 ? (int)ms : 0) < 0 && errno != EINTR)
+                    return -1;
+                if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
+                    continue;
+            }
+            if (take_first(d, page) != 0)
+                return -1;
+            have_page = 1;
+            *t_wake = pc_now_ns();
+        }
+    }
+    return receive_runs(d, 0, n);
 }
 
 static int handle_fault(dest *d, uint64_t page, uint32_t tid, uint64_t t_read)
@@ -207,7 +283,7 @@ static int handle_fault(dest *d, uint64_t page, uint32_t tid, uint64_t t_read)
         uint64_t key = ((uint64_t)tid << 32) ^ (page / d->cfg->stream_zone_pages);
         stream = (uint32_t)(pc_mix64(key) >> 32);
     }
-    uint64_t lo, hi, t_wake;
+    uint64_t lo, hi, t_wake = 0;
     uint64_t oracle_before = d->oracle_rtt.n;
     if (!d->cfg->overlap_oracle) {
         ask(d, page, stream, &lo, &hi);
@@ -217,21 +293,7 @@ static int handle_fault(dest *d, uint64_t page, uint32_t tid, uint64_t t_read)
         wake(d, lo, hi - lo);
         t_wake = pc_now_ns();
     } else {
-        /* The faulting page first, in flight while the oracle answers. */
-        pc_request first = { page, 1, PC_REQ_FAULT };
-        if (pc_source_send(d->src_fd, &first, 1) != 0)
-            return -1;
-        ask(d, page, stream, &lo, &hi);
-        size_t n = plan_runs(d, lo, hi, page, 0);
-        if (n == (size_t)-1 || (n > 0 && pc_source_send(d->src_fd, d->reqs, n) != 0))
-            return -1;
-        if (ensure_staging(d, 1) != 0 || pc_source_recv(d->src_fd, d->staging, 1, d->ps) != 0
-            || install(d, page, 1, d->staging, 1) != 0)
-            return -1;
-        pc_bit_set(d->fetched, page);
-        d->pages_fetched++;
-        t_wake = pc_now_ns();
-        if (receive_runs(d, 0, n) != 0)
+        if (handle_overlapped(d, page, stream, &lo, &hi, &t_wake) != 0)
             return -1;
         wake(d, lo, hi - lo);
     }
@@ -436,6 +498,7 @@ int pc_dest_run(const pc_dest_config *cfg, pc_oracle *oracle, pc_workload *w,
     out->faults = d->faults;
     out->faults_present = d->faults_present;
     out->oracle_errors = d->oracle_errors;
+    out->oracle_fallbacks = d->oracle_fallbacks;
     out->pages_fetched = d->pages_fetched;
     out->pages_pushed = d->pages_pushed;
     out->streams = d->nstreams;

@@ -17,7 +17,7 @@ typedef struct pc_dest_config {
     uint64_t seed;               /* the source's pattern, for verification */
     int no_streams;              /* send every fault as stream 0 */
     uint64_t stream_zone_pages;  /* > 0: a stream per (thread, zone of this many pages) */
-    int overlap_oracle;          /* request the faulting page while the oracle is asked */
+    int overlap_oracle;          /* ask the oracle asynchronously while the faulting page is fetched */
     double push_share;           /* 0 = no background pusher; else a share of the link */
     double link_gbit;            /* the link's bandwidth, to pace the pusher */
     uint32_t push_chunk;         /* pages per pushed request, default 16 */
@@ -28,6 +28,7 @@ typedef struct pc_run_stats {
     uint64_t faults;             /* fault events read from userfaultfd */
     uint64_t faults_present;     /* of which the page was already there (in flight, pushed) */
     uint64_t oracle_errors;
+    uint64_t oracle_fallbacks;   /* decisions libprepage made alone: the oracle missed its deadline */
     uint64_t pages_fetched;      /* pages transferred for faults */
     uint64_t pages_pushed;       /* pages transferred by the background pusher */
     uint64_t pages_touched;      /* distinct pages the workload touched */

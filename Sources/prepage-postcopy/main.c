@@ -52,6 +52,9 @@ typedef struct options {
     int port;
     int inject_corruption;
     int repeat;
+    long fault_deadline_ms;   /* 0 = libprepage's default */
+    double session_rtt_us;    /* the link's figures for dp-plus sessions, < 0 = not known */
+    double session_page_us;
 } options;
 
 static void usage(FILE *f)
@@ -74,8 +77,10 @@ static void usage(FILE *f)
         "oracle:\n"
         "  --server URL        prepaged (default http://127.0.0.1:7070)\n"
         "  --token T           bearer token\n"
-        "  --policy P          run: dp, dp-literal, none, forward[:W], readahead, ... (default dp)\n"
-        "  --policies LIST     compare: (default none,forward,readahead,dp); a policy the\n"
+        "  --policy P          run: dp, dp-literal, dp-plus, none, forward[:W], readahead, ...\n"
+        "                      (default dp); a dp-plus session gets the link's measured rtt_us\n"
+        "                      and page_us\n"
+        "  --policies LIST     compare: (default none,forward,readahead,dp,dp-plus); a policy the\n"
         "                      server rejects with 400 is skipped. local-none and\n"
         "                      local-forward[:W] are baselines computed in-process, with no\n"
         "                      oracle round trip (an agent without prepaged)\n"
@@ -83,8 +88,11 @@ static void usage(FILE *f)
         "  --no-streams        send every fault as stream 0 instead of the faulting thread\n"
         "  --stream-zone-mib Z a stream per faulting thread and Z MiB zone of the region\n"
         "                      (default 0: per thread only)\n"
-        "  --overlap-oracle    fetch the faulting page while the oracle is asked; in compare,\n"
-        "                      run every policy both ways\n"
+        "  --overlap-oracle    ask the oracle asynchronously (pp_fault_submit_page) and fetch the\n"
+        "                      faulting page meanwhile; in compare, run every policy both ways\n"
+        "  --fault-deadline-ms D  a fault's deadline in libprepage (default its own, 5 ms): a\n"
+        "                      decision not there by then is the faulting page alone (a fallback,\n"
+        "                      counted in the report)\n"
         "  --local-window N    DEVELOPMENT ONLY: a fixed window of N pages computed in-process,\n"
         "                      no server\n"
         "link (emulated in the source):\n"
@@ -152,7 +160,8 @@ static int parse_options(int argc, char **argv, options *o)
     pc_workload_config_init(&o->wl);
     pc_link_config_init(&o->link);
     snprintf(o->policy, sizeof o->policy, "dp");
-    snprintf(o->policies, sizeof o->policies, "none,forward,readahead,dp");
+    snprintf(o->policies, sizeof o->policies, "none,forward,readahead,dp,dp-plus");
+    o->session_rtt_us = o->session_page_us = -1;
     o->server = "http://127.0.0.1:7070";
     o->max_pages = -1;
     o->port = 7071;
@@ -183,7 +192,7 @@ static int parse_options(int argc, char **argv, options *o)
         { "source", required_argument, 0, 'u' }, { "source-only", no_argument, 0, 'o' },
         { "port", required_argument, 0, 'q' }, { "json", no_argument, 0, 'j' },
         { "csv", required_argument, 0, 'C' }, { "svg", required_argument, 0, 'V' },
-        { "trace", required_argument, 0, 'a' },
+        { "trace", required_argument, 0, 'a' }, { "fault-deadline-ms", required_argument, 0, 'D' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     optind = first;
@@ -234,6 +243,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'C': o->csv = optarg; break;
         case 'V': o->svg = optarg; break;
         case 'a': o->trace = optarg; break;
+        case 'D': bad = parse_u64(optarg, &u) || u < 1 || u > 3600000; o->fault_deadline_ms = (long)u; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
@@ -296,7 +306,8 @@ static void run_one(const options *o, pc_source *src, const char *host, int port
     pc_oracle_config oc = {
         .server_url = o->server, .token = o->token, .session_id = id, .policy = *policy,
         .memory_pages = o->pages, .page_size = page_size, .max_pages = o->max_pages,
-        .local_window = o->local_window,
+        .local_window = o->local_window, .fault_deadline_ms = o->fault_deadline_ms,
+        .rtt_us = o->session_rtt_us, .page_us = o->session_page_us,
     };
     pc_oracle *oracle;
     int orc = pc_oracle_open(&oc, &oracle, r->note, sizeof r->note);
@@ -345,35 +356,52 @@ static void advise_overlap(const pc_link_measure *m, const pc_result *r)
                 r->label, r->st.oracle_mean_us, m->page_p50_us);
 }
 
+/* One oracle policy's result against none and the best forward window. */
+static void compare_to_baselines(FILE *f, const char *name, const pc_result *dp, const pc_result *none,
+                                 const pc_result *best_fwd)
+{
+    if (dp && none && none->st.stall_ms > 0)
+        fprintf(f, "%s vs %s: total stall %.3f ms vs %.3f ms: %.1f%% lower (target: >= 33%%); "
+                   "threads' view %.3f vs %.3f ms: %.1f%% lower\n",
+                name, none->policy, dp->st.stall_ms, none->st.stall_ms, 100.0 * (1.0 - dp->st.stall_ms / none->st.stall_ms),
+                dp->st.thread_stall_ms, none->st.thread_stall_ms,
+                100.0 * (1.0 - dp->st.thread_stall_ms / none->st.thread_stall_ms));
+    else if (dp)
+        fprintf(f, "%s vs none: not measured (no none policy ran)\n", name);
+    if (dp && best_fwd && best_fwd->st.stall_ms > 0)
+        fprintf(f, "%s vs best forward in hindsight (%s%s): %.3f ms vs %.3f ms: %.2fx (target: <= 1.2x)\n",
+                name, best_fwd->policy, best_fwd->policy[0] == 'l' ? ", in-process: no oracle round trip" : "",
+                dp->st.stall_ms, best_fwd->st.stall_ms, dp->st.stall_ms / best_fwd->st.stall_ms);
+    else if (dp)
+        fprintf(f, "%s vs best forward in hindsight: not measured (no forward policy ran)\n", name);
+}
+
 static void summarise(FILE *f, const pc_result *rs, size_t n)
 {
-    const pc_result *none = NULL, *dp = NULL, *best_fwd = NULL;
+    const pc_result *none = NULL, *dp = NULL, *dp_plus = NULL, *best_fwd = NULL;
+    uint64_t fallbacks = 0;
     for (size_t i = 0; i < n; i++) {
         const pc_result *r = &rs[i];
-        if (r->status != PC_RESULT_OK || r->overlap)
+        if (r->status != PC_RESULT_OK)
+            continue;
+        fallbacks += r->st.oracle_fallbacks;
+        if (r->overlap)
             continue;
         const char *name = strncmp(r->policy, "local-", 6) == 0 ? r->policy + 6 : r->policy;
         if (strcmp(name, "none") == 0 && (none == NULL || none->policy[0] == 'l'))
             none = r;    /* prefer the server's none to the in-process one */
         else if (strcmp(name, "dp") == 0)
             dp = r;
+        else if (strcmp(name, "dp-plus") == 0)
+            dp_plus = r;
         else if (strncmp(name, "forward", 7) == 0 && (best_fwd == NULL || r->st.stall_ms < best_fwd->st.stall_ms))
             best_fwd = r;
     }
-    if (dp && none && none->st.stall_ms > 0)
-        fprintf(f, "dp vs %s: total stall %.3f ms vs %.3f ms: %.1f%% lower (target: >= 33%%); "
-                   "threads' view %.3f vs %.3f ms: %.1f%% lower\n",
-                none->policy, dp->st.stall_ms, none->st.stall_ms, 100.0 * (1.0 - dp->st.stall_ms / none->st.stall_ms),
-                dp->st.thread_stall_ms, none->st.thread_stall_ms,
-                100.0 * (1.0 - dp->st.thread_stall_ms / none->st.thread_stall_ms));
-    else if (dp)
-        fprintf(f, "dp vs none: not measured (no none policy ran)\n");
-    if (dp && best_fwd && best_fwd->st.stall_ms > 0)
-        fprintf(f, "dp vs best forward in hindsight (%s%s): %.3f ms vs %.3f ms: %.2fx (target: <= 1.2x)\n",
-                best_fwd->policy, best_fwd->policy[0] == 'l' ? ", in-process: no oracle round trip" : "",
-                dp->st.stall_ms, best_fwd->st.stall_ms, dp->st.stall_ms / best_fwd->st.stall_ms);
-    else if (dp)
-        fprintf(f, "dp vs best forward in hindsight: not measured (no forward policy ran)\n");
+    compare_to_baselines(f, "dp", dp, none, best_fwd);
+    compare_to_baselines(f, "dp-plus", dp_plus, none, best_fwd);
+    if (fallbacks > 0)
+        fprintf(f, "note: %llu decisions were libprepage's fallbacks (the oracle missed its deadline): "
+                   "those runs partly measure demand paging\n", (unsigned long long)fallbacks);
     for (size_t i = 0; i < n; i++)
         if (rs[i].overlap && rs[i].status == PC_RESULT_OK) {
             fprintf(f, "overlapped runs: the thread is woken after the faulting page and then waits on the rest\n"
@@ -448,6 +476,25 @@ int main(int argc, char **argv)
     } else {
         fprintf(stderr, "prepage-postcopy: measuring the link failed: %s\n", strerror(errno));
     }
+
+    /* dp-plus sessions get the link's figures: one page's transfer time from the bandwidth
+     * measured on large ranges, and the round trip as a 1-page fetch's p50 less that; the
+     * emulated link's settings when measuring failed. */
+    double bits = (double)(page_size + sizeof(pc_reply)) * 8.0;
+    o.session_page_us = bits / (o.link.gbit_per_s * 1000.0);
+    o.session_rtt_us = o.link.rtt_us;
+    if (linkp && link.big_gbit > 0 && link.page_p50_us > 0) {
+        o.session_page_us = bits / (link.big_gbit * 1000.0);
+        o.session_rtt_us = link.page_p50_us - o.session_page_us;
+    }
+    if (o.session_rtt_us < 0.001)
+        o.session_rtt_us = 0.001;
+    for (size_t i = 0; i < npolicies; i++)
+        if (strcmp(policies[i].name, "dp-plus") == 0) {
+            fprintf(stderr, "prepage-postcopy: dp-plus sessions get rtt_us %.3f, page_us %.3f (%s)\n",
+                    o.session_rtt_us, o.session_page_us, linkp ? "measured" : "the link's settings");
+            break;
+        }
 
     pc_workload w;
     if (pc_workload_prepare(&o.wl, o.pages, page_size, &w) != 0)

@@ -19,6 +19,7 @@ struct pc_oracle {
     int64_t local_window;
     uint64_t memory_pages;
     char error[512];
+    uint64_t submitted_page;  /* the development oracle's submitted fault */
 #if PC_HAVE_CLIENT
     pp_client *client;
     char session_id[160];
@@ -90,9 +91,12 @@ int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size
     pp_options_init(&opts);
     opts.base_url = cfg->server_url;
     opts.token = cfg->token;
+    if (cfg->fault_deadline_ms > 0)
+        opts.fault_deadline_ms = cfg->fault_deadline_ms;
     o->client = pp_client_new(&opts);
-    if (o->client == NULL) {
-        snprintf(err, errlen, "out of memory");
+    if (o->client == NULL || pp_client_err(o->client) != PP_OK) {
+        snprintf(err, errlen, "%s", o->client ? pp_client_errstr(o->client) : "out of memory");
+        pp_client_free(o->client);
         free(o);
         return PC_ORACLE_ERROR;
     }
@@ -116,6 +120,13 @@ int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size
         return PC_ORACLE_REJECTED;
 #endif
     }
+    if (strcmp(cfg->policy.name, "dp-plus") == 0) {
+        /* dp-plus takes the link's round trip and one page's transfer time: this link's, measured. */
+        if (cfg->rtt_us > 0)
+            sc.rtt_us = cfg->rtt_us;
+        if (cfg->page_us > 0)
+            sc.page_us = cfg->page_us;
+    }
     if (pp_session_create(o->client, o->session_id, &sc) != 0) {
         int status = pp_client_http_status(o->client);
         snprintf(err, errlen, "creating session %s (policy %s) at %s: %s (HTTP %d)",
@@ -134,29 +145,103 @@ int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size
 #endif
 }
 
+static void local_window(const pc_oracle *o, uint64_t page, pc_window *out)
+{
+    out->start = page;
+    out->count = (uint64_t)o->local_window;
+    out->fallback = 0;
+    if (o->memory_pages > 0 && out->start + out->count > o->memory_pages)
+        out->count = o->memory_pages - out->start;
+}
+
+#if PC_HAVE_CLIENT
+static void window_of(const pp_decision *d, pc_window *out)
+{
+    out->start = d->start;
+    out->count = d->count;
+    out->fallback = d->outcome == PP_FALLBACK;
+}
+#endif
+
 int pc_oracle_ask(pc_oracle *o, uint64_t page, uint32_t stream, pc_window *out)
 {
     if (o->local_window > 0) {
-        out->start = page;
-        out->count = (uint64_t)o->local_window;
-        if (o->memory_pages > 0 && out->start + out->count > o->memory_pages)
-            out->count = o->memory_pages - out->start;
+        local_window(o, page, out);
         return 0;
     }
 #if PC_HAVE_CLIENT
     pp_decision d;
+    pp_decision_init(&d);
     if (pp_fault_page(o->client, o->session_id, page, stream, &d) != 0) {
         snprintf(o->error, sizeof o->error, "fault %llu: %s (HTTP %d)", (unsigned long long)page,
                  pp_client_errstr(o->client), pp_client_http_status(o->client));
         return -1;
     }
-    out->start = d.start;
-    out->count = d.count;
+    window_of(&d, out);
     return 0;
 #else
     (void)stream;
     snprintf(o->error, sizeof o->error, "no oracle");
     return -1;
+#endif
+}
+
+int pc_oracle_submit(pc_oracle *o, uint64_t page, uint32_t stream)
+{
+    o->submitted_page = page;
+    if (o->local_window > 0)
+        return 0;
+#if PC_HAVE_CLIENT
+    if (pp_fault_submit_page(o->client, o->session_id, page, stream) != 0) {
+        snprintf(o->error, sizeof o->error, "fault %llu: %s", (unsigned long long)page,
+                 pp_client_errstr(o->client));
+        return -1;
+    }
+    return 0;
+#else
+    (void)stream;
+    snprintf(o->error, sizeof o->error, "no oracle");
+    return -1;
+#endif
+}
+
+int pc_oracle_collect(pc_oracle *o, long wait_ms, pc_window *out)
+{
+    if (o->local_window > 0) {
+        local_window(o, o->submitted_page, out);
+        return 0;
+    }
+#if PC_HAVE_CLIENT
+    pp_decision d;
+    pp_decision_init(&d);
+    int rc = pp_fault_collect(o->client, wait_ms, &d);
+    if (rc == PP_PENDING)
+        return PC_ORACLE_PENDING;
+    if (rc != 0) {
+        snprintf(o->error, sizeof o->error, "fault %llu: %s (HTTP %d)", (unsigned long long)o->submitted_page,
+                 pp_client_errstr(o->client), pp_client_http_status(o->client));
+        return -1;
+    }
+    window_of(&d, out);
+    return 0;
+#else
+    (void)wait_ms;
+    (void)out;
+    return -1;
+#endif
+}
+
+void pc_oracle_pollinfo(pc_oracle *o, int *fd, long *timeout_ms)
+{
+    *fd = -1;
+    *timeout_ms = 0;
+#if PC_HAVE_CLIENT
+    if (o->local_window <= 0 && pp_fault_pollinfo(o->client, fd, timeout_ms) != 0) {
+        *fd = -1;
+        *timeout_ms = 0;
+    }
+#else
+    (void)o;
 #endif
 }
 
@@ -175,9 +260,10 @@ void pc_oracle_close(pc_oracle *o, pc_oracle_summary *summary)
     if (o->client != NULL) {
         pp_session *doc = NULL;
         if (pp_session_delete_ex(o->client, o->session_id, &doc) == 0 && doc != NULL && summary) {
-            const pp_session_stats *st = &doc->stats;
+            const pp_session_stats *st = doc->stats;
             *summary = (pc_oracle_summary){ 1, st->faults, st->first, st->smaller, st->larger,
-                                            st->reverse, st->repeat, doc->nmin, doc->nmax };
+                                            st->reverse, st->repeat, doc->nmin, doc->nmax,
+                                            doc->config->rtt_us, doc->config->page_us };
         }
         pp_session_free(doc);
         pp_client_free(o->client);

@@ -13,6 +13,7 @@
 typedef struct pc_window {
     uint64_t start;
     uint64_t count;
+    int fallback;      /* decided by libprepage, not the oracle, which was away */
 } pc_window;
 
 /* A policy as given on the command line: a name, optionally `:W` for the
@@ -39,6 +40,8 @@ typedef struct pc_oracle_config {
     uint64_t page_size;
     int64_t max_pages;        /* -1 = server default */
     int64_t local_window;     /* > 0: development oracle, no server */
+    long fault_deadline_ms;   /* 0 = libprepage's default */
+    double rtt_us, page_us;   /* the link's figures, sent for policy dp-plus; < 0 = not known */
 } pc_oracle_config;
 
 typedef struct pc_oracle pc_oracle;
@@ -51,12 +54,23 @@ enum { PC_ORACLE_OK = 0, PC_ORACLE_ERROR = -1, PC_ORACLE_REJECTED = -2 };
 int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size_t errlen);
 /* Asks for the window of a fault. 0 ok, -1 error (pc_oracle_error says why). */
 int pc_oracle_ask(pc_oracle *o, uint64_t page, uint32_t stream, pc_window *out);
+/* The same in two steps, for a caller that fetches meanwhile (libprepage's
+ * asynchronous fault): submit, then collect. pc_oracle_collect waits up to
+ * wait_ms (0: not at all, -1: until the decision, which libprepage's deadline
+ * bounds) and returns 0 with *out, PC_ORACLE_PENDING, or -1 on error. */
+enum { PC_ORACLE_PENDING = 1 };
+int pc_oracle_submit(pc_oracle *o, uint64_t page, uint32_t stream);
+int pc_oracle_collect(pc_oracle *o, long wait_ms, pc_window *out);
+/* The descriptor that turns readable when the submitted fault may be collected
+ * (-1 when the decision is ready or needs no waiting), and the longest wait. */
+void pc_oracle_pollinfo(pc_oracle *o, int *fd, long *timeout_ms);
 const char *pc_oracle_error(const pc_oracle *o);
 /* What the server says of the session at its end (prepaged only). */
 typedef struct pc_oracle_summary {
     int valid;
     int64_t faults, first, smaller, larger, reverse, repeat;
     int64_t nmin, nmax;
+    double rtt_us, page_us;   /* the session's dp-plus link figures, -1 for another policy */
 } pc_oracle_summary;
 
 /* Deletes the session and frees the oracle; fills *summary (may be NULL)

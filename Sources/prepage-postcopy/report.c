@@ -64,7 +64,7 @@ static void json_result(FILE *f, const pc_result *r)
     }
     fprintf(f, ", \"faults\": %llu, \"faults_already_present\": %llu, \"pages_fetched\": %llu, "
                "\"pages_pushed\": %llu, \"pages_touched\": %llu, \"pages_wasted\": %llu, "
-               "\"pages_bad\": %llu, \"oracle_errors\": %llu, \"streams\": %llu, "
+               "\"pages_bad\": %llu, \"oracle_errors\": %llu, \"oracle_fallbacks\": %llu, \"streams\": %llu, "
                "\"response_us\": {\"p50\": %.1f, \"p99\": %.1f, \"mean\": %.1f}, "
                "\"total_stall_ms\": %.3f, \"oracle_us\": {\"p50\": %.1f, \"p99\": %.1f, \"mean\": %.1f}, "
                "\"oracle_share\": %.4f, \"thread_stall_ms\": %.3f, \"thread_stalls\": %llu, \"wall_s\": %.4f",
@@ -72,7 +72,7 @@ static void json_result(FILE *f, const pc_result *r)
             (unsigned long long)s->pages_fetched, (unsigned long long)s->pages_pushed,
             (unsigned long long)s->pages_touched, (unsigned long long)s->pages_wasted,
             (unsigned long long)s->pages_bad, (unsigned long long)s->oracle_errors,
-            (unsigned long long)s->streams, s->resp_p50_us, s->resp_p99_us, s->resp_mean_us,
+            (unsigned long long)s->oracle_fallbacks, (unsigned long long)s->streams, s->resp_p50_us, s->resp_p99_us, s->resp_mean_us,
             s->stall_ms, s->oracle_p50_us, s->oracle_p99_us, s->oracle_mean_us, s->oracle_share,
             s->thread_stall_ms, (unsigned long long)s->thread_stalls, s->wall_s);
     const pc_oracle_summary *o = &r->oracle;
@@ -81,6 +81,8 @@ static void json_result(FILE *f, const pc_result *r)
                    "\"reverse\": %lld, \"repeat\": %lld, \"nmin\": %lld, \"nmax\": %lld}",
                 (long long)o->faults, (long long)o->first, (long long)o->smaller, (long long)o->larger,
                 (long long)o->reverse, (long long)o->repeat, (long long)o->nmin, (long long)o->nmax);
+    if (o->valid && o->rtt_us >= 0)
+        fprintf(f, ", \"session_link\": {\"rtt_us\": %.3f, \"page_us\": %.3f}", o->rtt_us, o->page_us);
     fputc('}', f);
 }
 
@@ -137,8 +139,10 @@ void pc_report_text(FILE *f, const pc_report_context *ctx, const pc_result *r)
             (unsigned long long)s->pages_wasted, (unsigned long long)s->pages_pushed);
     fprintf(f, "response        p50 %.1f us, p99 %.1f us, mean %.1f us; total stall %.3f ms\n",
             s->resp_p50_us, s->resp_p99_us, s->resp_mean_us, s->stall_ms);
-    fprintf(f, "oracle          p50 %.1f us, p99 %.1f us, mean %.1f us; %.1f%% of the response time\n",
-            s->oracle_p50_us, s->oracle_p99_us, s->oracle_mean_us, 100.0 * s->oracle_share);
+    fprintf(f, "oracle          p50 %.1f us, p99 %.1f us, mean %.1f us; %.1f%% of the response time; "
+               "%llu fallbacks\n",
+            s->oracle_p50_us, s->oracle_p99_us, s->oracle_mean_us, 100.0 * s->oracle_share,
+            (unsigned long long)s->oracle_fallbacks);
     if (r->oracle.valid)
         fprintf(f, "session         %lld faults: %lld first, %lld smaller, %lld larger, %lld reverse, %lld repeat; "
                    "final NMin %lld, NMax %lld\n",

@@ -9,7 +9,7 @@ struct Decide: ParsableCommand {
         abstract: "Read faults from stdin (PAGE or PAGE STREAM per line), print one decision per line as JSON.",
         discussion: """
             Each decision is flushed before the next read blocks, so a driver can run a closed loop.
-            Config keys: \(ConfigJSON.keys.joined(separator: ", ")); a missing key takes its default.
+            Config keys: \(PrepageConfig.acceptedKeys); a missing key takes its default.
             A bad config or input line is reported on stderr with its line number; exit status 2.
             """)
 

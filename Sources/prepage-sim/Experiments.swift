@@ -54,7 +54,7 @@ struct Fig3Command: ParsableCommand {
     @Option(help: "Noisy case sizes: around ([0.5 N, 1.5 N], never N), below ([0.1 N, N)), above ((N, 3 N]).")
     var shape: String = "around"
     @Option(help: "Highest noise rate; rates go from 0 in steps of 0.05.") var maxNoise = 0.5
-    @Option(help: "DP configuration as JSON (keys as in `decide`).") var config = "{}"
+    @Option(help: "DP configuration as JSON (keys as in `decide`; the policy is dp unless it says).") var config = "{}"
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -74,7 +74,7 @@ struct Fig3Command: ParsableCommand {
         fig.seeds = (1...UInt64(seeds)).map { $0 }
         fig.shape = NoiseShape(rawValue: shape)!
         fig.noiseRates = stride(from: 0.0, through: maxNoise + 1e-9, by: 0.05).map { ($0 * 100).rounded() / 100 }
-        fig.config = try parseConfig(config)
+        fig.config = try parseConfig(config, defaultPolicy: .dp)
         let rows = try fig.run()
         var table = Table(header: ["noise", "nmin_over_n", "nmax_over_n", "faults_per_case", "fetched_over_needed"])
         for r in rows {
@@ -100,9 +100,9 @@ struct Fig3Command: ParsableCommand {
 }
 
 /// Parses a configuration argument, exiting with status 2 and the reason when invalid.
-func parseConfig(_ text: String) throws -> PrepageConfig {
+func parseConfig(_ text: String, defaultPolicy: PolicyName = .dpPlus, anyPolicy: Bool = false) throws -> PrepageConfig {
     do {
-        return try ConfigJSON.parse(text)
+        return try ConfigJSON.parse(text, defaultPolicy: defaultPolicy, anyPolicy: anyPolicy)
     } catch {
         throw ValidationError("invalid --config: \(error)")
     }
@@ -137,7 +137,7 @@ struct CompareCommand: ParsableCommand {
         var comparison = Comparison(
             workloads: SuiteWorkload.suite(scale: scale).filter { only == nil || $0.name.contains(only!) },
             policies: policyList, seeds: (1...UInt64(seeds)).map { $0 }, link: link.model,
-            base: try parseConfig(config))
+            base: try parseConfig(config, anyPolicy: true))
         var remote: RemotePolicies?
         if let server {
             remote = try RemotePolicies(url: server, pageSize: link.pageSize)
@@ -182,7 +182,7 @@ struct ReplayCommand: ParsableCommand {
             """)
 
     @Option(help: "The trace file; - for standard input.") var trace: String
-    @Option(help: "Policy: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")).") var policy = "dp"
+    @Option(help: "Policy: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")).") var policy = PrepageConfig().policy.rawValue
     @Flag(help: "The trace holds byte addresses; the page is address / --page-size.") var addresses = false
     @Option(help: "Policy configuration as JSON (keys as in `decide`).") var config = "{}"
     @Option(help: "Drive the policy through a running prepaged at this URL.") var server: String?
@@ -196,7 +196,7 @@ struct ReplayCommand: ParsableCommand {
     }
 
     func run() throws {
-        var base = try parseConfig(config)
+        var base = try parseConfig(config, defaultPolicy: PolicyName(rawValue: policy)!)
         base.policy = PolicyName(rawValue: policy)!
         let remote = try server.map { try RemotePolicies(url: $0, pageSize: link.pageSize) }
         let simulated: any SimulatedPolicy = try remote?.make(policy, base) ?? PrepagerPolicy(base)

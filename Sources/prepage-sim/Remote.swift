@@ -15,7 +15,9 @@ final class RemotePolicies {
 
     init(url: String, pageSize: Int) throws {
         do {
-            client = try PrepageClient(options: PrepageClientOptions(baseURL: url))
+            // A simulation needs the oracle's every answer: no fallback, a generous deadline.
+            client = try PrepageClient(
+                options: PrepageClientOptions(baseURL: url, faultDeadlineMilliseconds: 5_000, faultFallback: false))
         } catch {
             throw ValidationError("--server \(url): \(error)")
         }

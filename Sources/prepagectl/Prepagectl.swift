@@ -30,6 +30,15 @@ struct Connection: ParsableArguments {
     @Option(help: "Request timeout in milliseconds.")
     var timeoutMs = 5_000
 
+    @Option(help: "A fault's deadline in milliseconds, retries included (default: the --timeout-ms).")
+    var faultDeadlineMs: Int?
+
+    @Flag(
+        help:
+            "When the oracle is away (no answer by the deadline, refused, 5xx), print a fallback decision (the faulting page alone) and exit 0, as an agent does, instead of failing."
+    )
+    var fallback = false
+
     @Flag(help: "Print JSON, in the shapes of api.md.")
     var json = false
 
@@ -38,7 +47,8 @@ struct Connection: ParsableArguments {
         let options = PrepageClientOptions(
             baseURL: url ?? env["PREPAGE_URL"] ?? "http://127.0.0.1:7070",
             token: token ?? env["PREPAGE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
-            requestTimeoutMilliseconds: timeoutMs)
+            requestTimeoutMilliseconds: timeoutMs,
+            faultDeadlineMilliseconds: faultDeadlineMs ?? timeoutMs, faultFallback: fallback)
         return try calling { () throws(PrepageClientError) in try PrepageClient(options: options) }
     }
 
@@ -100,10 +110,16 @@ func describe(_ s: Session) -> String {
         "  state: nmin=\(s.state.nmin) nmax=\(s.state.nmax) min_record=\(s.state.minRecord) max_record=\(s.state.maxRecord) streams=\(s.state.streams.count)",
         "  stats: faults=\(s.stats.faults) first=\(s.stats.first) smaller=\(s.stats.smaller) larger=\(s.stats.larger) reverse=\(s.stats.reverse) repeat=\(s.stats.repeat) pages_advised=\(s.stats.pagesAdvised) created_at=\(s.stats.createdAt ?? "-") last_fault_at=\(s.stats.lastFaultAt ?? "-")",
     ]
-    let own = [
-        ("forward_pages", c.forwardPages), ("backward_pages", c.backwardPages), ("ra_initial", c.raInitial),
-        ("ra_max", c.raMax),
-    ].compactMap { name, value in value.map { "\(name)=\($0)" } }
+    let own =
+        [
+            ("forward_pages", c.forwardPages), ("backward_pages", c.backwardPages), ("ra_initial", c.raInitial),
+            ("ra_max", c.raMax), ("max_slots", c.maxSlots), ("transitions", c.transitions),
+            ("half_life", c.halfLife), ("near_window", c.nearWindow),
+        ].compactMap { name, value in value.map { "\(name)=\($0)" } }
+        + [
+            ("probe_staleness", c.probeStaleness), ("fault_fee", c.faultFee), ("min_evidence", c.minEvidence),
+            ("rtt_us", c.rttMicroseconds), ("page_us", c.pageMicroseconds),
+        ].compactMap { name, value in value.map { "\(name)=\($0)" } }
     if !own.isEmpty { lines[1] += " " + own.joined(separator: " ") }
     if !c.labels.isEmpty {
         lines.insert(
@@ -124,7 +140,8 @@ struct SessionCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a session (PUT /sessions/{id}).")
         @OptionGroup var connection: Connection
         @Argument(help: "Session id, [A-Za-z0-9._:-]{1,128}.") var id: String
-        @Option(help: "dp (default), dp-literal, none, forward, readahead.") var policy: String?
+        @Option(help: "dp, dp-literal, dp-plus, none, forward, readahead (default: the server's).")
+        var policy: String?
         @Option var minPages: Int?
         @Option var maxPages: Int?
         @Option var k: Int?
@@ -138,6 +155,15 @@ struct SessionCommand: ParsableCommand {
         @Option(help: "Policy forward: pages before the faulting one.") var backwardPages: Int?
         @Option(help: "Policy readahead: the first window.") var raInitial: Int?
         @Option(help: "Policy readahead: the largest window.") var raMax: Int?
+        @Option(help: "Policy dp-plus: 1 … 1024.") var maxSlots: Int?
+        @Option(help: "Policy dp-plus: 1 … 256.") var transitions: Int?
+        @Option(help: "Policy dp-plus: in cases, 1 … 1000000.") var halfLife: Int?
+        @Option(help: "Policy dp-plus: 0 … 1048576.") var nearWindow: Int?
+        @Option(help: "Policy dp-plus: 0 … 1e9.") var probeStaleness: Double?
+        @Option(help: "Policy dp-plus: 0 … 1000.") var faultFee: Double?
+        @Option(help: "Policy dp-plus: 0 … 1e6.") var minEvidence: Double?
+        @Option(help: "Policy dp-plus: the link's round trip in µs.") var rttUs: Double?
+        @Option(help: "Policy dp-plus: one page's transfer time on the link in µs.") var pageUs: Double?
 
         func run() throws {
             var labels: [String: String] = [:]
@@ -150,7 +176,10 @@ struct SessionCommand: ParsableCommand {
             let config = SessionConfig(
                 policy: policy, minPages: minPages, maxPages: maxPages, k: k, initialPages: initialPages,
                 gap: gap, memoryPages: memoryPages, maxStreams: maxStreams, pageSize: pageSize, labels: labels,
-                forwardPages: forwardPages, backwardPages: backwardPages, raInitial: raInitial, raMax: raMax)
+                forwardPages: forwardPages, backwardPages: backwardPages, raInitial: raInitial, raMax: raMax,
+                maxSlots: maxSlots, transitions: transitions, halfLife: halfLife, nearWindow: nearWindow,
+                probeStaleness: probeStaleness, faultFee: faultFee, minEvidence: minEvidence, rttMicroseconds: rttUs,
+                pageMicroseconds: pageUs)
             let client = try connection.client()
             let (session, created) = try calling { () throws(PrepageClientError) in
                 try client.createSession(id, config: config)
@@ -243,6 +272,9 @@ struct FaultCommand: ParsableCommand {
             addr
                 ? try client.fault(id, addr: value.value, stream: stream)
                 : try client.fault(id, page: value.value, stream: stream)
+        }
+        if d.outcome == .fallback, let why = client.lastError {
+            FileHandle.standardError.write(Data("prepagectl: fallback decision: \(why)\n".utf8))
         }
         connection.emit(d) { describe(d) }
     }

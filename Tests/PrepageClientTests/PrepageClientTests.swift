@@ -1,3 +1,4 @@
+import Foundation
 import PrepageClient
 import Testing
 
@@ -6,16 +7,20 @@ import Testing
     let server: LiveServer
     init() throws { server = try LiveServer() }
 
+    /// A client whose faults wait up to `timeout` too: these tests want the oracle's
+    /// answers (tests run in parallel on a shared machine); the fallback has tests of its own.
     func client(retries: Int = 3, recreate: Bool = true, timeout: Int = 5_000) throws -> PrepageClient {
         try PrepageClient(
             options: .init(
                 baseURL: server.url, requestTimeoutMilliseconds: timeout, maxRetries: retries,
-                retryBaseMilliseconds: 20, retryMaxMilliseconds: 300, recreateSessions: recreate))
+                retryBaseMilliseconds: 20, retryMaxMilliseconds: 300, recreateSessions: recreate,
+                faultDeadlineMilliseconds: timeout))
     }
 
     @Test func createsGetsListsAndDeletesSessions() throws {
         let c = try client()
-        let config = SessionConfig(maxPages: 256, k: 4, pageSize: 8_192, labels: ["vm": "guest-1"])
+        // Policy named: k is dp's, and the server's default policy may change.
+        let config = SessionConfig(policy: "dp", maxPages: 256, k: 4, pageSize: 8_192, labels: ["vm": "guest-1"])
         let (session, created) = try c.createSession("s-1", config: config)
         #expect(created)
         #expect(session.id == "s-1")
@@ -26,7 +31,7 @@ import Testing
 
         #expect(try c.createSession("s-1", config: config).created == false)
         let conflict = #expect(throws: PrepageClientError.self) {
-            try c.createSession("s-1", config: SessionConfig(k: 5))
+            try c.createSession("s-1", config: SessionConfig(policy: "dp", k: 5))
         }
         #expect(conflict?.kind == .http && conflict?.status == 409 && conflict?.detail.isEmpty == false)
 
@@ -144,9 +149,87 @@ import Testing
     @Test func reportsASilentServerAsTimeout() throws {
         let silent = SilentServer()
         let c = try PrepageClient(
-            options: .init(baseURL: "http://127.0.0.1:\(silent.port)", requestTimeoutMilliseconds: 200, maxRetries: 1))
+            options: .init(
+                baseURL: "http://127.0.0.1:\(silent.port)", requestTimeoutMilliseconds: 200, maxRetries: 1,
+                faultDeadlineMilliseconds: 200, faultFallback: false))
         let error = #expect(throws: PrepageClientError.self) { try c.fault("x", page: 1) }
         #expect(error?.kind == .timeout)
+        let admin = #expect(throws: PrepageClientError.self) { try c.getSession("x") }
+        #expect(admin?.kind == .timeout)
+    }
+
+    @Test func answersAFallbackWhenTheServerHangs() throws {
+        let silent = SilentServer()
+        // Every default: a 5 ms deadline, the fallback, a 50 ms breaker.
+        let c = try PrepageClient(options: .init(baseURL: "http://127.0.0.1:\(silent.port)"))
+        try c.registerSession("x", config: SessionConfig(pageSize: 8_192))
+        let d = try c.fault("x", addr: 8_192 * 12 + 5, stream: 1)
+        #expect(d.outcome == .fallback && d.start == 12 && d.count == 1 && d.addr == 8_192 * 12 && d.bytes == 8_192)
+        #expect(c.lastError?.kind == .timeout)
+        #expect(c.breaker.periodMilliseconds == 50)
+        #expect(try c.fault("x", page: 99).outcome == .fallback)
+    }
+
+    @Test func answersAFallbackWhenNothingListens() throws {
+        let c = try PrepageClient(
+            options: .init(baseURL: "http://127.0.0.1:\(closedPort())", breakerBaseMilliseconds: 30))
+        let d = try c.fault("x", page: 7)
+        #expect(d == Decision(start: 7, count: 1, outcome: .fallback, ntest: 0, nmin: 0, nmax: 0, addr: 7 * 4_096, bytes: 4_096))
+        #expect(c.lastError?.kind == .io && c.breaker.periodMilliseconds == 30)
+        // The fallback decision encodes like the others.
+        #expect(String(decoding: try JSONEncoder().encode(d.outcome), as: UTF8.self) == "\"fallback\"")
+    }
+
+    @Test func recoversAfterTheServerComesBack() throws {
+        let c = try PrepageClient(
+            options: .init(
+                baseURL: server.url, faultDeadlineMilliseconds: 2_000, breakerBaseMilliseconds: 20,
+                breakerMaxMilliseconds: 40))
+        try c.createSession("back-1", config: SessionConfig(maxPages: 64))
+        #expect(try c.fault("back-1", page: 1).outcome == .first)
+        server.stop()
+        #expect(try c.fault("back-1", page: 2).outcome == .fallback)
+        #expect(c.breaker.periodMilliseconds == 20)
+        try server.restart()
+        while c.breaker.remainingMilliseconds > 0 { usleep(2_000) }
+        let d = try c.fault("back-1", page: 300)
+        #expect(d.outcome == .first && c.breaker.periodMilliseconds == 0 && c.lastError == nil)
+        #expect(try c.getSession("back-1").config.maxPages == 64)
+    }
+
+    @Test func registeredClientsRecoverASessionAfterARestart() throws {
+        let creator = try client(retries: 10)
+        let worker = try client(retries: 10)
+        let config = SessionConfig(maxPages: 96, pageSize: 8_192, labels: ["vm": "w"])
+        try worker.registerSession("reg-1", config: config)
+        #expect(throws: PrepageClientError.self) { try creator.getSession("reg-1") }  // nothing sent
+        try creator.createSession("reg-1", config: config)
+        _ = try worker.fault("reg-1", page: 10, stream: 1)
+
+        try server.restart()
+        let d = try worker.fault("reg-1", page: 400, stream: 1)  // 404, re-created, decided
+        #expect(d.outcome == .first && d.bytes == d.count * 8_192)
+        _ = try creator.fault("reg-1", page: 900)
+        let s = try creator.getSession("reg-1")
+        #expect(s.config.maxPages == 96 && s.config.labels == ["vm": "w"] && s.stats.faults == 2)
+    }
+
+    @Test func encodesTheDpPlusFieldsByTheirWireNames() throws {
+        let config = SessionConfig(
+            policy: "dp-plus", maxSlots: 32, transitions: 16, halfLife: 10, nearWindow: 0, probeStaleness: 500,
+            faultFee: 1.1, minEvidence: 0.01, rttMicroseconds: 250.5, pageMicroseconds: 32.768)
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any]
+        #expect(json?["max_slots"] as? Int == 32 && json?["half_life"] as? Int == 10)
+        #expect(json?["near_window"] as? Int == 0 && json?["transitions"] as? Int == 16)
+        #expect(json?["rtt_us"] as? Double == 250.5 && json?["page_us"] as? Double == 32.768)
+        #expect(json?["fault_fee"] as? Double == 1.1 && json?["probe_staleness"] as? Double == 500)
+        #expect(try JSONDecoder().decode(SessionConfig.self, from: JSONEncoder().encode(config)) == config)
+        // Sent to the server, which names a field it refuses for policy dp (400).
+        let c = try client()
+        let refused = #expect(throws: PrepageClientError.self) {
+            try c.createSession("plus-x", config: SessionConfig(policy: "dp", rttMicroseconds: 100))
+        }
+        #expect(refused?.status == 400 && refused?.detail.contains("rtt_us") == true)
     }
 
     @Test func recreatesItsSessionsAfterARestart() throws {
@@ -175,6 +258,6 @@ import Testing
     }
 
     @Test func reportsTheLibraryVersion() {
-        #expect(PrepageClient.libraryVersion == "0.1.0")
+        #expect(PrepageClient.libraryVersion == "1.0.0")
     }
 }

@@ -45,6 +45,23 @@ import Testing
         #expect(run.stdout.contains("policy=readahead") && run.stdout.contains("ra_initial=4 ra_max=32"))
     }
 
+    @Test func printsAFallbackDecisionOnlyWhenAsked() throws {
+        let closed = "http://127.0.0.1:\(closedPort())"
+        let strict = try prepagectl(["fault", "--url", closed, "x", "42", "--json"])
+        #expect(strict.status == 1 && strict.stderr.contains("io error"))
+        let agent = try prepagectl(["fault", "--url", closed, "x", "42", "--json", "--fallback"])
+        #expect(agent.status == 0, "\(agent.stderr)")
+        let d = jsonObject(agent.stdout)
+        #expect(d["outcome"] as? String == "fallback" && d["start"] as? Int == 42 && d["count"] as? Int == 1)
+        #expect(agent.stderr.contains("fallback decision"))
+    }
+
+    @Test func sendsTheDpPlusFields() throws {
+        // This server refuses them for policy dp, naming the field: they reach it.
+        let run = try ctl(["session", "create"], ["p-1", "--policy", "dp", "--rtt-us", "250.5"])
+        #expect(run.status == 1 && run.stderr.contains("rtt_us"))
+    }
+
     @Test func printsOneDecision() throws {
         _ = try ctl(["session", "create"], ["f-1", "--page-size", "4096"])
         let page = try ctl(["fault"], ["f-1", "0x10", "--json"])

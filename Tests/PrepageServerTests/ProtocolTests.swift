@@ -55,7 +55,7 @@ import Testing
     @Test func requestSplitIntoSingleBytesIsAnswered() throws {
         let s = try TestServer()
         let c = try s.client()
-        for byte in RawClient.format("PUT", "/sessions/slow", body: #"{"k":3}"#).utf8 {
+        for byte in RawClient.format("PUT", "/sessions/slow", body: #"{"policy":"dp","k":3}"#).utf8 {
             try c.send([byte])
         }
         #expect(try c.readResponse().status == 201)
@@ -132,7 +132,7 @@ import Testing
         let s = try TestServer()
         let c = try s.client()
         try c.send(
-            "PUT /sessions/ch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"k\":\r\n2\r\n7}\r\n0\r\n\r\n"
+            "PUT /sessions/ch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nf\r\n{\"policy\":\"dp\",\r\n4\r\n\"k\":\r\n2\r\n7}\r\n0\r\n\r\n"
         )
         let r = try c.readResponse()
         #expect(r.status == 201)
@@ -194,7 +194,7 @@ import Testing
         limits.keepAliveIdleTimeout = .milliseconds(300)
         let s = try TestServer(limits: limits)
         let c = try s.client()
-        #expect(try c.request("PUT", "/sessions/r", body: "{}").status == 201)
+        #expect(try c.request("PUT", "/sessions/r", body: #"{"policy":"dp"}"#).status == 201)
         let body = "{\"pages\":[" + (0..<20_000).map { String($0 * 1_000) }.joined(separator: ",") + "]}"
         // The send may fail once the server gives up on us: that is the point.
         try? c.send(String(repeating: RawClient.format("POST", "/sessions/r/faults", body: body), count: 16))
@@ -224,11 +224,11 @@ import Testing
     @Test func garbageNeverCrashesTheServerOrChangesSessions() throws {
         let s = try TestServer()
         let setup = try s.client()
-        #expect(try setup.request("PUT", "/sessions/keep", body: "{}").status == 201)
+        #expect(try setup.request("PUT", "/sessions/keep", body: #"{"policy":"dp"}"#).status == 201)
         var rng = SplitMix64(seed: 7)
         let templates = [
             RawClient.format("POST", "/sessions/keep/fault", body: #"{"page":1}"#),
-            RawClient.format("PUT", "/sessions/keep", body: #"{"k":2}"#),
+            RawClient.format("PUT", "/sessions/keep", body: #"{"policy":"dp","k":2}"#),
             "GET /sessions HTTP/1.1\r\nHost: x\r\n\r\n",
         ]
         for _ in 0..<200 {

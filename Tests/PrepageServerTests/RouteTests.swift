@@ -40,7 +40,7 @@ import Testing
     @Test func createReadListResetDeleteSession() throws {
         let s = try TestServer()
         let c = try s.client()
-        let created = try c.request("PUT", "/sessions/vm-1", body: #"{"max_pages":64,"labels":{"owner":"ops"}}"#)
+        let created = try c.request("PUT", "/sessions/vm-1", body: #"{"policy":"dp","max_pages":64,"labels":{"owner":"ops"}}"#)
         #expect(created.status == 201)
         #expect(created.header("location") == "/sessions/vm-1")
         let config = created.json["config"] as? [String: Any]
@@ -56,7 +56,7 @@ import Testing
 
         // Identical config: 200; another config: 409.
         #expect(
-            try c.request("PUT", "/sessions/vm-1", body: #"{"labels":{"owner":"ops"},"max_pages":"0x40"}"#).status
+            try c.request("PUT", "/sessions/vm-1", body: #"{"labels":{"owner":"ops"},"max_pages":"0x40","policy":"dp"}"#).status
                 == 200)
         let conflict = try c.request("PUT", "/sessions/vm-1", body: #"{"max_pages":65}"#)
         #expect(conflict.status == 409)
@@ -97,10 +97,15 @@ import Testing
         let r = try c.request("PUT", "/sessions/a", body: "", contentType: nil)
         #expect(r.status == 201)
         let config = r.json["config"] as? [String: Any]
-        #expect(config?["policy"] as? String == "dp")
+        // The default policy is dp-plus, with its defaults; DP's own keys are not there.
+        #expect(config?["policy"] as? String == "dp-plus")
         #expect(config?["max_pages"] as? Int == 512)
-        #expect(config?["k"] as? Int == 5)
-        #expect(config?["max_streams"] as? Int == 64)
+        #expect(config?["max_slots"] as? Int == 64)
+        #expect(config?["transitions"] as? Int == 64)
+        #expect(config?["half_life"] as? Int == 22)
+        #expect(config?["rtt_us"] as? Double == 100)
+        #expect(config?["page_us"] as? Double == 32.768)
+        #expect(config?["k"] == nil && config?["max_streams"] == nil && config?["min_pages"] == nil)
     }
 
     @Test(arguments: [

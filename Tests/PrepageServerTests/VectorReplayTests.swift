@@ -9,7 +9,7 @@ import Testing
     static let vectors = (try? Vector.all()) ?? []
 
     @Test func vectorsAreAllPresent() {
-        #expect(Self.vectors.count == 13)
+        #expect(Self.vectors.count == 20)
     }
 
     @Test(arguments: vectors)
@@ -22,8 +22,11 @@ import Testing
             + v.streams.map(String.init).joined(separator: ",") + "]}"
         let r = try c.request("POST", "/sessions/\(v.name)/faults", body: body)
         #expect(r.status == 200)
-        let got = (r.json["decisions"] as? [[String: Any]] ?? []).compactMap(Decision.init(json:))
-        #expect(got == v.decisions)
+        let got = r.json["decisions"] as? [[String: Any]] ?? []
+        #expect(got.count == v.expected.count)
+        for (i, d) in zip(got, v.expected).enumerated() {
+            try #require(d.1.matches(json: d.0), "\(v.name) fault #\(i): got \(d.0), expected \(d.1)")
+        }
     }
 
     /// The ways one fault can be written; each must give the vector's decisions.
@@ -69,10 +72,9 @@ import Testing
                     (i..<end).map { encoding.request(page: v.faults[$0], stream: v.streams[$0], id: id) }.joined())
                 for j in i..<end {
                     let r = try c.readResponse()
-                    let got = Decision(json: r.json)
-                    try #require(got == v.decisions[j], "\(v.name) fault #\(j) via \(encoding)")
-                    #expect(r.json["addr"] as? Int == v.decisions[j].start * 4_096)
-                    #expect(r.json["bytes"] as? Int == v.decisions[j].count * 4_096)
+                    try #require(v.expected[j].matches(json: r.json), "\(v.name) fault #\(j) via \(encoding)")
+                    #expect(r.json["addr"] as? Int == v.expected[j].start * 4_096)
+                    #expect(r.json["bytes"] as? Int == v.expected[j].count * 4_096)
                 }
                 i = end
             }

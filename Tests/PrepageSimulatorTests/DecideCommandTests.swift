@@ -1,6 +1,7 @@
 import Foundation
 import PrepageCore
 import PrepageSimulator
+import PrepageTestSupport
 import Testing
 
 /// The directory holding the package's built executables (beside the test bundle).
@@ -64,7 +65,7 @@ final class DecideProcess {
 @Suite struct DecideCommandTests {
     /// A closed loop: each next fault is computed from the decision just read.
     @Test func answersEachFaultBeforeTheNextIsSent() throws {
-        let p = try DecideProcess(config: #"{"max_pages":64}"#)
+        let p = try DecideProcess(config: #"{"policy":"dp","max_pages":64}"#)
         p.send("1000")
         #expect(p.readLine() == #"{"start":1000,"count":1,"outcome":"first","ntest":1,"nmin":1,"nmax":64}"#)
         p.send("1001")  // the continuation of that window
@@ -94,6 +95,21 @@ final class DecideProcess {
         #expect(out.split(separator: "\n").map(String.init) == expected)
     }
 
+    /// Every vector, dp and dp-plus, through the executable: each decision line is the vector's.
+    @Test(arguments: try Vector.all())
+    func replaysEveryVector(_ v: Vector) throws {
+        let p = try DecideProcess(config: v.configJSON)
+        for i in v.faults.indices { p.send("\(v.faults[i]) \(v.streams[i])") }
+        let (status, out, err) = p.finish()
+        #expect(status == 0, "\(err)")
+        let lines = out.split(separator: "\n").map { String($0) }
+        #expect(lines.count == v.expected.count)
+        for (i, line) in lines.enumerated() where i < v.expected.count {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            try #require(v.expected[i].matches(json: object), "\(v.name) fault #\(i): \(line), expected \(v.expected[i])")
+        }
+    }
+
     @Test(arguments: [
         ("12\nabc\n", "line 2", 1),
         ("12\n-4\n", "line 2", 1),
@@ -112,8 +128,10 @@ final class DecideProcess {
     }
 
     @Test(arguments: [
-        (#"{"k":0}"#, "k = 0 is out of range; allowed: 1 … 64"),
-        (#"{"max_streams":5000}"#, "max_streams"),
+        (#"{"policy":"dp","k":0}"#, "k = 0 is out of range; allowed: 1 … 64"),
+        (#"{"policy":"dp","max_streams":5000}"#, "max_streams"),
+        (#"{"k":3}"#, "k does not apply to policy dp-plus"),
+        (#"{"rtt_us":-1}"#, "rtt_us = -1.0 is out of range; allowed: 0.001 … 10000000"),
         (#"{"policy":"magic"}"#, "policy must be one of: dp, dp-literal, none, forward, readahead"),
         (#"{"kk":1}"#, #"unknown config key "kk""#),
         (#"{"gap":"3"}"#, "gap must be an integer"),

@@ -106,6 +106,25 @@ struct JSONScanner: ~Copyable {
         return .failure(.wrongType)
     }
 
+    /// Reads a JSON number (integer, fraction or exponent) as the nearest binary64.
+    ///
+    /// - Returns: the value, or ``JSONValueProblem/wrongType`` for another kind of value
+    ///   (skipped), or ``JSONValueProblem/tooLarge`` for a number beyond the finite doubles.
+    mutating func real() throws(APIProblem) -> Result<Double, JSONValueProblem> {
+        skipWhitespace()
+        guard offset < bytes.count else { throw error("a value") }
+        let c = bytes[offset]
+        guard c == UInt8(ascii: "-") || Self.isDigit(c) else {
+            try skipValue()
+            return .failure(.wrongType)
+        }
+        let start = offset
+        _ = try number()  // validates the grammar; the text is converted below
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<offset]), as: UTF8.self)
+        guard let value = Double(text), value.isFinite else { return .failure(.tooLarge) }
+        return .success(value)
+    }
+
     /// Reads a string value and decodes its escapes.
     ///
     /// - Returns: the string, or ``JSONValueProblem/wrongType`` for another kind of value (skipped).

@@ -59,6 +59,19 @@ struct JSONWriter {
         }
     }
 
+    /// `"key":` for a key that may need escaping.
+    mutating func key(_ k: String) {
+        string(k)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// A finite double in its shortest form that reads back to the same value
+    /// (`32.768`, `1000.0`, `1e-05`). Not for the fault path: it builds a String.
+    mutating func double(_ d: Double) {
+        precondition(d.isFinite, "JSON has no infinities or NaN")
+        bytes.append(contentsOf: "\(d)".utf8)
+    }
+
     mutating func bool(_ b: Bool) {
         if b { raw("true") } else { raw("false") }
     }

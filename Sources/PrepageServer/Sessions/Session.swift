@@ -113,7 +113,9 @@ extension Session {
             if st.up { w.raw("\"up\"") } else { w.raw("\"down\"") }
             w.raw("}")
         }
-        w.raw("]},")
+        w.raw("]")
+        if let plus = snapshot.plus { Self.writeLearned(plus, &w) }
+        w.raw("},")
         w.key("stats")
         w.raw("{")
         w.key("faults")
@@ -148,52 +150,19 @@ extension Session {
     static func writeConfig(_ c: SessionConfig, _ w: inout JSONWriter) {
         let p = c.prepage
         w.raw("{")
-        w.key("policy")
-        w.string(p.policy.rawValue)
-        w.raw(",")
-        w.key("min_pages")
-        w.int(p.minPages)
-        w.raw(",")
-        w.key("max_pages")
-        w.int(p.maxPages)
-        w.raw(",")
-        w.key("k")
-        w.int(p.k)
-        w.raw(",")
-        w.key("initial_pages")
-        w.int(p.effectiveInitialPages)
-        w.raw(",")
-        w.key("gap")
-        w.int(p.gap)
-        w.raw(",")
-        w.key("memory_pages")
-        w.int(p.memoryPages)
-        w.raw(",")
-        w.key("max_streams")
-        w.int(p.maxStreams)
-        w.raw(",")
+        // Every field the session's policy reads, in the table's order.
+        for field in PrepageConfig.fields where field.applies(to: p.policy) {
+            w.key(field.name)
+            switch field.value(in: p) {
+            case .policy(let name): w.string(name.rawValue)
+            case .integer(let i): w.int(i)
+            case .real(let d): w.double(d)
+            }
+            w.raw(",")
+        }
         w.key("page_size")
         w.int(c.pageSize)
         w.raw(",")
-        // A policy's own fields appear only with that policy.
-        switch p.policy {
-        case .forward:
-            w.key("forward_pages")
-            w.int(p.forwardPages)
-            w.raw(",")
-            w.key("backward_pages")
-            w.int(p.backwardPages)
-            w.raw(",")
-        case .readahead:
-            w.key("ra_initial")
-            w.int(p.raInitial)
-            w.raw(",")
-            w.key("ra_max")
-            w.int(p.raMax)
-            w.raw(",")
-        case .dp, .dpLiteral, .none:
-            break
-        }
         w.key("labels")
         w.raw("{")
         for (i, key) in c.labels.keys.sorted().enumerated() {
@@ -203,6 +172,87 @@ extension Session {
             w.string(c.labels[key]!)
         }
         w.raw("}}")
+    }
+
+    /// What dp-plus learned, inside `state`: why it fetches what it fetches.
+    private static func writeLearned(_ p: DPPlusSnapshot, _ w: inout JSONWriter) {
+        w.raw(",")
+        w.key("plan")
+        writePoints(p.plan, &w)
+        w.raw(",")
+        w.key("estimate")
+        writePoints(p.estimate, &w)
+        w.raw(",")
+        w.key("learned_gap")
+        w.int(p.learnedGap)
+        w.raw(",")
+        w.key("near_rate")
+        w.double(p.nearRate)
+        w.raw(",")
+        w.key("downward_share")
+        if let share = p.downwardShare { w.double(share) } else { w.raw("null") }
+        w.raw(",")
+        w.key("known_directions")
+        w.int(p.knownDirections)
+        w.raw(",")
+        w.key("depth")
+        w.int(p.depth)
+        w.raw(",")
+        w.key("cases")
+        w.int(p.cases)
+        w.raw(",")
+        w.key("transitions")
+        w.int(p.transitions)
+        w.raw(",")
+        w.key("slots")
+        w.raw("[")
+        for (i, slot) in p.slots.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{")
+            w.key("stream")
+            w.uint(slot.stream)
+            w.raw(",")
+            w.key("window")
+            w.raw("{")
+            w.key("start")
+            w.int(slot.start)
+            w.raw(",")
+            w.key("count")
+            w.int(slot.count)
+            w.raw("},")
+            w.key("covered")
+            w.int(slot.covered)
+            w.raw(",")
+            w.key("passed")
+            w.int(slot.passed)
+            w.raw(",")
+            w.key("direction")
+            switch slot.direction {
+            case 1: w.raw("\"up\"")
+            case -1: w.raw("\"down\"")
+            default: w.raw("null")
+            }
+            w.raw(",")
+            w.key("open")
+            w.bool(slot.open)
+            w.raw("}")
+        }
+        w.raw("]")
+    }
+
+    private static func writePoints(_ points: [DPPlusSnapshot.Point], _ w: inout JSONWriter) {
+        w.raw("[")
+        for (i, point) in points.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{")
+            w.key("threshold")
+            w.int(point.threshold)
+            w.raw(",")
+            w.key("survival")
+            if let s = point.survival { w.double(s) } else { w.raw("null") }
+            w.raw("}")
+        }
+        w.raw("]")
     }
 
     private static func writeInts(_ values: [Int], _ w: inout JSONWriter) {

@@ -197,22 +197,12 @@ def run_one(a):
             env_dst["PREPAGE_TOKEN"] = a.token
         if a.max_pages:
             env_dst["PREPAGE_MAX_PAGES"] = str(a.max_pages)
-        if policy == "dp-plus" and (a.rtt_us is not None or a.page_us is not None):
-            # libprepage has no rtt_us/page_us yet: the orchestrator (this script) creates
-            # the session with them, and the patch uses it as it is (PREPAGE_CREATE=0).
-            body = {"policy": "dp-plus", "page_size": 4096,
-                    "labels": {"engine": "qemu-7.2", "vm": "pp-dst", "load": a.load}}
+        if policy == "dp-plus":
+            # sent by the patch in the session's config (libprepage >= 1.0)
             if a.rtt_us is not None:
-                body["rtt_us"] = a.rtt_us
                 env_dst["PREPAGE_RTT_US"] = "%g" % a.rtt_us
             if a.page_us is not None:
-                body["page_us"] = a.page_us
                 env_dst["PREPAGE_PAGE_US"] = "%g" % a.page_us
-            if a.max_pages:
-                body["max_pages"] = a.max_pages
-            http("PUT", "%s/sessions/%s" % (a.oracle, session), a.token, body)
-            env_dst["PREPAGE_CREATE"] = "0"
-            rec["session_created_by"] = "harness"
         rec["session"] = session
         rec["env"] = {k: v for k, v in env_dst.items() if k.startswith("PREPAGE_") and k != "PREPAGE_TOKEN"}
     env_src = dict(env_dst)
@@ -608,7 +598,7 @@ def add_run_args(p):
     p.add_argument("--delay", type=float, default=2.0, help="guest: seconds from READY to the start of its load")
     p.add_argument("--precopy-s", type=float, default=0.3, help="seconds of precopy before migrate-start-postcopy")
     p.add_argument("--max-pages", type=int)
-    p.add_argument("--timeout-ms", type=int, default=50, help="one oracle call's timeout")
+    p.add_argument("--timeout-ms", type=int, default=5, help="one oracle call's deadline (PREPAGE_TIMEOUT_MS)")
     p.add_argument("--rtt-us", type=float)
     p.add_argument("--page-us", type=float)
     p.add_argument("--src-args", help="more QEMU arguments for the source (e.g. -trace ...)")

@@ -5,7 +5,7 @@
 #   make qemu-guest    the guest: Debian's kernel + a busybox initramfs with the workloads
 #   make qemu-results  every guest load x QEMU_CONFIGS, QEMU_ROUNDS rounds, interleaved:
 #                      docs/results/qemu.{md,csv,svg}
-#   make test-qemu     one short post-copy migration through the oracle (dp), data verified
+#   make test-qemu     one post-copy migration (FSD load) through the oracle (dp-plus), data verified
 #   make qemu-check    CI-sized: the patches apply to the fetched source and the patched
 #                      files compile (no full build, no guest)
 #
@@ -33,7 +33,7 @@ qemu-results: qemu qemu-guest qemu-prepaged
 	  --rounds $(QEMU_ROUNDS) --out docs/results/qemu $(QEMU_ARGS)
 
 test-qemu: qemu qemu-guest qemu-prepaged
-	python3 integrations/qemu/pcqemu.py check --config dp $(QEMU_ARGS)
+	python3 integrations/qemu/pcqemu.py check --config dp-plus $(QEMU_ARGS)
 
 qemu-check: lib
 	bash integrations/qemu/build-qemu.sh --check

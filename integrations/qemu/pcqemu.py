@@ -630,10 +630,11 @@ def main():
     p = sub.add_parser("report")
     p.add_argument("--out", required=True)
     p.add_argument("--configs")
+    p.add_argument("--note", default="", help="markdown put before the table")
     p.add_argument("rundirs", nargs="+")
     p = sub.add_parser("check")
     add_run_args(p)
-    p.add_argument("--config", default="dp")
+    p.add_argument("--config", default="dp-plus")
     p.add_argument("--out", default=os.path.join(BUILD, "check"))
     a = ap.parse_args()
 
@@ -641,10 +642,11 @@ def main():
         runs = []
         for rd in a.rundirs:
             for dp, _, fs in os.walk(rd):
-                if "run.json" in fs:
+                if "run.json" in fs and os.sep + "link" + os.sep not in dp + os.sep:  # not the traced link runs
                     with open(os.path.join(dp, "run.json")) as f:
                         runs.append(json.load(f))
-        print(report(runs, a.out, a.configs.split(",") if a.configs else None))
+        note = a.note + "\n\n" if a.note else ""
+        print(report(runs, a.out, a.configs.split(",") if a.configs else None, note))
         return 0
 
     for c in ([a.config] if a.cmd in ("run", "check") else [] if a.cmd == "link" else a.configs.split(",")):
@@ -715,6 +717,8 @@ def main():
                                                     " ERROR " + r["error"] if r.get("error") else ""), flush=True)
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
         note = ("<!-- %s; runs in %s -->\n" % (" ".join(sys.argv), rdir))
+        if "dp-plus" in configs:
+            note += "dp-plus sessions: rtt_us %s, page_us %s (measured: pcqemu.py link).\n\n" % (a.rtt_us, a.page_us)
         print(report(runs, a.out, configs, note))
         return 0 if all(r.get("ok") for r in runs) else 1
     finally:

@@ -97,7 +97,21 @@ def free_port():
 
 
 def parse_config(name):
-    """-> (policy or None, environment for the destination)."""
+    """-> (policy or None, environment for the destination).
+
+    POLICY/key=value,key=value adds session fields through PREPAGE_<KEY>,
+    e.g. dp-plus/near_window=64 (keys: max_pages, gap, near_window)."""
+    if "/" in name:
+        base, extra = name.split("/", 1)
+        policy, env = parse_config(base)
+        if policy is None:
+            raise SystemExit("stock takes no session fields: %r" % name)
+        for kv in extra.split(","):
+            k, _, v = kv.partition("=")
+            if k not in ("max_pages", "gap", "near_window") or not v.isdigit():
+                raise SystemExit("bad session field %r in %r (max_pages, gap, near_window = integer)" % (kv, name))
+            env["PREPAGE_" + k.upper()] = v
+        return policy, env
     if name == "stock":
         return None, {}
     if name.startswith("forward:"):
@@ -187,7 +201,7 @@ def run_one(a):
     for k in list(env_dst):
         if k.startswith("PREPAGE_"):
             del env_dst[k]
-    session = "qemu-%s-%s-%d" % (a.load, a.config.replace(":", "-"), int(time.time() * 1000) % 10**9)
+    session = "qemu-%s-%s-%d" % (a.load, re.sub(r"[:/=,]", "-", a.config), int(time.time() * 1000) % 10**9)
     if policy is not None:
         env_dst.update(penv)
         env_dst.update({"PREPAGE_URL": a.oracle, "PREPAGE_SESSION": session, "PREPAGE_KEEP_SESSION": "1",
@@ -702,7 +716,7 @@ def main():
                 for c in order:
                     b = argparse.Namespace(**vars(a))
                     b.load, b.config = load, c
-                    b.out = os.path.join(rdir, "%s-%s-r%d" % (load, c.replace(":", "-"), rnd))
+                    b.out = os.path.join(rdir, "%s-%s-r%d" % (load, re.sub(r"[:/=,]", "-", c), rnd))
                     t0 = time.time()
                     r = run_one(b)
                     r["round"] = rnd

@@ -10,7 +10,7 @@
 #                      files compile (no full build, no guest)
 #
 # QEMU_CONFIGS takes any list: stock, forward:W, dp, dp-plus, dp-literal, readahead, none.
-QEMU_CONFIGS ?= stock,forward:16,forward:64,dp
+QEMU_CONFIGS ?= stock,forward:16,forward:64,dp,dp-plus
 QEMU_LOADS   ?= fsd,stream,mixed,smp4
 QEMU_ROUNDS  ?= 3
 QEMU_ARGS    ?=

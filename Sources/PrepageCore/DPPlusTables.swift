@@ -551,21 +551,25 @@ extension TransitionTable {
 }
 
 extension SlotTable {
-    /// The slots in table order, each with its plan, and the recency order.
+    /// The slots in table order, each with its plan, and the recency order (most recent first).
     var state: (slots: [DPPlusState.Slot], order: [Int]) {
         var out: [DPPlusState.Slot] = []
-        out.reserveCapacity(slots.count)
-        for i in slots.indices {
-            let s = slots[i]
+        out.reserveCapacity(count)
+        for i in 0..<count {
+            let s = self[i]
+            var plan: [Int] = []
+            plan.reserveCapacity(planCount[i])
+            for k in planStart[i]..<(planStart[i] + planCount[i]) { plan.append(pool[k]) }
             out.append(
                 .init(
                     lo: s.lo, hi: s.hi, direction: s.d, firstDirection: s.w, passed: s.a, covered: s.cum,
-                    stream: s.stream, open: s.open, newer: s.newer, plan: plan(of: i).withUnsafeBufferPointer { Array($0) }))
+                    stream: s.stream, open: s.open, newer: s.newer, plan: plan))
         }
-        return (out, order.withUnsafeBufferPointer { Array($0) })
+        return (out, byRecency)
     }
 
-    /// The table `slots` and `order` describe: `order` a permutation of the slots' indices.
+    /// The table `slots` and `order` describe: `order` a permutation of the slots'
+    /// indices, most recent first.
     init(capacity: Int, slots states: [DPPlusState.Slot], order: [Int], maxPlan: Int) throws(StateError) {
         self.init(capacity: capacity)
         guard states.count <= capacity else {
@@ -578,15 +582,12 @@ extension SlotTable {
         for (rank, i) in order.enumerated() {
             guard (0..<states.count).contains(i), !seen[i] else {
                 throw StateError(
-                    field: "learned.order[\(rank)]", "\(i) is not a slot index not yet listed; accepted: a permutation of 0 … \(states.count - 1)")
+                    field: "learned.order[\(rank)]",
+                    "\(i) is not a slot index not yet listed; accepted: a permutation of 0 … \(states.count - 1)")
             }
             seen[i] = true
         }
         guard !states.isEmpty else { return }
-        slots.reserveCapacity(capacity)
-        self.order.reserveCapacity(capacity)
-        planStart.reserveCapacity(capacity)
-        planCount.reserveCapacity(capacity)
         for (i, s) in states.enumerated() {
             let at = "learned.slots[\(i)]"
             try StateError.check(s.lo, "\(at).lo")
@@ -602,14 +603,29 @@ extension SlotTable {
             for (k, t) in s.plan.enumerated() {
                 try StateError.check(t, "\(at).plan[\(k)]", in: (k == 0 ? 1 : s.plan[k - 1] + 1)...StateError.maxValue)
             }
-            slots.append(
-                Slot(
-                    lo: s.lo, hi: s.hi, d: s.direction, w: s.firstDirection, a: s.passed, cum: s.covered,
-                    stream: s.stream, open: s.open, newer: s.newer))
-            planStart.append(0)
-            planCount.append(0)
-            setPlan(i, s.plan)
         }
-        self.order = order
+        // Admitted from the least recent to the most recent: each admission makes its slot
+        // the most recent, so the list ends in `order`; the slots keep their indices.
+        lo = Array(repeating: 0, count: states.count)
+        hi = lo
+        d = Array(repeating: 0, count: states.count)
+        stream = Array(repeating: 0, count: states.count)
+        rest = states.map {
+            Slot(
+                lo: $0.lo, hi: $0.hi, d: $0.direction, w: $0.firstDirection, a: $0.passed, cum: $0.covered,
+                stream: $0.stream, open: $0.open, newer: $0.newer)
+        }
+        newer = Array(repeating: -1, count: states.count)
+        older = newer
+        planStart = Array(repeating: 0, count: states.count)
+        planCount = planStart
+        for array in [\SlotTable.lo, \.hi, \.newer, \.older, \.planStart, \.planCount] { self[keyPath: array].reserveCapacity(capacity) }
+        d.reserveCapacity(capacity)
+        stream.reserveCapacity(capacity)
+        rest.reserveCapacity(capacity)
+        count = states.count
+        for i in 0..<count { self[i] = rest[i] }
+        for i in order.reversed() { touch(i) }
+        for (i, s) in states.enumerated() { setPlan(i, s.plan) }
     }
 }

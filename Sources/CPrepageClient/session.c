@@ -517,3 +517,66 @@ done:
     json_decref(doc);
     return rc;
 }
+
+/* ---- Moving a session ---------------------------------------------------- */
+
+void pp_free(void *p) { free(p); }
+
+int pp_session_export(pp_client *c, const char *id, char **out, size_t *len) {
+    if (out != NULL) *out = NULL;
+    if (len != NULL) *len = 0;
+    if (c == NULL) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0) return -1;
+    if (out == NULL) return pp__fail(c, PP_ERR_INVALID, "out is NULL");
+    if (pp__url(c, c->url, "/sessions/%s/state", id) != 0) return -1;
+    if (pp__session_call(c, id, PP_GET, NULL, 0, 1) != 0) return -1;
+    char *doc = malloc(c->answer.len + 1);
+    if (doc == NULL) return oom(c);
+    memcpy(doc, c->answer.data, c->answer.len);
+    doc[c->answer.len] = '\0';
+    *out = doc;
+    if (len != NULL) *len = c->answer.len;
+    return 0;
+}
+
+int pp_session_import(pp_client *c, const char *id, const char *doc, ptrdiff_t len) {
+    if (c == NULL) return -1;
+    if (pp__begin(c) != 0 || pp__check_id(c, id) != 0) return -1;
+    if (doc == NULL) return pp__fail(c, PP_ERR_INVALID, "doc is NULL");
+    size_t n = len < 0 ? strlen(doc) : (size_t)len;
+    /* The document's config, to re-create the session after a 404 (as pp_session_create does). */
+    json_error_t jerr;
+    json_t *parsed = json_loadb(doc, n, 0, &jerr);
+    if (parsed == NULL) return pp__fail(c, PP_ERR_INVALID, "doc is not JSON: %s", jerr.text);
+    json_t *config = json_object_get(parsed, "config");
+    if (!json_is_object(config)) {
+        json_decref(parsed);
+        return pp__fail(c, PP_ERR_INVALID, "doc has no config object: give what pp_session_export() returned");
+    }
+    json_t *page_size = json_object_get(config, "page_size");
+    uint64_t size = json_is_integer(page_size) && json_integer_value(page_size) > 0
+                        ? (uint64_t)json_integer_value(page_size) : 0;
+    char *recreate = json_dumps(config, JSON_COMPACT);
+    json_decref(parsed);
+    if (recreate == NULL) return oom(c);
+    if (pp__url(c, c->url, "/sessions/%s", id) != 0) {
+        free(recreate);
+        return -1;
+    }
+    static const char head[] = "{\"state\":";
+    size_t total = sizeof head - 1 + n + 1;
+    if (pp__buf_reserve(&c->body, total + 1) != 0) {
+        free(recreate);
+        return oom(c);
+    }
+    memcpy(c->body.data, head, sizeof head - 1);
+    memcpy(c->body.data + sizeof head - 1, doc, n);
+    c->body.data[total - 1] = '}';
+    c->body.data[total] = '\0';
+    c->body.len = total;
+    /* Putting the same state twice is putting it once: retried like the idempotent calls. */
+    int rc = pp__perform(c, PP_PUT, c->url, c->body.data, total, 1);
+    if (rc == 0) rc = pp__remember(c, id, recreate, size);
+    free(recreate);
+    return rc;
+}

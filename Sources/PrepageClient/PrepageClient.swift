@@ -135,6 +135,46 @@ public final class PrepageClient {
         try document { out in pp_session_reset(client, id, out) }
     }
 
+    // MARK: Moving a session
+
+    /// `GET /sessions/{id}/state`: the session's whole state (configuration, what its
+    /// policy learned, counters) as the server's versioned JSON document. Opaque: give
+    /// it to ``importSession(_:state:)`` on another server.
+    public func exportSession(_ id: String) throws(PrepageClientError) -> String {
+        var doc: UnsafeMutablePointer<CChar>?
+        var length = 0
+        guard pp_session_export(client, id, &doc, &length) == 0, let doc else { throw Self.error(of: client) }
+        defer { pp_free(doc) }
+        return String(decoding: UnsafeRawBufferPointer(start: doc, count: length), as: UTF8.self)
+    }
+
+    /// `PUT /sessions/{id}` with `{"state": state}`: the session becomes exactly the one
+    /// `state` (``exportSession(_:)``'s document) describes — new, or in place of the
+    /// session of that id — and decides next what the exported one would have.
+    /// The client remembers the document's config to re-create the session after a 404.
+    ///
+    /// - Returns: `true` when the session was created (201), `false` when replaced (200).
+    /// - Throws: `.http` 400 naming the field for a document the server refuses.
+    @discardableResult
+    public func importSession(_ id: String, state: String) throws(PrepageClientError) -> Bool {
+        var state = state
+        let rc = state.withUTF8 { utf8 in
+            utf8.withMemoryRebound(to: CChar.self) { pp_session_import(client, id, $0.baseAddress, $0.count) }
+        }
+        guard rc == 0 else { throw Self.error(of: client) }
+        return pp_client_http_status(client) == 201
+    }
+
+    /// Moves a session from this client's server to `destination`'s: export, import
+    /// there, then delete here. Faults that reach this server after the export are
+    /// answered 404 here once it is deleted (a client that knows the config re-creates
+    /// it, on the server its balancer sends it to).
+    public func moveSession(_ id: String, to destination: PrepageClient) throws(PrepageClientError) {
+        let state = try exportSession(id)
+        try destination.importSession(id, state: state)
+        try deleteSession(id)
+    }
+
     // MARK: Faults
 
     /// `POST /sessions/{id}/fault` by page, within the fault deadline.

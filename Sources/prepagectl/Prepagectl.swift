@@ -133,8 +133,10 @@ func describe(_ s: Session) -> String {
 
 struct SessionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "session", abstract: "Create, read, list, delete or reset sessions.",
-        subcommands: [Create.self, Get.self, List.self, Delete.self, Reset.self])
+        commandName: "session", abstract: "Create, read, list, delete, reset, export, import or move sessions.",
+        subcommands: [
+            Create.self, Get.self, List.self, Delete.self, Reset.self, Export.self, Import.self, Move.self,
+        ])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a session (PUT /sessions/{id}).")
@@ -251,6 +253,79 @@ struct SessionCommand: ParsableCommand {
             let client = try connection.client()
             let s = try calling { () throws(PrepageClientError) in try client.resetSession(id) }
             connection.emit(s) { "reset " + describe(s) }
+        }
+    }
+}
+
+extension SessionCommand {
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a session's whole state, the document import takes (GET /sessions/{id}/state).")
+        @OptionGroup var connection: Connection
+        @Argument var id: String
+        @Option(name: .shortAndLong, help: "Write it to this file instead of standard output.") var output: String?
+        func run() throws {
+            let client = try connection.client()
+            let state = try calling { () throws(PrepageClientError) in try client.exportSession(id) }
+            if let output {
+                guard FileManager.default.createFile(atPath: output, contents: Data(state.utf8)) else {
+                    throw ValidationError("cannot write \(output)")
+                }
+            } else {
+                print(state)
+            }
+        }
+    }
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Make a session exactly the one an exported state describes, new or in place of the session of that id (PUT /sessions/{id} {\"state\": …}).")
+        @OptionGroup var connection: Connection
+        @Argument var id: String
+        @Argument(help: "The file export wrote; - for standard input.") var file: String
+        func run() throws {
+            let data: Data
+            if file == "-" {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            } else {
+                guard let d = FileManager.default.contents(atPath: file) else {
+                    throw ValidationError("cannot read \(file)")
+                }
+                data = d
+            }
+            let state = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let client = try connection.client()
+            let created = try calling { () throws(PrepageClientError) in try client.importSession(id, state: state) }
+            let s = try calling { () throws(PrepageClientError) in try client.getSession(id) }
+            connection.emit(s) { (created ? "imported " : "replaced ") + describe(s) }
+        }
+    }
+
+    struct Move: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move a session with everything it learned from one server to another: export, import, delete.",
+            discussion: """
+                The destination decides the session's next fault exactly as the source would have. \
+                Faults that reach the source after the export are answered 404 there once it is deleted \
+                (a client that knows the session's config re-creates it where its balancer sends it).
+                """)
+        @OptionGroup var connection: Connection
+        @Argument var id: String
+        @Option(help: "The server the session is on (default: --url, PREPAGE_URL).") var from: String?
+        @Option(help: "The server to move it to.") var to: String
+        func run() throws {
+            var source = connection
+            if let from { source.url = from }
+            var destination = connection
+            destination.url = to
+            let a = try source.client()
+            let b = try destination.client()
+            let state = try calling { () throws(PrepageClientError) in try a.exportSession(id) }
+            try calling { () throws(PrepageClientError) in _ = try b.importSession(id, state: state) }
+            try calling { () throws(PrepageClientError) in _ = try a.deleteSession(id) }
+            let s = try calling { () throws(PrepageClientError) in try b.getSession(id) }
+            connection.emit(s) { "moved to \(to): " + describe(s) }
         }
     }
 }

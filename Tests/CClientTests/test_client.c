@@ -1572,6 +1572,74 @@ static void test_dp_plus_server(void) {
     pp_client_free(c);
 }
 
+/* pp_session_export / pp_session_import: a session moved under another id decides what the
+ * original decides; the moved session keeps its counters; the importing client re-creates it
+ * after a 404 with the document's config; a document the server refuses is a 400 naming the field. */
+static void test_session_state(void) {
+    pp_client *c = client_for(base_url, 5000, 3, 1);
+    pp_client *other = client_for(base_url, 5000, 3, 0);
+    const char *policies[] = {"dp-plus", "dp"};
+    for (int k = 0; k < 2; k++) {
+        pp_session_config cfg;
+        pp_session_config_init(&cfg);
+        cfg.policy = policies[k];
+        cfg.max_pages = 64;
+        CHECK_OK(pp_session_create(c, "state-a", &cfg), c);
+        pp_decision d, e;
+        pp_decision_init(&d);
+        pp_decision_init(&e);
+        uint64_t page = 1000;
+        for (int i = 0; i < 200; i++) {
+            page = i % 7 == 0 ? page * 31 % 1000003 : page + 1;
+            CHECK_OK(pp_fault_page(c, "state-a", page, (uint32_t)(i % 2), &d), c);
+        }
+        char *doc = NULL;
+        size_t len = 0;
+        CHECK_OK(pp_session_export(c, "state-a", &doc, &len), c);
+        CHECK(doc != NULL && len == strlen(doc) && strstr(doc, "\"format\":\"prepage-session-state\"") != NULL,
+              "an exported document: %.80s", doc != NULL ? doc : "(null)");
+        CHECK_OK(pp_session_import(c, "state-b", doc, (ptrdiff_t)len), c);
+        CHECK(pp_client_http_status(c) == 201, "import creates: %d", pp_client_http_status(c));
+        CHECK_OK(pp_session_import(c, "state-b", doc, -1), c);
+        CHECK(pp_client_http_status(c) == 200, "import again replaces: %d", pp_client_http_status(c));
+        pp_free(doc);
+        int same = 1;
+        for (int i = 0; i < 200; i++) {
+            page = i % 5 == 0 ? page * 17 % 1000003 : page + 1;
+            CHECK_OK(pp_fault_page(c, "state-a", page, (uint32_t)(i % 2), &d), c);
+            CHECK_OK(pp_fault_page(c, "state-b", page, (uint32_t)(i % 2), &e), c);
+            if (d.start != e.start || d.count != e.count || d.outcome != e.outcome) same = 0;
+        }
+        CHECK(same, "%s: the imported session decides as the original", policies[k]);
+        pp_session *s = NULL;
+        CHECK_OK(pp_session_get(c, "state-b", &s), c);
+        CHECK(s != NULL && s->stats->faults == 400 && s->config->max_pages == 64,
+              "counters and config moved: %lld faults", s != NULL ? (long long)s->stats->faults : -1LL);
+        pp_session_free(s);
+        /* Deleted behind the importing client's back: re-created with the document's config. */
+        CHECK_OK(pp_session_delete(other, "state-b"), other);
+        CHECK_OK(pp_fault_page(c, "state-b", 5, 0, &d), c);
+        CHECK(d.outcome == PP_FIRST, "re-created after a 404: %s", pp_outcome_name(d.outcome));
+        s = NULL;
+        CHECK_OK(pp_session_get(c, "state-b", &s), c);
+        CHECK(s != NULL && s->config->max_pages == 64 && strcmp(s->config->policy, policies[k]) == 0,
+              "re-created with the document's config");
+        pp_session_free(s);
+        CHECK_OK(pp_session_delete(c, "state-a"), c);
+        CHECK_OK(pp_session_delete(c, "state-b"), c);
+    }
+    char *doc = NULL;
+    CHECK_ERR(pp_session_export(c, "state-none", &doc, NULL), c, PP_ERR_HTTP);
+    CHECK(pp_client_http_status(c) == 404 && doc == NULL, "no state for a missing session");
+    CHECK_ERR(pp_session_import(c, "state-c", "not json", -1), c, PP_ERR_INVALID);
+    CHECK_ERR(pp_session_import(c, "state-c", "{\"config\":{},\"version\":9}", -1), c, PP_ERR_HTTP);
+    CHECK(pp_client_http_status(c) == 400 && strstr(pp_client_errstr(c), "state.") != NULL,
+          "a refused document names the field: %s", pp_client_errstr(c));
+    pp_free(NULL);
+    pp_client_free(other);
+    pp_client_free(c);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     server_path = getenv("PREPAGED") != NULL ? getenv("PREPAGED") : ".build/debug/prepaged";
@@ -1619,6 +1687,7 @@ int main(void) {
     test_async_hanging();
     test_dp_plus_json();
     test_dp_plus_server();
+    test_session_state();
     test_restart();
     test_fault_recovery();
     test_register_restart();

@@ -17,6 +17,38 @@ import Testing
                 faultDeadlineMilliseconds: timeout))
     }
 
+    /// Export on one server, import on another: the moved session decides as the one it was.
+    @Test func movesASessionBetweenServersWithWhatItLearned() throws {
+        let other = try LiveServer()
+        let a = try client()
+        let b = try PrepageClient(
+            options: .init(baseURL: other.url, requestTimeoutMilliseconds: 5_000, faultDeadlineMilliseconds: 5_000))
+        let control = try client()
+        try a.createSession("mv")
+        try control.createSession("mv-control")
+        var page: UInt64 = 7
+        for i in 0..<300 {
+            page = i % 9 == 0 ? page &* 2_654_435_761 % 1_000_000_007 : page + 1
+            _ = try a.fault("mv", page: page)
+            _ = try control.fault("mv-control", page: page)
+        }
+        try a.moveSession("mv", to: b)
+        #expect(throws: PrepageClientError.self) { try a.getSession("mv") }
+        #expect(try b.getSession("mv").stats.faults == 300)
+        for i in 0..<300 {
+            page = i % 4 == 0 ? page &* 2_654_435_761 % 1_000_000_007 : page + 1
+            let moved = try b.fault("mv", page: page)
+            let stayed = try control.fault("mv-control", page: page)
+            try #require(moved.start == stayed.start && moved.count == stayed.count && moved.outcome == stayed.outcome)
+        }
+        let bad = #expect(throws: PrepageClientError.self) { try b.importSession("mv-2", state: "{\"config\":{},\"version\":9}") }
+        #expect(bad?.status == 400 && bad?.detail.contains("state.") == true)
+        let notAState = #expect(throws: PrepageClientError.self) { try b.importSession("mv-2", state: "{}") }
+        #expect(notAState?.kind == .invalid)
+        #expect(try b.importSession("mv-2", state: try b.exportSession("mv")))
+        #expect(try b.importSession("mv-2", state: try b.exportSession("mv")) == false)
+    }
+
     @Test func createsGetsListsAndDeletesSessions() throws {
         let c = try client()
         // Policy named: k is dp's, and the server's default policy may change.

@@ -38,6 +38,34 @@ import Testing
         #expect(gone.stderr.contains("404") && gone.stderr.contains("vm-1"))
     }
 
+    /// `session move`, `export` and `import`: the session arrives with what it learned.
+    @Test func movesExportsAndImportsSessions() throws {
+        let other = try LiveServer()
+        #expect(try ctl(["session", "create"], ["vm-m", "--policy", "dp", "--max-pages", "64"]).status == 0)
+        for page in [100, 101, 102, 103, 500, 501, 900] {
+            #expect(try ctl(["fault"], ["vm-m", "\(page)"]).status == 0)
+        }
+        let exported = try ctl(["session", "export"], ["vm-m"])
+        #expect(exported.status == 0 && jsonObject(exported.stdout)["format"] as? String == "prepage-session-state")
+        let move = try ctl(["session", "move"], ["vm-m", "--to", other.url, "--json"])
+        #expect(move.status == 0, "\(move.stderr)")
+        #expect((jsonObject(move.stdout)["stats"] as? [String: Any])?["faults"] as? Int == 7)
+        #expect(try ctl(["session", "get"], ["vm-m"]).status == 1)
+        let there = try prepagectl(["session", "export", "--url", other.url, "vm-m"])
+        #expect(there.stdout == exported.stdout)
+        // Back through a file, under another id.
+        let file = NSTemporaryDirectory() + "prepagectl-state-\(UUID().uuidString.prefix(6)).json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(try prepagectl(["session", "export", "--url", other.url, "vm-m", "-o", file]).status == 0)
+        let imported = try ctl(["session", "import"], ["vm-n", file])
+        #expect(imported.status == 0 && imported.stdout.hasPrefix("imported session vm-n"), "\(imported.stderr)")
+        let fromStdin = try ctl(["session", "import"], ["vm-n", "-"], stdin: there.stdout)
+        #expect(fromStdin.status == 0 && fromStdin.stdout.hasPrefix("replaced session vm-n"))
+        let refused = try ctl(["session", "import"], ["vm-x", "-"], stdin: #"{"config":{},"format":"other"}"#)
+        #expect(refused.status == 1 && refused.stderr.contains("400") && refused.stderr.contains("state.format"))
+        #expect(try ctl(["session", "import"], ["vm-x", "-"], stdin: "{}").status == 64)
+    }
+
     @Test func createsABaselineSessionWithItsFields() throws {
         let run = try ctl(
             ["session", "create"], ["ra-1", "--policy", "readahead", "--ra-initial", "4", "--ra-max", "32"])

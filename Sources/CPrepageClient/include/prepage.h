@@ -86,9 +86,9 @@ extern "C" {
 #endif
 
 #define PP_VERSION_MAJOR 1
-#define PP_VERSION_MINOR 0
+#define PP_VERSION_MINOR 1
 #define PP_VERSION_PATCH 0
-#define PP_VERSION_STRING "1.0.0"
+#define PP_VERSION_STRING "1.1.0"
 /** (major << 16) | (minor << 8) | patch, for compile-time comparisons. */
 #define PP_VERSION_NUM ((PP_VERSION_MAJOR << 16) | (PP_VERSION_MINOR << 8) | PP_VERSION_PATCH)
 
@@ -351,6 +351,35 @@ PP_API int pp_session_delete(pp_client *c, const char *id);
 PP_API int pp_session_delete_ex(pp_client *c, const char *id, pp_session **out);
 /** POST /sessions/{id}/reset: forgets what was learned, keeps config and counters. */
 PP_API int pp_session_reset(pp_client *c, const char *id, pp_session **out);
+
+/* ---- Moving a session (since 1.1) ------------------------------------ */
+
+/** Defined when pp_session_export() and pp_session_import() exist. */
+#define PP_HAVE_SESSION_STATE 1
+
+/**
+ * GET /sessions/{id}/state: the session's whole state — configuration, what
+ * its policy learned (every value its next decisions depend on, doubles bit
+ * for bit), counters — as the server's versioned JSON document
+ * (docs/server.md, "Moving a session"). The document is returned as it came,
+ * in a new NUL-terminated string *out (free it with pp_free()), its length in
+ * *len when `len` is not NULL. Treat it as opaque: give it to
+ * pp_session_import() on another server (or the same one after a restart).
+ */
+PP_API int pp_session_export(pp_client *c, const char *id, char **out, size_t *len);
+/**
+ * PUT /sessions/{id} {"state": doc}: makes the session exactly the one `doc`
+ * (pp_session_export()'s, `len` bytes; -1 for a NUL-terminated string)
+ * describes — a new one (201) or in place of the session of that id (200) —
+ * so that its next decision is the one the exported session would have made.
+ * The session keeps its counters and creation time; the id is this call's,
+ * whatever the document says. Like pp_session_create(), the client remembers
+ * the document's config to re-create the session after a 404 (empty, then).
+ * A document the server does not accept is a 400 naming the field.
+ */
+PP_API int pp_session_import(pp_client *c, const char *id, const char *doc, ptrdiff_t len);
+/** Frees a string the library returned (pp_session_export's). NULL-safe. */
+PP_API void pp_free(void *p);
 
 /* ---- Faults ---------------------------------------------------------- */
 

@@ -100,7 +100,7 @@ extension Readahead {
     var state: StreamTableState { streams.state }
 
     /// The state `state` describes, under `config`.
-    init(config: PrepageConfig, state: StreamTableState) throws(StateError) {
+    init(checked config: PrepageConfig, state: StreamTableState) throws(StateError) {
         self.init(config: config)
         streams = try Streams(maxStreams: config.maxStreams, state: state, field: "learned")
     }

@@ -29,7 +29,11 @@ public struct DynamicPrepage: Sendable {
     /// Makes a fresh state.
     /// - Throws: ``ConfigError`` when the configuration is invalid.
     public init(config: PrepageConfig) throws(ConfigError) {
-        let config = try config.validated()
+        self.init(checked: try config.validated())
+    }
+
+    /// A fresh state for a configuration already validated.
+    init(checked config: PrepageConfig) {
         self.config = config
         nmin = config.minPages
         nmax = config.maxPages
@@ -231,14 +235,10 @@ extension DynamicPrepage {
             nmin: nmin, nmax: nmax, minRecord: minRecord.values, maxRecord: maxRecord.values, streams: streams.state)
     }
 
-    /// The state `state` describes, under `config`.
-    init(config: PrepageConfig, state: DPState) throws(StateError) {
-        do {
-            try self.init(config: config)
-        } catch {
-            throw StateError(field: "config", error.description)
-        }
-        let c = self.config
+    /// The state `state` describes, under `config` (validated).
+    init(checked config: PrepageConfig, state: DPState) throws(StateError) {
+        self.init(checked: config)
+        let c = config
         try StateError.check(state.nmin, "learned.nmin", in: c.minPages...c.maxPages)
         try StateError.check(state.nmax, "learned.nmax", in: state.nmin...c.maxPages)
         nmin = state.nmin

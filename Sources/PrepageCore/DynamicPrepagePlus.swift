@@ -64,7 +64,11 @@ public struct DynamicPrepagePlus: Sendable {
     /// Makes a fresh state.
     /// - Throws: ``ConfigError`` when the configuration is invalid.
     public init(config: PrepageConfig) throws(ConfigError) {
-        let config = try config.validated()
+        self.init(checked: try config.validated())
+    }
+
+    /// A fresh state for a configuration already validated.
+    init(checked config: PrepageConfig) {
         self.config = config
         rtt = config.rttMicroseconds
         pt = config.pageMicroseconds
@@ -426,14 +430,10 @@ extension DynamicPrepagePlus {
         a.withUnsafeBufferPointer { Array($0) }
     }
 
-    /// The state `state` describes, under `config`.
-    init(config: PrepageConfig, state s: DPPlusState) throws(StateError) {
-        do {
-            try self.init(config: config)
-        } catch {
-            throw StateError(field: "config", error.description)
-        }
-        let t = self.config.transitions
+    /// The state `state` describes, under `config` (validated).
+    init(checked config: PrepageConfig, state s: DPPlusState) throws(StateError) {
+        self.init(checked: config)
+        let t = config.transitions
         try StateError.check(s.clock, "learned.clock")
         clock = s.clock
         table = try TransitionTable(capacity: t, state: s.transitions, epoch: s.clock / halfLife, clock: s.clock)

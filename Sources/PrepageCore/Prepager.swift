@@ -14,10 +14,15 @@ public struct Prepager: Sendable {
 
     /// - Throws: ``ConfigError`` when the configuration is invalid.
     public init(config: PrepageConfig) throws(ConfigError) {
-        dp = try DynamicPrepage(config: config)
-        fixed = FixedWindow(config: dp.config)
-        readahead = Readahead(config: dp.config)
-        plus = dp.config.policy == .dpPlus ? try DynamicPrepagePlus(config: dp.config) : nil
+        self.init(checked: try config.validated())
+    }
+
+    /// A fresh policy for a configuration already validated (validated once: it walks every field).
+    init(checked config: PrepageConfig) {
+        dp = DynamicPrepage(checked: config)
+        fixed = FixedWindow(config: config)
+        readahead = Readahead(config: config)
+        plus = config.policy == .dpPlus ? DynamicPrepagePlus(checked: config) : nil
     }
 
     /// Decides one fault. See ``DynamicPrepage/decide(page:stream:)``.
@@ -103,21 +108,25 @@ extension Prepager {
     ///   permutation, a window that ends before it starts…). Every value the
     ///   fault path reads is checked, so a restored policy never traps.
     public init(state: PrepagerState) throws(StateError) {
+        let config: PrepageConfig
         do {
-            try self.init(config: state.config)
+            config = try state.config.validated()
         } catch {
             throw StateError(field: "config", error.description)
         }
-        let config = dp.config
+        dp = DynamicPrepage(checked: config)
+        fixed = FixedWindow(config: config)
+        readahead = Readahead(config: config)
+        plus = nil
         switch (config.policy, state.learned) {
         case (.dp, .dp(let s)), (.dpLiteral, .dp(let s)):
-            dp = try DynamicPrepage(config: config, state: s)
+            dp = try DynamicPrepage(checked: config, state: s)
         case (.none, .stateless), (.forward, .stateless):
             break
         case (.readahead, .readahead(let s)):
-            readahead = try Readahead(config: config, state: s)
+            readahead = try Readahead(checked: config, state: s)
         case (.dpPlus, .plus(let s)):
-            plus = try DynamicPrepagePlus(config: config, state: s)
+            plus = try DynamicPrepagePlus(checked: config, state: s)
         default:
             throw StateError(
                 field: "learned", "the learned state is not of policy \(config.policy.rawValue), the configuration's")

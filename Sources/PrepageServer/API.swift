@@ -176,6 +176,7 @@ final class API: Sendable {
         let page = try input.location.page(shift: session.config.pageShift)
         let now = clock.now()
         let result: Result<Decision, FaultError> = session.state.withLock { st in
+            st.materialize()
             do throws(FaultError) {
                 let d = try st.prepager.decide(page: page, stream: input.stream)
                 st.count(d, now: now)
@@ -256,6 +257,7 @@ final class API: Sendable {
         let now = clock.now()
         let streams = batch.streams
         session.state.withLock { st in
+            st.materialize()
             for i in values.indices {
                 // Pages were checked above, so no decision can be refused.
                 guard let d = try? st.prepager.decide(page: Int(values[i]), stream: streams.isEmpty ? 0 : streams[i])

@@ -108,14 +108,14 @@ public enum Files {
         return stat(path, &st) == 0 ? Int(st.st_size) : nil
     }
 
-    /// Reads a whole file.
-    public static func read(_ path: String) throws(SocketError) -> [UInt8] {
+    /// Reads a whole file, or its first `limit` bytes.
+    public static func read(_ path: String, limit: Int = Int.max) throws(SocketError) -> [UInt8] {
         let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { throw .last("open(\(path))") }
         defer { Glibc.close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .last("fstat(\(path))") }
-        let expected = Int(st.st_size)
+        let expected = min(limit, Int(st.st_size))
         var bytes = [UInt8](repeating: 0, count: expected)
         var offset = 0
         let failed: Int32 = bytes.withUnsafeMutableBytes { raw in

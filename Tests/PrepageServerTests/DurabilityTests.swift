@@ -183,6 +183,35 @@ import Testing
         #expect(got["s0"] == late["s0"])
     }
 
+    /// A restored session keeps its learned state in its binary form until used: a
+    /// snapshot taken before any use writes it as it was restored, and the next
+    /// restart restores the same sessions; the first use then decides from it.
+    @Test func aRestoredSessionNotUsedSinceIsSavedAsRestored() throws {
+        let dir = Self.directory()
+        let ids = (0..<6).map { "u\($0)" }
+        let before: [String: String]
+        do {
+            let s = try TestServer(stateDirectory: dir)
+            let c = try s.client()
+            for (i, id) in ids.enumerated() {
+                #expect(try c.request("PUT", "/sessions/\(id)", body: i % 2 == 0 ? "{}" : #"{"policy":"dp"}"#).status == 201)
+                try Self.fault(c, id, 60, seed: UInt64(i))
+            }
+            before = try Self.states(c, ids)
+            s.stop()
+        }
+        do {
+            let s = try TestServer(stateDirectory: dir, snapshotInterval: .seconds(3_600))
+            try s.server.snapshotNow(full: true)  // nothing used: every session as restored
+            s.stop()
+        }
+        let s = try TestServer(stateDirectory: dir)
+        let c = try s.client()
+        #expect(try Self.states(c, ids) == before)
+        let metrics = try c.request("GET", "/metrics").text
+        #expect(metrics.contains("prepage_state_problems_total 0"))
+    }
+
     /// A file that is not what its name says, a half-written temporary, garbage:
     /// reported, skipped, the rest restored.
     @Test func garbageInTheDirectoryIsSkipped() throws {

@@ -52,7 +52,11 @@ public final class DurableState: Sendable {
             segments.sort()
             let state = DurableState(
                 directory: directory, journal: journal, lockFD: lock,
-                files: Files_(nextSeq: restored.nextSeq, fulls: restored.fulls, deltas: restored.deltas, segments: segments))
+                files: Files_(
+                    nextSeq: restored.nextSeq, fulls: restored.fulls, deltas: restored.deltas, segments: segments,
+                    deltaBytes: restored.deltas.filter { $0.seq > (restored.fulls.last?.seq ?? 0) }.reduce(0) { $0 + $1.bytes },
+                    // A clean restore from a full snapshot goes on with deltas; otherwise a new full one at once.
+                    fullDue: restored.fulls.isEmpty || !restored.problems.isEmpty))
             state.counters.restoredSessions.store(restored.sessions.count, ordering: .relaxed)
             state.counters.restoredSnapshotAt.store(restored.newestSnapshotAt, ordering: .relaxed)
             state.counters.problems.add(restored.problems.count, ordering: .relaxed)
@@ -100,12 +104,25 @@ public final class DurableState: Sendable {
                 takenAt: System.wallNanoseconds())
             store.forEachSession { session in
                 // Copied under the session's own lock, one session at a time; encoded after.
-                let copy: (SessionImage, UInt64)? = session.state.withLock { st in
+                // A restored session not used since is copied in its binary form, as restored.
+                let copy: Copy? = session.state.withLock { st in
                     guard full || st.changedSinceSnapshot else { return nil }
                     st.markSaved()
-                    return (session.image(of: st), st.incarnation)
+                    if let encoded = st.encoded {
+                        return .encoded(st.lastActivity, st.stats, encoded, st.incarnation)
+                    }
+                    return .image(session.image(of: st), st.incarnation)
                 }
-                if let (image, incarnation) = copy { writer.add(image, incarnation: incarnation) }
+                switch copy {
+                case .image(let image, let incarnation):
+                    writer.add(image, incarnation: incarnation)
+                case .encoded(let lastActivity, let stats, let learned, let incarnation):
+                    writer.add(
+                        id: session.id, config: session.config, createdAt: session.createdAt, lastActivity: lastActivity,
+                        stats: stats, learned: learned, incarnation: incarnation)
+                case nil:
+                    break
+                }
             }
             let count = writer.count
             if !full && count == 0 {
@@ -166,6 +183,12 @@ public final class DurableState: Sendable {
         }
     }
 
+    /// A session as one snapshot copies it.
+    private enum Copy {
+        case image(SessionImage, UInt64)
+        case encoded(Int64, SessionStats, ArraySlice<UInt8>, UInt64)
+    }
+
     /// Ends: the journal flushed and closed, the directory's lock released.
     func close() {
         journal.close()
@@ -221,9 +244,9 @@ final class DurableCounters: Sendable {
         out += "# HELP prepage_state_restored_snapshot_timestamp_seconds When the newest snapshot restored at start was begun (Unix time; 0: none): every fault answered before it was restored.\n"
         out += "# TYPE prepage_state_restored_snapshot_timestamp_seconds gauge\n"
         out += "prepage_state_restored_snapshot_timestamp_seconds \(Double(restoredSnapshotAt.load(ordering: .relaxed)) / 1e9)\n"
-        out += "# HELP prepage_state_problems_total Damaged files or records found (and skipped) at start.\n"
+        out += "# HELP prepage_state_problems_total Damaged files or records found (and skipped) at start, and restored states that could not be made at their first use.\n"
         out += "# TYPE prepage_state_problems_total counter\n"
-        out += "prepage_state_problems_total \(problems.load(ordering: .relaxed))\n"
+        out += "prepage_state_problems_total \(problems.load(ordering: .relaxed) + SessionState.materializeFailures.load(ordering: .relaxed))\n"
     }
 }
 

@@ -32,7 +32,9 @@ struct Restored: Sendable {
     /// The state in `directory`. Never throws on damaged content: what cannot be
     /// read is reported in ``problems`` and skipped. `removeTemporaries` removes
     /// files a crash left half-written (only the directory's owner may).
-    static func read(directory: String, removeTemporaries: Bool) throws(SocketError) -> Restored {
+    static func read(directory: String, removeTemporaries: Bool, threads: Int = System.processorCount) throws(SocketError)
+        -> Restored
+    {
         var out = Restored()
         var fullNames: [(UInt64, String)] = []
         var deltaNames: [(UInt64, String)] = []
@@ -61,11 +63,20 @@ struct Restored: Sendable {
         var base: SnapshotFile?
         for (seq, name) in fullNames {
             do {
+                if base != nil {
+                    // An older full snapshot: kept as the fallback, not read (its header says what it covers).
+                    let path = directory + "/" + name
+                    let head = try Files.read(path, limit: SnapshotWriter.headerBytes)
+                    if let covers = SnapshotFile.covers(header: head), let size = Files.size(path) {
+                        out.fulls.append((seq, covers, size))
+                    }
+                    continue
+                }
                 let bytes = try Files.read(directory + "/" + name)
                 out.bytesRead += bytes.count
                 let file = try SnapshotFile(bytes: bytes, name: name)
                 out.fulls.append((seq, file.covers, bytes.count))
-                if base == nil { base = file } else { continue }
+                base = file
             } catch let e as SnapshotFile.Refusal {
                 out.problems.append(e.description + (base == nil ? "; falling back to an older snapshot" : ""))
             } catch {
@@ -140,30 +151,103 @@ struct Restored: Sendable {
         out.nextLSN = maxLSN + 1
 
         // 4. Each live session's state: its newest snapshot entry of the same incarnation,
-        //    else what its journal record gives.
-        out.sessions.reserveCapacity(live.count)
-        for (id, l) in live {
-            var session: Session?
-            if let b = best[id], b.incarnation == l.incarnation {
-                do {
-                    session = try files[b.file].image(b.entry).session(incarnation: l.incarnation)
-                    out.fromSnapshots += 1
-                } catch {
-                    out.problems.append(
-                        "session \(Inputs.quoted(id)): its snapshot entry does not restore (\(error)); restored from its journal record")
+        //    else what its journal record gives. Sessions are independent: made on every core.
+        let work = Array(live)
+        let workers = max(1, min(threads, work.count / 2_000 + 1))
+        let parts = (0..<workers).map { w in
+            Part(work: work, range: (work.count * w / workers)..<(work.count * (w + 1) / workers), best: best, files: files)
+        }
+        if workers == 1 {
+            parts[0].run()
+        } else {
+            var running: [OSThread] = []
+            for (w, part) in parts.enumerated().dropFirst() {
+                if let t = try? OSThread(name: "prepaged-restore", { part.run() }) {
+                    running.append(t)
+                } else {
+                    parts[w].run()  // no thread: here
                 }
             }
-            if session == nil {
-                session = l.session(id: id, files: files, problems: &out.problems)
-                if session != nil { out.fromJournal += 1 }
-            }
-            if let session {
-                session.state.withLock { $0.markSaved() }
-                out.sessions.append(session)
+            parts[0].run()
+            for t in running { t.join() }
+        }
+        out.sessions.reserveCapacity(live.count)
+        for part in parts {
+            out.sessions += part.sessions
+            out.problems += part.problems
+            out.fromSnapshots += part.fromSnapshots
+            out.fromJournal += part.fromJournal
+        }
+        return out
+    }
+
+    /// Some of the sessions to make, on one thread.
+    private final class Part: @unchecked Sendable {
+        let work: [(key: String, value: Live)]
+        let range: Range<Int>
+        let best: [String: (file: Int, entry: Int, incarnation: UInt64, seq: UInt64)]
+        let files: [SnapshotFile]
+        var sessions: [Session] = []
+        var problems: [String] = []
+        var fromSnapshots = 0
+        var fromJournal = 0
+
+        init(
+            work: [(key: String, value: Live)], range: Range<Int>,
+            best: [String: (file: Int, entry: Int, incarnation: UInt64, seq: UInt64)], files: [SnapshotFile]
+        ) {
+            self.work = work
+            self.range = range
+            self.best = best
+            self.files = files
+        }
+
+        /// A fresh policy per configuration, made (validated) once and copied.
+        private var templates: [Int: Prepager] = [:]
+
+        /// `key`: the file and the config's index in it (configs are listed once per file).
+        private func fresh(_ config: SessionConfig, key: Int) throws -> Prepager {
+            if let p = templates[key] { return p }
+            let p = try Prepager(config: config.prepage)
+            templates[key] = p
+            return p
+        }
+
+        func run() {
+            sessions.reserveCapacity(range.count)
+            for k in range {
+                let (id, l) = work[k]
+                var session: Session?
+                if let b = best[id], b.incarnation == l.incarnation {
+                    do {
+                        // Checked to decode whole now; its tables are made at its first use.
+                        let file = files[b.file]
+                        let h = try file.header(b.entry, check: true)
+                        let c = file.entries[b.entry].config
+                        let config = file.configs[c]
+                        session = Session(
+                            restored: id, config: config, createdAt: h.createdAt, lastActivity: h.lastActivity,
+                            stats: h.stats, fresh: try fresh(config, key: b.file << 32 | c), encoded: h.learned,
+                            incarnation: l.incarnation)
+                        fromSnapshots += 1
+                    } catch {
+                        problems.append(
+                            "session \(Inputs.quoted(id)): its snapshot entry does not restore (\(error)); restored from its journal record"
+                        )
+                    }
+                }
+                if session == nil {
+                    session = l.session(id: id, files: files, problems: &problems)
+                    if session != nil { fromJournal += 1 }
+                }
+                if let session {
+                    // What a snapshot holds needs no new one (a session from the journal alone
+                    // is rebuilt from the journal until the next full snapshot holds it).
+                    session.state.withLock { $0.markSaved() }
+                    sessions.append(session)
+                }
             }
         }
-        // Sessions restored from the journal alone were never snapshotted.
-        return out
     }
 
     /// A session the replay found to exist.

@@ -56,20 +56,41 @@ struct SnapshotWriter: ~Copyable {
 
     /// Adds one session.
     mutating func add(_ image: SessionImage, incarnation: UInt64) {
+        var e = head(id: image.id, config: image.config, createdAt: image.createdAt, lastActivity: image.lastActivity, stats: image.stats, incarnation: incarnation)
+        image.learned.encode(into: &e)
+        append(e)
+    }
+
+    /// Adds one session whose learned state is already in its binary form (restored, unused since).
+    mutating func add(
+        id: String, config: SessionConfig, createdAt: Int64, lastActivity: Int64, stats: SessionStats,
+        learned: ArraySlice<UInt8>, incarnation: UInt64
+    ) {
+        var e = head(id: id, config: config, createdAt: createdAt, lastActivity: lastActivity, stats: stats, incarnation: incarnation)
+        e.bytes.append(contentsOf: learned)
+        append(e)
+    }
+
+    private mutating func head(
+        id: String, config: SessionConfig, createdAt: Int64, lastActivity: Int64, stats: SessionStats, incarnation: UInt64
+    ) -> StateWriter {
         var e = StateWriter()
-        e.string(image.id)
+        e.string(id)
         e.varint(incarnation)
-        if let k = configs[image.config] {
+        if let k = configs[config] {
             e.varint(UInt64(k))
         } else {
             e.varint(0)
-            image.config.encode(into: &e)
-            configs[image.config] = configs.count + 1
+            config.encode(into: &e)
+            configs[config] = configs.count + 1
         }
-        e.int(Int(image.createdAt))
-        e.int(Int(image.lastActivity))
-        image.stats.encode(into: &e)
-        image.learned.encode(into: &e)
+        e.int(Int(createdAt))
+        e.int(Int(lastActivity))
+        stats.encode(into: &e)
+        return e
+    }
+
+    private mutating func append(_ e: StateWriter) {
         buffer.byte(1)
         buffer.varint(UInt64(e.bytes.count))
         buffer.bytes.append(contentsOf: e.bytes)
@@ -219,6 +240,43 @@ struct SnapshotFile: Sendable {
         case .failure(let e):
             throw Refusal(description: "\(name): does not frame (\(e)); refused")
         }
+    }
+
+    /// The `covers` LSN of a snapshot's header (its first bytes), or `nil` when they are not one.
+    static func covers(header: [UInt8]) -> UInt64? {
+        guard header.count >= SnapshotWriter.headerBytes else { return nil }
+        return header.withUnsafeBytes { raw -> UInt64? in
+            guard UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) == SnapshotWriter.magic else {
+                return nil
+            }
+            return UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 17, as: UInt64.self))
+        }
+    }
+
+    /// Entry `i` without its learned state decoded: times, counters, and the learned
+    /// state's bytes (checked to decode whole when `check`).
+    func header(_ i: Int, check: Bool) throws(StateError) -> (
+        createdAt: Int64, lastActivity: Int64, stats: SessionStats, learned: ArraySlice<UInt8>
+    ) {
+        let e = entries[i]
+        let result: Result<(Int64, Int64, SessionStats, Range<Int>), StateError> = bytes.withUnsafeBytes { raw in
+            var r = StateReader(UnsafeRawBufferPointer(rebasing: raw[e.rest]))
+            do throws(StateError) {
+                let createdAt = Int64(try r.int())
+                let lastActivity = Int64(try r.int())
+                let stats = try SessionStats.decode(from: &r)
+                let start = e.rest.lowerBound + r.offset
+                if check {
+                    _ = try PrepagerState.Learned.decode(from: &r)
+                    guard r.isAtEnd else { throw StateError(field: "entry", "\(r.remaining) bytes follow the state") }
+                }
+                return .success((createdAt, lastActivity, stats, start..<e.rest.upperBound))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let (createdAt, lastActivity, stats, range) = try result.get()
+        return (createdAt, lastActivity, stats, bytes[range])
     }
 
     /// The whole image of entry `i`.

@@ -30,17 +30,36 @@ public final class Session: Sendable {
         state = Mutex(st)
     }
 
+    /// A session restored from a snapshot, its learned state left in its binary form
+    /// (``SessionState/encoded``) until its first use; `fresh` is a fresh policy of `config`.
+    init(
+        restored id: String, config: SessionConfig, createdAt: Int64, lastActivity: Int64, stats: SessionStats,
+        fresh: Prepager, encoded: ArraySlice<UInt8>, incarnation: UInt64
+    ) {
+        self.id = id
+        self.config = config
+        self.createdAt = createdAt
+        var st = SessionState(prepager: fresh, lastActivity: lastActivity, incarnation: incarnation)
+        st.stats = stats
+        st.encoded = encoded
+        state = Mutex(st)
+    }
+
     /// Everything the session is, copied under its lock (the policy's state is
     /// copied, not shared: the next fault allocates nothing).
     func image() -> SessionImage {
-        state.withLock { st in image(of: st) }
+        state.withLock { st in
+            st.materialize()
+            return image(of: st)
+        }
     }
 
-    /// The image of `st`, this session's locked state.
+    /// The image of `st`, this session's locked state (not made ready: a restored
+    /// session not used since is read from its binary form).
     func image(of st: borrowing SessionState) -> SessionImage {
         SessionImage(
             id: id, config: config, createdAt: createdAt, lastActivity: st.lastActivity, stats: st.stats,
-            learned: st.prepager.state.learned)
+            learned: st.encoded.flatMap { SessionState.decode($0) } ?? st.prepager.state.learned)
     }
 }
 
@@ -58,6 +77,43 @@ struct SessionState: Sendable {
     /// session changed since when either differs. `UInt64.max`: never saved.
     var savedFaults = UInt64.max
     var savedIncarnation: UInt64 = 0
+
+    /// A restored session's learned state still in its snapshot's binary form
+    /// (``PrepagerState/Learned``), made into ``prepager`` at the session's first
+    /// use — a fault, a read, a reset: a restart parses the snapshots but rebuilds
+    /// no session's tables before they are needed. `nil` once made (or never restored).
+    var encoded: ArraySlice<UInt8>?
+
+    /// Makes ``prepager`` from ``encoded`` if the session was restored and not used since.
+    @inline(__always)
+    mutating func materialize() {
+        if encoded != nil { materializeNow() }
+    }
+
+    /// Restored learned states that could not be made (counted in `/metrics`): the
+    /// session goes on with a fresh policy. Checksums make this a bug, never a disk error.
+    static let materializeFailures = Atomic<Int>(0)
+
+    private mutating func materializeNow() {
+        guard let bytes = encoded else { return }
+        encoded = nil
+        guard let learned = Self.decode(bytes),
+            let restored = try? Prepager(state: PrepagerState(config: prepager.config, learned: learned))
+        else {
+            Self.materializeFailures.add(1, ordering: .relaxed)
+            return
+        }
+        prepager = restored
+    }
+
+    /// The learned state in `bytes`, or `nil` when it does not decode whole.
+    static func decode(_ bytes: ArraySlice<UInt8>) -> PrepagerState.Learned? {
+        bytes.withUnsafeBytes { raw in
+            var r = StateReader(raw)
+            guard let learned = try? PrepagerState.Learned.decode(from: &r), r.isAtEnd else { return nil }
+            return learned
+        }
+    }
 
     /// Whether the learned state changed since the last snapshot.
     var changedSinceSnapshot: Bool {
@@ -104,7 +160,10 @@ struct SessionStats: Sendable, Hashable {
 extension Session {
     /// Writes the session document (api.md, "Session document").
     func writeDocument(_ w: inout JSONWriter) {
-        let (snapshot, stats) = state.withLock { ($0.prepager.snapshot, $0.stats) }
+        let (snapshot, stats) = state.withLock { st in
+            st.materialize()
+            return (st.prepager.snapshot, st.stats)
+        }
         w.raw("{")
         w.key("id")
         w.string(id)

@@ -184,6 +184,7 @@ public final class SessionRegistry: SessionStore {
     public func reset(_ session: Session, now: Int64) throws(APIProblemBox) {
         let journal = self.journal
         let lsn: UInt64? = session.state.withLock { st in
+            st.encoded = nil
             st.prepager.reset()
             st.lastActivity = now
             guard let journal else { return nil }

@@ -1,0 +1,17 @@
+# Durable sessions (--state-dir) and sharding over several instances (included by the Makefile's `-include mk/*.mk`).
+#
+#   make bench-durable    scripts/bench-durable.sh: the fault path with --state-dir on and off, interleaved
+#   make bench-restore    scripts/bench-restore.py: a restart of 100,000 sessions, exec to /readyz 200
+#   make test-sharding    deploy/test.sh --long: three instances behind HAProxy and nginx, kills and rolling updates
+
+.PHONY: bench-durable bench-restore test-sharding
+
+## bench-durable: what --state-dir costs a fault (wrk, taskset): req/s, p50/p99, CPU per request, on vs off.
+bench-durable: deps
+	$(RELEASE) --product prepaged
+	PREPAGED=.build/release/prepaged bash scripts/bench-durable.sh
+
+## bench-restore: 100,000 sessions with learned state, restarted: time from exec to /readyz 200.
+bench-restore: deps
+	$(RELEASE) --product prepaged
+	python3 scripts/bench-restore.py .build/release/prepaged

@@ -13,11 +13,14 @@ public final class Session: Sendable {
     public let createdAt: Int64
     let state: Mutex<SessionState>
 
-    init(id: String, config: SessionConfig, prepager: Prepager, now: Int64) {
+    init(id: String, config: SessionConfig, prepager: Prepager, now: Int64, fixedBytes: Int = 0) {
         self.id = id
         self.config = config
         createdAt = now
-        state = Mutex(SessionState(prepager: prepager, lastActivity: now))
+        state = Mutex(
+            SessionState(
+                prepager: prepager, lastActivity: now, fixedBytes: fixedBytes,
+                prepagerBytes: prepager.accountedBytes))
     }
 }
 
@@ -27,6 +30,28 @@ struct SessionState: Sendable {
     var stats = SessionStats()
     /// Last fault, read or reset (wall-clock nanoseconds): what idle expiry looks at.
     var lastActivity: Int64
+    /// Bytes charged to the memory budget for the object, id and labels.
+    var fixedBytes: Int
+    /// Bytes charged for the policy state: its ``Prepager/accountedBytes`` when last counted.
+    var prepagerBytes: Int
+    /// Removed from the store (deleted or expired). Set under this lock, so that a
+    /// fault that finds the session afterwards is not decided here: it looks the id
+    /// up again. Every fault answered is thus in the document of the session that
+    /// decided it.
+    var removed = false
+
+    /// Every byte this session has charged to the budget.
+    var accountedBytes: Int { fixedBytes + prepagerBytes }
+
+    /// Charges the policy state's growth (or shrinking) since it was last counted.
+    @inline(__always)
+    mutating func recount(_ budget: MemoryBudget) {
+        let now = prepager.accountedBytes
+        if now != prepagerBytes {
+            budget.adjust(now - prepagerBytes)
+            prepagerBytes = now
+        }
+    }
 
     /// Counts one decided fault.
     @inline(__always)

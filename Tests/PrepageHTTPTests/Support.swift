@@ -75,7 +75,10 @@ func failure(_ s: String, limits: HTTPLimits = .default) -> HTTPError? {
 /// of the given sizes (cycled); after each arrival every complete request is
 /// consumed. Returns every result other than `needMore`, then a final
 /// `needMore` if bytes are left over without a verdict.
-func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default) -> [Parsed] {
+///
+/// After `needMore` and `sendContinue` it drops what the parser no longer needs
+/// (``HTTPParser/discardConsumed()``), as the server does, unless `discard` is `false`.
+func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default, discard: Bool = true) -> [Parsed] {
     var parser = HTTPParser(limits: limits)
     var buffer: [UInt8] = []
     var results: [Parsed] = []
@@ -90,9 +93,11 @@ func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default) -> [P
             let r = parser.parse(buffer)
             switch r {
             case .needMore:
+                if discard { buffer.removeFirst(parser.discardConsumed()) }
                 break loop
             case .sendContinue:
                 results.append(.sendContinue)
+                if discard { buffer.removeFirst(parser.discardConsumed()) }
                 break loop
             case .request(_, let consumed):
                 precondition(consumed > 0 && consumed <= buffer.count)
@@ -105,7 +110,7 @@ func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default) -> [P
             }
         }
     }
-    if !buffer.isEmpty { results.append(.needMore) }
+    if !buffer.isEmpty || parser.hasPartialRequest { results.append(.needMore) }
     return results
 }
 

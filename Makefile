@@ -47,10 +47,11 @@ demo: deps
 	  | .build/release/prepage-sim decide --config '{"max_pages":64}'
 
 ## test: every test the project has, in the order CI runs them: layering, the Swift
-## tests (core, HTTP, server, client, simulator), openapi.yaml, schemathesis against a
+## tests (core, HTTP, server, client, simulator), a mutation fuzzer against the live
+## server (mk/fuzz.mk), openapi.yaml, schemathesis against a
 ## live server, the C library under ASan, the deployment files, and the post-copy run
 ## on userfaultfd.
-test: deps check-imports test-swift check-openapi test-schemathesis test-c test-deploy postcopy-test
+test: deps check-imports test-swift test-fuzz-server check-openapi test-schemathesis test-c test-deploy postcopy-test
 
 test-swift:
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)

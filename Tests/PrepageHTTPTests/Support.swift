@@ -84,6 +84,12 @@ func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default, disca
     var results: [Parsed] = []
     var sent = 0
     var piece = 0
+    /// Bytes of the request in progress already dropped.
+    var dropped = 0
+    func drop(_ n: Int) -> Int {
+        buffer.removeFirst(n)
+        return n
+    }
     while sent < input.count {
         let n = min(max(1, pieces[piece % pieces.count]), input.count - sent)
         piece += 1
@@ -93,15 +99,17 @@ func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default, disca
             let r = parser.parse(buffer)
             switch r {
             case .needMore:
-                if discard { buffer.removeFirst(parser.discardConsumed()) }
+                if discard { dropped += drop(parser.discardConsumed()) }
                 break loop
             case .sendContinue:
                 results.append(.sendContinue)
-                if discard { buffer.removeFirst(parser.discardConsumed()) }
+                if discard { dropped += drop(parser.discardConsumed()) }
                 break loop
-            case .request(_, let consumed):
+            case .request(let request, let consumed):
                 precondition(consumed > 0 && consumed <= buffer.count)
-                results.append(Parsed(r))
+                // Reported as if nothing had been dropped: the request's whole length.
+                results.append(.request(Summary(request), consumed: consumed + dropped))
+                dropped = 0
                 buffer.removeFirst(consumed)
                 if buffer.isEmpty { break loop }
             case .failure:

@@ -287,8 +287,8 @@ def case_idle(binary, conns=10500):
     first_ok = None
     tries = []
     while time.time() - t0 < 70:
-        st, _ = request(srv.port, "GET", "/livez", timeout=1)
-        tries.append(st)
+        st, why = request(srv.port, "GET", "/livez", timeout=1)
+        tries.append(st if st else why)
         if st == 200:
             first_ok = time.time() - t0
             break
@@ -297,7 +297,7 @@ def case_idle(binary, conns=10500):
         s.close()
     srv.stop()
     print(f"idle: {len(socks)} silent connections; /livez first answered 200 after "
-          f"{'never' if first_ok is None else '%.1f s' % first_ok} ({len(tries) - (1 if first_ok is not None else 0)} failed tries)")
+          f"{'never' if first_ok is None else '%.1f s' % first_ok} ({len(tries) - (1 if first_ok is not None else 0)} failed tries: {sorted(set(map(str, tries[:-1])))[:3]})")
 
 
 def put(port, sid, body):
@@ -320,8 +320,8 @@ def case_memory(binary, n=2000):
             st, bd, buf = read_response(s, buf)
             return st, bd
 
-        def create_all(count):
-            for i in range(count):
+        def create_all(count, first=0):
+            for i in range(first, first + count):
                 cfg = {}
                 if name == "labels":
                     cfg = {"labels": {("k%02d" % j) + "x" * 125: "v" * 1024 for j in range(16)}}
@@ -336,16 +336,26 @@ def case_memory(binary, n=2000):
                                   json.dumps({"pages": pages, "streams": list(range(1024))}))
                     if st != 200:
                         return i, st, bd
-            return count, None, None
+            return first + count, None, None
 
         count = n if name != "streams" else n // 4
         warm = 200 if name != "streams" else 50
+        def accounted():
+            st, bd = send("GET", "/metrics", "")
+            for line in bd.decode().splitlines():
+                if line.startswith("prepage_session_memory_bytes "):
+                    return int(line.split()[1])
+            return None
+
         create_all(warm)  # allocator warm-up
         base = srv.rss()
-        made, st, bd = create_all(count + warm)
+        acc0 = accounted()
+        made, st, bd = create_all(count, first=warm)
         made -= warm
         rss = srv.rss()
+        acc1 = accounted()
         per = (rss - base) / max(1, made)
+        acc = "" if acc0 is None else f" ({(acc1 - acc0) / max(1, made):,.0f} B accounted)"
         extra = ""
         if name == "labels":
             t = time.time()
@@ -353,7 +363,7 @@ def case_memory(binary, n=2000):
             extra = f"; GET /sessions?limit=1000: {st2}, {len(bd2) / 1048576:.1f} MiB answer"
             extra += f", RSS after {mib(srv.rss())}"
         srv.stop()
-        res.append(f"{name}: {made} sessions, {per:,.0f} B/session by RSS{extra}"
+        res.append(f"{name}: {made} sessions, {per:,.0f} B/session by RSS{acc}{extra}"
                    + (f" (stopped: {st} {bd[:120]!r})" if st else ""))
     print("memory:\n  " + "\n  ".join(res))
 

@@ -30,15 +30,26 @@ struct SessionState: Sendable {
     var stats = SessionStats()
     /// Last fault, read or reset (wall-clock nanoseconds): what idle expiry looks at.
     var lastActivity: Int64
-    /// Bytes charged to the memory budget for the object, id and labels.
-    var fixedBytes: Int
+    /// Bytes charged to the memory budget for the object, id and labels (at most a
+    /// few tens of KB: 32 bits keep an idle session small).
+    private var fixed: UInt32
     /// Bytes charged for the policy state: its ``Prepager/accountedBytes`` when last counted.
-    var prepagerBytes: Int
+    private var policy: UInt32
+
+    var fixedBytes: Int { Int(fixed) }
+    var prepagerBytes: Int { Int(policy) }
     /// Removed from the store (deleted or expired). Set under this lock, so that a
     /// fault that finds the session afterwards is not decided here: it looks the id
     /// up again. Every fault answered is thus in the document of the session that
     /// decided it.
     var removed = false
+
+    init(prepager: Prepager, lastActivity: Int64, fixedBytes: Int, prepagerBytes: Int) {
+        self.prepager = prepager
+        self.lastActivity = lastActivity
+        fixed = UInt32(clamping: fixedBytes)
+        policy = UInt32(clamping: prepagerBytes)
+    }
 
     /// Every byte this session has charged to the budget.
     var accountedBytes: Int { fixedBytes + prepagerBytes }
@@ -46,10 +57,10 @@ struct SessionState: Sendable {
     /// Charges the policy state's growth (or shrinking) since it was last counted.
     @inline(__always)
     mutating func recount(_ budget: MemoryBudget) {
-        let now = prepager.accountedBytes
-        if now != prepagerBytes {
-            budget.adjust(now - prepagerBytes)
-            prepagerBytes = now
+        let now = UInt32(clamping: prepager.accountedBytes)
+        if now != policy {
+            budget.adjust(Int(now) - Int(policy))
+            policy = now
         }
     }
 

@@ -59,14 +59,20 @@ struct TransitionTable: Sendable {
 
     /// Record(a, b, passed): reads (decaying) or inserts (a, b); n += 1, c += 1 if passed, last = clock.
     /// A full table first evicts the entry with the smallest decayed n (ties: smaller
-    /// last, then smaller (a, b)).
-    mutating func record(a: Int, b: Int, passed: Bool, epoch: Int, clock: Int) {
+    /// last, then smaller (a, b)); so does a table whose growth would pass `allowance` bytes.
+    mutating func record(a: Int, b: Int, passed: Bool, epoch: Int, clock: Int, allowance: Int = .max) {
         var (found, i) = position(a: a, b: b)
         if found {
             decay(i, epoch: epoch)
         } else {
-            if entries.isEmpty { entries.reserveCapacity(capacity) }
-            if entries.count == capacity {
+            // The buffer doubles up to the table's capacity (a growth the allowance must cover).
+            if entries.count == entries.capacity && entries.count < capacity {
+                let grown = min(capacity, max(4, 2 * entries.capacity))
+                if (grown - entries.capacity) * MemoryLayout<TransitionEntry>.stride <= allowance || entries.isEmpty {
+                    entries.reserveCapacity(grown)
+                }
+            }
+            if entries.count == capacity || (entries.count == entries.capacity && !entries.isEmpty) {
                 evict(epoch: epoch)
                 i = position(a: a, b: b).index
             }
@@ -367,23 +373,43 @@ struct SlotTable: Sendable {
         older[i] = -1
     }
 
-    /// The slot a new case would replace: the least recently used, when the table is full.
-    var victim: Int? { count == capacity ? leastRecent : nil }
+    /// Bytes one slot takes in the columns.
+    private static let slotBytes =
+        6 * MemoryLayout<Int>.stride + MemoryLayout<Int8>.stride + MemoryLayout<UInt32>.stride
+        + MemoryLayout<Slot>.stride
 
-    /// Adds a case as the most recent, in a new slot or in place of ``victim``.
-    mutating func admit(_ slot: Slot) -> Int {
+    /// Whether a new slot needs the columns to grow, by how many slots.
+    private var growth: Int {
+        guard count < capacity && count == rest.capacity else { return 0 }
+        return min(capacity, max(4, 2 * rest.capacity)) - rest.capacity
+    }
+
+    /// The slot a new case would replace: the least recently used, when the table is full or
+    /// its growth would pass `allowance` bytes (a first slot is always made).
+    func victim(allowance: Int = .max) -> Int? {
+        if count == capacity { return leastRecent }
+        return count > 0 && growth * Self.slotBytes > allowance ? leastRecent : nil
+    }
+
+    /// Adds a case as the most recent: in a new slot, or in place of ``victim(allowance:)``.
+    mutating func admit(_ slot: Slot, allowance: Int = .max) -> Int {
         let i: Int
-        if count < capacity {
-            if count == 0 {
-                lo.reserveCapacity(capacity)
-                hi.reserveCapacity(capacity)
-                d.reserveCapacity(capacity)
-                stream.reserveCapacity(capacity)
-                rest.reserveCapacity(capacity)
-                newer.reserveCapacity(capacity)
-                older.reserveCapacity(capacity)
-                planStart.reserveCapacity(capacity)
-                planCount.reserveCapacity(capacity)
+        if let v = victim(allowance: allowance) {
+            i = v
+            planCount[i] = 0
+        } else {
+            let more = growth
+            if more > 0 {
+                let n = rest.capacity + more
+                lo.reserveCapacity(n)
+                hi.reserveCapacity(n)
+                d.reserveCapacity(n)
+                stream.reserveCapacity(n)
+                rest.reserveCapacity(n)
+                newer.reserveCapacity(n)
+                older.reserveCapacity(n)
+                planStart.reserveCapacity(n)
+                planCount.reserveCapacity(n)
             }
             i = count
             count += 1
@@ -396,9 +422,6 @@ struct SlotTable: Sendable {
             older.append(-1)
             planStart.append(0)
             planCount.append(0)
-        } else {
-            i = leastRecent
-            planCount[i] = 0
         }
         self[i] = slot
         touch(i)
@@ -420,15 +443,21 @@ struct SlotTable: Sendable {
         return list
     }
 
-    /// Gives slot `i` its plan (ascending thresholds).
-    mutating func setPlan(_ i: Int, _ thresholds: [Int]) {
-        let n = thresholds.count
+    /// Gives slot `i` its plan (ascending thresholds). When the pool would grow past
+    /// `allowance` bytes, the plan is cut to what fits (its last thresholds are dropped).
+    mutating func setPlan(_ i: Int, _ thresholds: [Int], allowance: Int = .max) {
+        var n = thresholds.count
         if poolUsed + n > pool.count {
             compact()
             if poolUsed + n > pool.count {
-                var grown = pool
-                grown.append(contentsOf: repeatElement(0, count: max(64, 2 * (poolUsed + n)) - pool.count))
-                pool = grown
+                let target = max(64, 2 * (poolUsed + n))
+                if (target - pool.count) * MemoryLayout<Int>.stride <= allowance || pool.isEmpty {
+                    var grown = pool
+                    grown.append(contentsOf: repeatElement(0, count: target - pool.count))
+                    pool = grown
+                } else {
+                    n = pool.count - poolUsed
+                }
             }
         }
         for k in 0..<n { pool[poolUsed + k] = thresholds[k] }

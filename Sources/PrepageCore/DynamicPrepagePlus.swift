@@ -57,6 +57,11 @@ public struct DynamicPrepagePlus: Sendable {
     private var directionBits: UInt32 = 0
     private var directionCount = 0
     private var slots: SlotTable
+    /// Heap bytes the tables may still grow by (what a memory budget has left): a table
+    /// that would grow past it reuses its least recently used entry instead, as when
+    /// full, and a plan that does not fit is cut short. Default: unbounded.
+    public var growthAllowance = Int.max
+
     /// The planner's working arrays and a new case's plan, kept so that planning does not allocate.
     private var scratch = PlanScratch()
     private var casePlan: [Int] = []
@@ -205,9 +210,11 @@ public struct DynamicPrepagePlus: Sendable {
         }
         let (lo, hi) = place(w == 0 ? 1 : n, at: p, upward: w >= 0)
         // A full table forgets its least recently used case, committed first.
-        if let victim = slots.victim { commit(victim) }
-        let i = slots.admit(Slot(lo: lo, hi: hi, d: 0, w: w, a: 0, cum: cum, stream: s, open: true, newer: 0))
-        slots.setPlan(i, casePlan)
+        if let victim = slots.victim(allowance: growthAllowance) { commit(victim) }
+        let i = slots.admit(
+            Slot(lo: lo, hi: hi, d: 0, w: w, a: 0, cum: cum, stream: s, open: true, newer: 0),
+            allowance: growthAllowance)
+        slots.setPlan(i, casePlan, allowance: growthAllowance)
         return answer(i, .first)
     }
 
@@ -220,7 +227,7 @@ public struct DynamicPrepagePlus: Sendable {
 
     /// Record(a, b, passed).
     private mutating func record(_ a: Int, _ b: Int, passed: Bool) {
-        table.record(a: a, b: b, passed: passed, epoch: epoch, clock: clock)
+        table.record(a: a, b: b, passed: passed, epoch: epoch, clock: clock, allowance: growthAllowance)
         dirty = true
     }
 

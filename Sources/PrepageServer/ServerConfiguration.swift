@@ -13,6 +13,11 @@ public struct ServerConfiguration: Sendable {
     public var token: String?
     /// Most sessions at once; one more is a 429. Default 1,000,000.
     public var maxSessions: Int
+    /// Bytes sessions may hold in total (ids, labels, policy state as
+    /// ``Prepager/accountedBytes`` counts it); past it a new session is a 507
+    /// and a new stream reuses its least recently used slot. `nil`: a quarter
+    /// of the cgroup's memory limit or of the machine's memory, whichever is smaller.
+    public var memoryLimit: Int?
     /// A session without a fault (or creation, or reset) for this long is removed;
     /// `.zero` never removes. Default 24 h: a paused migration resumes hours later.
     public var sessionIdleTimeout: Duration
@@ -39,6 +44,7 @@ public struct ServerConfiguration: Sendable {
         threads: Int? = nil,
         token: String? = nil,
         maxSessions: Int = 1_000_000,
+        memoryLimit: Int? = nil,
         sessionIdleTimeout: Duration = .seconds(86_400),
         limits: HTTPLimits = .default,
         drainTimeout: Duration = .seconds(8),
@@ -52,6 +58,7 @@ public struct ServerConfiguration: Sendable {
         self.threads = threads ?? System.processorCount
         self.token = token
         self.maxSessions = maxSessions
+        self.memoryLimit = memoryLimit
         self.sessionIdleTimeout = sessionIdleTimeout
         self.limits = limits
         self.drainTimeout = drainTimeout
@@ -59,5 +66,12 @@ public struct ServerConfiguration: Sendable {
         self.clock = clock
         self.stateDirectory = stateDirectory
         self.snapshotInterval = snapshotInterval
+    }
+
+    /// ``memoryLimit``, or its default on this machine.
+    public var effectiveMemoryLimit: Int {
+        memoryLimit
+            ?? MemoryBudget.defaultLimit(
+                machineBytes: System.physicalMemoryBytes(), cgroupBytes: System.cgroupMemoryLimitBytes())
     }
 }

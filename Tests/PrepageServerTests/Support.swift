@@ -16,14 +16,16 @@ final class TestServer: @unchecked Sendable {
     init(
         threads: Int = 2, token: String? = nil, maxSessions: Int = 1_000, limits: HTTPLimits = .default,
         idleTimeout: Duration = .seconds(86_400), clock: any WallClock = SystemClock(),
-        drainTimeout: Duration = .seconds(8), stateDirectory: String? = nil, snapshotInterval: Duration = .seconds(1)
+        drainTimeout: Duration = .seconds(8), memoryLimit: Int? = nil, logger: Logger? = nil,
+        stateDirectory: String? = nil, snapshotInterval: Duration = .seconds(1)
     ) throws {
         let config = ServerConfiguration(
             host: "127.0.0.1", port: 0, threads: threads, token: token, maxSessions: maxSessions,
-            sessionIdleTimeout: idleTimeout, limits: limits, drainTimeout: drainTimeout, clock: clock,
-            stateDirectory: stateDirectory, snapshotInterval: snapshotInterval)
+            memoryLimit: memoryLimit, sessionIdleTimeout: idleTimeout, limits: limits, drainTimeout: drainTimeout,
+            clock: clock, stateDirectory: stateDirectory, snapshotInterval: snapshotInterval)
         server = Server(
-            configuration: config, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            configuration: config,
+            logger: logger ?? Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try server.start()
     }
 

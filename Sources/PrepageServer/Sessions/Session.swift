@@ -13,19 +13,26 @@ public final class Session: Sendable {
     public let createdAt: Int64
     let state: Mutex<SessionState>
 
-    init(id: String, config: SessionConfig, prepager: Prepager, now: Int64, incarnation: UInt64 = 0) {
+    init(
+        id: String, config: SessionConfig, prepager: Prepager, now: Int64, fixedBytes: Int = 0, incarnation: UInt64 = 0
+    ) {
         self.id = id
         self.config = config
         createdAt = now
-        state = Mutex(SessionState(prepager: prepager, lastActivity: now, incarnation: incarnation))
+        state = Mutex(
+            SessionState(
+                prepager: prepager, lastActivity: now, fixedBytes: fixedBytes,
+                prepagerBytes: prepager.accountedBytes, incarnation: incarnation))
     }
 
     /// The session an image describes (its learned state already restored into `prepager`).
-    init(image: SessionImage, prepager: Prepager, incarnation: UInt64) {
+    init(image: SessionImage, prepager: Prepager, incarnation: UInt64, fixedBytes: Int = 0) {
         id = image.id
         config = image.config
         createdAt = image.createdAt
-        var st = SessionState(prepager: prepager, lastActivity: image.lastActivity, incarnation: incarnation)
+        var st = SessionState(
+            prepager: prepager, lastActivity: image.lastActivity, fixedBytes: fixedBytes,
+            prepagerBytes: prepager.accountedBytes, incarnation: incarnation)
         st.stats = image.stats
         state = Mutex(st)
     }
@@ -39,12 +46,13 @@ public final class Session: Sendable {
         self.id = id
         self.config = config
         self.createdAt = createdAt
-        var st = SessionState(prepager: fresh, lastActivity: lastActivity, incarnation: incarnation)
+        var st = SessionState(
+            prepager: fresh, lastActivity: lastActivity, fixedBytes: Session.fixedBytes(id: id, config: config),
+            prepagerBytes: fresh.accountedBytes, incarnation: incarnation)
         st.stats = stats
         st.encoded = encoded
         state = Mutex(st)
     }
-
     /// Everything the session is, copied under its lock (the policy's state is
     /// copied, not shared: the next fault allocates nothing).
     func image() -> SessionImage {
@@ -69,20 +77,59 @@ struct SessionState: Sendable {
     var stats = SessionStats()
     /// Last fault, read or reset (wall-clock nanoseconds): what idle expiry looks at.
     var lastActivity: Int64
+    /// Bytes charged to the memory budget for the object, id and labels (at most a
+    /// few tens of KB: 32 bits keep an idle session small).
+    private var fixed: UInt32
+    /// Bytes charged for the policy state: its ``Prepager/accountedBytes`` when last counted.
+    private var policy: UInt32
+
+    var fixedBytes: Int { Int(fixed) }
+    var prepagerBytes: Int { Int(policy) }
+    /// Removed from the store (deleted or expired). Set under this lock, so that a
+    /// fault that finds the session afterwards is not decided here: it looks the id
+    /// up again. Every fault answered is thus in the document of the session that
+    /// decided it.
+    var removed = false
+
+    init(prepager: Prepager, lastActivity: Int64, fixedBytes: Int, prepagerBytes: Int, incarnation: UInt64 = 0) {
+        self.prepager = prepager
+        self.lastActivity = lastActivity
+        self.incarnation = incarnation
+        fixed = UInt32(clamping: fixedBytes)
+        policy = UInt32(clamping: prepagerBytes)
+    }
+
+    /// Every byte this session has charged to the budget.
+    var accountedBytes: Int { fixedBytes + prepagerBytes }
+
+    /// Charges the policy state's growth (or shrinking) since it was last counted.
+    @inline(__always)
+    mutating func recount(_ budget: MemoryBudget) {
+        let now = UInt32(clamping: prepager.accountedBytes)
+        if now != policy {
+            budget.adjust(Int(now) - Int(policy))
+            policy = now
+        }
+    }
+
     /// The journal record this state starts from (its creation, import or last
     /// reset); 0 without a state directory. Snapshots carry it, so that a restore
     /// never gives a session the state of an earlier one of the same id.
     var incarnation: UInt64
-    /// What the last snapshot saw (`stats.faults` and the incarnation): the
-    /// session changed since when either differs. `UInt64.max`: never saved.
-    var savedFaults = UInt64.max
-    var savedIncarnation: UInt64 = 0
+    /// Changed since the last snapshot (set by every fault, reset and creation; a
+    /// snapshot clears it under this lock when it copies the state).
+    var unsaved = true
 
     /// A restored session's learned state still in its snapshot's binary form
     /// (``PrepagerState/Learned``), made into ``prepager`` at the session's first
     /// use — a fault, a read, a reset: a restart parses the snapshots but rebuilds
     /// no session's tables before they are needed. `nil` once made (or never restored).
-    var encoded: ArraySlice<UInt8>?
+    /// Boxed: an idle session carries one pointer for it.
+    var encoded: ArraySlice<UInt8>? {
+        get { encodedBox?.bytes }
+        set { encodedBox = newValue.map(EncodedState.init) }
+    }
+    private var encodedBox: EncodedState?
 
     /// Makes ``prepager`` from ``encoded`` if the session was restored and not used since.
     @inline(__always)
@@ -116,19 +163,17 @@ struct SessionState: Sendable {
     }
 
     /// Whether the learned state changed since the last snapshot.
-    var changedSinceSnapshot: Bool {
-        savedFaults != stats.faults || savedIncarnation != incarnation
-    }
+    var changedSinceSnapshot: Bool { unsaved }
 
     /// Notes that a snapshot has this state.
     mutating func markSaved() {
-        savedFaults = stats.faults
-        savedIncarnation = incarnation
+        unsaved = false
     }
 
     /// Counts one decided fault.
     @inline(__always)
     mutating func count(_ d: Decision, now: Int64) {
+        unsaved = true
         stats.faults &+= 1
         switch d.outcome {
         case .first: stats.first &+= 1
@@ -141,6 +186,12 @@ struct SessionState: Sendable {
         stats.lastFaultAt = now
         lastActivity = now
     }
+}
+
+/// A restored learned state's bytes (a slice of its snapshot file, read once for all).
+final class EncodedState: Sendable {
+    let bytes: ArraySlice<UInt8>
+    init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
 }
 
 /// A session's counters, as the `stats` of its document.

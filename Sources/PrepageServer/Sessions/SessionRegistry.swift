@@ -23,6 +23,13 @@ public protocol SessionStore: AnyObject, Sendable {
     func install(id: String, image: SessionImage, now: Int64) throws(APIProblemBox) -> (session: Session, created: Bool)
     /// Forgets what a session learned (its counters continue).
     func reset(_ session: Session, now: Int64) throws(APIProblemBox)
+    /// The memory budget sessions are charged to.
+    var budget: MemoryBudget { get }
+}
+
+extension SessionStore {
+    /// A store that keeps no budget never refuses for memory.
+    public var budget: MemoryBudget { MemoryBudget.unlimited }
 }
 
 /// Session counters for `/metrics`.
@@ -51,9 +58,12 @@ public final class SessionRegistry: SessionStore {
     public let maxSessions: Int
     /// The journal, with `--state-dir`: set before the event loops start, never changed after.
     private let journalBox = JournalBox()
+    /// What sessions may hold in memory (`--memory-limit`).
+    public let budget: MemoryBudget
 
-    public init(maxSessions: Int = 1_000_000) {
+    public init(maxSessions: Int = 1_000_000, memoryLimit: Int = Int.max) {
         self.maxSessions = maxSessions
+        budget = MemoryBudget(limit: memoryLimit)
         shards = (0..<Self.shardCount).map { _ in Shard() }
     }
 
@@ -128,8 +138,20 @@ public final class SessionRegistry: SessionStore {
                 live.subtract(1, ordering: .relaxed)
                 return .failure(APIProblemBox(problem: APIProblem(.invalidField, String(describing: error))))
             }
+            let fixed = Session.fixedBytes(id: id, config: config)
+            let needed = fixed + prepager.accountedBytes
+            guard budget.reserve(needed) else {
+                live.subtract(1, ordering: .relaxed)
+                return .failure(
+                    APIProblemBox(
+                        problem: APIProblem(
+                            .memoryLimit,
+                            "the sessions' memory budget is spent: \(budget.usedBytes) of \(budget.limit) bytes held (--memory-limit), and this session needs \(needed); delete sessions or raise --memory-limit"
+                        )))
+            }
             let lsn = journal?.append(type: 1, payload: payload ?? [])
-            let session = Session(id: id, config: config, prepager: prepager, now: now, incarnation: lsn ?? 0)
+            let session = Session(
+                id: id, config: config, prepager: prepager, now: now, fixedBytes: fixed, incarnation: lsn ?? 0)
             map[id] = session
             created.add(1, ordering: .relaxed)
             return .success((session, true))
@@ -151,12 +173,24 @@ public final class SessionRegistry: SessionStore {
             throw APIProblemBox(problem: APIProblem(.invalidField, "state.\(error)"))
         }
         let payload = journal.map { _ in Journal.payload(.install(image)) }
-        let result: Result<(Session, Bool), APIProblemBox> = shards[shard(id)].map.withLock { map in
-            let replaced = map[id] != nil
+        let fixed = Session.fixedBytes(id: id, config: image.config)
+        let needed = fixed + prepager.accountedBytes
+        let result: Result<(Session, Bool, Session?), APIProblemBox> = shards[shard(id)].map.withLock { map in
+            let old = map[id]
+            let replaced = old != nil
+            guard budget.reserve(needed) else {
+                return .failure(
+                    APIProblemBox(
+                        problem: APIProblem(
+                            .memoryLimit,
+                            "the sessions' memory budget is spent: \(budget.usedBytes) of \(budget.limit) bytes held (--memory-limit), and this session needs \(needed); delete sessions or raise --memory-limit"
+                        )))
+            }
             if !replaced {
                 var current = live.load(ordering: .relaxed)
                 while true {
                     guard current < maxSessions else {
+                        budget.adjust(-needed)
                         return .failure(
                             APIProblemBox(
                                 problem: APIProblem(
@@ -172,21 +206,26 @@ public final class SessionRegistry: SessionStore {
                 created.add(1, ordering: .relaxed)
             }
             let lsn = journal?.append(type: 4, payload: payload ?? [])
-            let session = Session(image: image, prepager: prepager, incarnation: lsn ?? 0)
+            let session = Session(image: image, prepager: prepager, incarnation: lsn ?? 0, fixedBytes: fixed)
             map[id] = session
-            return .success((session, !replaced))
+            return .success((session, !replaced, old))
         }
-        let (session, isNew) = try result.get()
+        let (session, isNew, old) = try result.get()
+        // The session replaced: a fault that found it and takes its lock now looks the id up again.
+        if let old { retire(old) }
         try sync(session.state.withLock { $0.incarnation })
         return (session, isNew)
     }
 
     public func reset(_ session: Session, now: Int64) throws(APIProblemBox) {
         let journal = self.journal
+        let budget = self.budget
         let lsn: UInt64? = session.state.withLock { st in
             st.encoded = nil
             st.prepager.reset()
+            st.recount(budget)
             st.lastActivity = now
+            st.unsaved = true
             guard let journal else { return nil }
             let record = JournalRecord.reset(id: session.id, at: now, stats: st.stats)
             st.incarnation = journal.append(type: record.type, payload: Journal.payload(record))
@@ -216,6 +255,8 @@ public final class SessionRegistry: SessionStore {
                 for s in list where map[s.id] == nil {
                     map[s.id] = s
                     added += 1
+                    // Charged whatever the budget says: a restart does not drop what was acknowledged.
+                    budget.adjust(s.state.withLock { $0.accountedBytes })
                 }
             }
         }
@@ -228,9 +269,22 @@ public final class SessionRegistry: SessionStore {
             guard let removed = map.removeValue(forKey: id) else { return (nil, nil) }
             return (removed, journal?.append(.delete(id: id)))
         }
-        if removed != nil { live.subtract(1, ordering: .relaxed) }
+        if let removed {
+            live.subtract(1, ordering: .relaxed)
+            retire(removed)
+        }
         if let lsn { try? sync(lsn) }
         return removed
+    }
+
+    /// Marks a session removed under its lock (a fault that took the lock first is
+    /// in its document; one after looks the id up again) and gives its bytes back.
+    private func retire(_ session: Session) {
+        let bytes = session.state.withLock { st in
+            st.removed = true
+            return st.accountedBytes
+        }
+        budget.adjust(-bytes)
     }
 
     public func list(after: String?, limit: Int) -> (sessions: [Session], more: Bool) {
@@ -267,13 +321,22 @@ public final class SessionRegistry: SessionStore {
             // Find first (no copy of the dictionary), then remove only what expired.
             let n = shard.map.withLock { map in
                 var idle: [String] = []
-                for (id, session) in map where now - session.state.withLock({ $0.lastActivity }) >= idleTimeout {
-                    idle.append(id)
+                var bytes = 0
+                for (id, session) in map {
+                    // Decided and marked under the session's lock: a fault cannot slip in between.
+                    let expired = session.state.withLock { st in
+                        guard now &- st.lastActivity >= idleTimeout else { return false }
+                        st.removed = true
+                        bytes += st.accountedBytes
+                        return true
+                    }
+                    if expired { idle.append(id) }
                 }
                 for id in idle {
                     map.removeValue(forKey: id)
                     _ = journal?.append(.delete(id: id))
                 }
+                budget.adjust(-bytes)
                 return idle.count
             }
             total += n

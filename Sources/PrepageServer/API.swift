@@ -61,6 +61,8 @@ final class API: Sendable {
     let ready = Atomic<Bool>(false)
     /// The state directory, with `--state-dir`.
     let durable = DurableBox()
+    /// The other instances, with `--peers`.
+    let cluster = ClusterBox()
     /// Sums every loop's counters for a scrape.
     let metricsSources: [LoopMetrics]
     let connections: Atomic<Int>
@@ -169,6 +171,14 @@ final class API: Sendable {
                 state.counters.render(into: &more)
                 text.append(contentsOf: more.utf8)
             }
+            if let peers = cluster.peers {
+                var more = "# HELP prepage_sessions_moved_total Sessions moved to or from this instance: pulled from a peer, adopted from a peer's state directory, released to a peer.\n"
+                more += "# TYPE prepage_sessions_moved_total counter\n"
+                more += "prepage_sessions_moved_total{how=\"pulled\"} \(peers.pulled.load(ordering: .relaxed))\n"
+                more += "prepage_sessions_moved_total{how=\"adopted\"} \(peers.adopted.load(ordering: .relaxed))\n"
+                more += "prepage_sessions_moved_total{how=\"released\"} \(peers.released.load(ordering: .relaxed))\n"
+                text.append(contentsOf: more.utf8)
+            }
             return Reply(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
         case .listSessions:
             return try list(req, ctx)
@@ -190,6 +200,8 @@ final class API: Sendable {
                 throw error.problem
             }
             return document(session, status: 200, ctx)
+        case .releaseSession:
+            return try release(try SessionID.parse(match.rawID!), req, ctx)
         case .sessionState:
             let session = try find(try SessionID.parse(match.rawID!))
             var w = ctx.writer()
@@ -400,7 +412,12 @@ final class API: Sendable {
         let result: (session: Session, created: Bool)
         do {
             switch body {
-            case .config(let config): result = try store.create(id: id, config: config, now: clock.now())
+            case .config(let config):
+                if let moved = try movedHere(id, config: config) {
+                    result = (moved, true)
+                } else {
+                    result = try store.create(id: id, config: config, now: clock.now())
+                }
             case .state(let image): result = try store.install(id: id, image: image, now: clock.now())
             }
         } catch {
@@ -444,8 +461,59 @@ final class API: Sendable {
         return Reply(status: status, contentType: Reply.json, body: w.bytes)
     }
 
+    // MARK: - Sessions that move between instances
+
+    /// A session being created here that a peer holds (it moved: its instance stopped,
+    /// failed or came back), installed here with what it learned; `nil` when none has it.
+    private func movedHere(_ id: String, config: SessionConfig) throws(APIProblemBox) -> Session? {
+        guard let peers = cluster.peers else { return nil }
+        if let existing = store.session(id) {
+            // Here already (perhaps restored, to be checked): the create finds it as usual.
+            _ = reconciled(existing, peers)
+            return nil
+        }
+        guard let image = peers.find(id, config: config, fromDirectories: true) else { return nil }
+        return try store.install(id: id, image: image, now: clock.now()).session
+    }
+
+    /// A session restored here and not checked since: the peer's copy if one holds it now.
+    @inline(__always)
+    private func reconciled(_ session: Session, _ peers: Peers) -> Session {
+        guard session.tentative.load(ordering: .relaxed) else { return session }
+        guard session.tentative.exchange(false, ordering: .acquiringAndReleasing) else { return session }
+        guard let image = peers.find(session.id, config: session.config, fromDirectories: false),
+            let installed = try? store.install(id: session.id, image: image, now: clock.now())
+        else { return session }
+        return installed.session
+    }
+
+    /// `POST /sessions/{id}/release`: the session leaves this instance for the caller's
+    /// (a peer's), with its whole state.
+    private func release(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        guard let registry = store as? SessionRegistry else {
+            throw APIProblem(.routeNotFound, "this server's session store does not release sessions")
+        }
+        let config: SessionConfig? =
+            Inputs.isBlank(req.body)
+            ? nil : try req.body.withBytes { raw throws(APIProblem) in try Inputs.config(json: raw) }
+        switch registry.release(id, expecting: config) {
+        case .notFound:
+            throw notFound(id)
+        case .conflict:
+            throw APIProblem(
+                .sessionConflict,
+                "session \(Inputs.quoted(id)) is here with another configuration; it stays here")
+        case .released(let image):
+            cluster.peers?.released.add(1, ordering: .relaxed)
+            var w = ctx.writer()
+            StateDocument.write(image, &w)
+            return Reply(status: 200, contentType: Reply.json, body: w.bytes)
+        }
+    }
+
     private func find(_ id: String) throws(APIProblem) -> Session {
         guard let session = store.session(id) else { throw notFound(id) }
+        if let peers = cluster.peers { return reconciled(session, peers) }
         return session
     }
 

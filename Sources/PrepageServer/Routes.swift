@@ -3,7 +3,7 @@ import PrepageHTTP
 /// Every route the server serves: the table `/openapi.yaml` must match, as data.
 public enum Route: Int, Sendable, CaseIterable {
     case livez, healthz, readyz, metrics, version, openapi
-    case listSessions, session, resetSession, fault, faults, sessionState
+    case listSessions, session, resetSession, fault, faults, sessionState, releaseSession
 
     /// The path template, as spelled in openapi.yaml's `paths`.
     public var template: String {
@@ -20,6 +20,7 @@ public enum Route: Int, Sendable, CaseIterable {
         case .fault: "/sessions/{id}/fault"
         case .faults: "/sessions/{id}/faults"
         case .sessionState: "/sessions/{id}/state"
+        case .releaseSession: "/sessions/{id}/release"
         }
     }
 
@@ -35,7 +36,7 @@ public enum Route: Int, Sendable, CaseIterable {
         case .livez, .healthz, .readyz, .metrics, .version, .openapi, .listSessions, .sessionState:
             method == .get || method == .head
         case .session: method == .get || method == .head || method == .put || method == .delete
-        case .resetSession, .fault, .faults: method == .post
+        case .resetSession, .fault, .faults, .releaseSession: method == .post
         }
     }
 
@@ -86,6 +87,7 @@ struct RouteMatch {
         case "fault": return RouteMatch(route: .fault, rawID: id)
         case "faults": return RouteMatch(route: .faults, rawID: id)
         case "state": return RouteMatch(route: .sessionState, rawID: id)
+        case "release": return RouteMatch(route: .releaseSession, rawID: id)
         default: return nil
         }
     }

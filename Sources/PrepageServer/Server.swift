@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import PrepageHTTP
 import PrepageSockets
@@ -63,6 +64,16 @@ public final class Server: @unchecked Sendable {
                 if port == 0 { port = try Socket.localPort(fd) }
             }
             self.port = port
+            if !configuration.peers.isEmpty || !configuration.peerStateDirectories.isEmpty {
+                guard
+                    let peers = Peers(
+                        urls: configuration.peers, directories: configuration.peerStateDirectories,
+                        token: configuration.token)
+                else {
+                    throw SocketError(call: "--peers \(configuration.peers): each must be http://host:port", errno: EINVAL)
+                }
+                shared.api.cluster.peers = peers
+            }
             // Sessions are restored before any request is served (and /readyz turns 200).
             if let directory = configuration.stateDirectory { try openStateDirectory(directory) }
             for (i, fd) in listeners.enumerated() {
@@ -172,6 +183,10 @@ public final class Server: @unchecked Sendable {
         }
         let started = System.monotonicNanoseconds()
         let (state, restored) = try DurableState.open(directory: directory)
+        if shared.api.cluster.peers != nil {
+            // A session may have moved to a peer while this instance was away: checked at its first use.
+            for session in restored.sessions { session.tentative.store(true, ordering: .relaxed) }
+        }
         registry.insert(restored: restored.sessions)
         registry.attach(state.journal)
         shared.api.durable.state = state

@@ -37,6 +37,12 @@ public struct ServerConfiguration: Sendable {
     public var stateDirectory: String?
     /// How often the sessions changed since the last snapshot are written. Default 1 s.
     public var snapshotInterval: Duration
+    /// `--peers`: the other instances of a sharded deployment, `http://host:port` each,
+    /// asked to hand over a session that moves here (see `docs/server.md`). Default none.
+    public var peers: [String]
+    /// `--peer-state-dirs`: their state directories on shared storage, read when a peer
+    /// does not answer. Default none.
+    public var peerStateDirectories: [String]
 
     public init(
         host: String = "127.0.0.1",
@@ -51,7 +57,9 @@ public struct ServerConfiguration: Sendable {
         openAPIPath: String? = nil,
         clock: any WallClock = SystemClock(),
         stateDirectory: String? = nil,
-        snapshotInterval: Duration = .seconds(1)
+        snapshotInterval: Duration = .seconds(1),
+        peers: [String] = [],
+        peerStateDirectories: [String] = []
     ) {
         self.host = host
         self.port = port
@@ -66,6 +74,8 @@ public struct ServerConfiguration: Sendable {
         self.clock = clock
         self.stateDirectory = stateDirectory
         self.snapshotInterval = snapshotInterval
+        self.peers = peers
+        self.peerStateDirectories = peerStateDirectories
     }
 
     /// ``memoryLimit``, or its default on this machine.

@@ -145,6 +145,19 @@ public enum Files {
         throw SocketError(call: "flock(\(path))", errno: e)
     }
 
+    /// Whether another process holds an exclusive `flock` on `path` (probed with a
+    /// shared lock, taken and dropped at once; a missing file is not locked).
+    public static func isLocked(_ path: String) -> Bool {
+        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        if retryingEINTR({ flock(fd, LOCK_SH | LOCK_NB) }) == 0 {
+            _ = flock(fd, LOCK_UN)
+            return false
+        }
+        return Glibc.errno == EWOULDBLOCK
+    }
+
     /// Truncates a file to `length` bytes.
     public static func truncate(_ path: String, to length: Int) throws(SocketError) {
         guard Glibc.truncate(path, off_t(length)) == 0 else { throw .last("truncate(\(path))") }

@@ -139,6 +139,67 @@ public enum Socket {
         return fd
     }
 
+    /// Opens a blocking, close-on-exec client connection with `TCP_NODELAY` to `host`
+    /// (a numeric IPv4 address or a name, resolved with `getaddrinfo`), giving up after
+    /// `timeoutMilliseconds` (the connect runs non-blocking under `poll`).
+    public static func connect(host: String, port: Int, timeoutMilliseconds: Int32) throws(SocketError) -> Int32 {
+        var address: sockaddr_in
+        do {
+            address = try ipv4Address(host: host, port: port)
+        } catch {
+            address = try resolve(host: host, port: port)
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw .last("socket") }
+        do throws(SocketError) {
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                    retryingEINTR { Glibc.connect(fd, raw, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+            }
+            if result != 0 {
+                guard Glibc.errno == EINPROGRESS else { throw .last("connect") }
+                var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                let ready = retryingEINTR { poll(&pfd, 1, timeoutMilliseconds) }
+                guard ready > 0 else { throw SocketError(call: "connect", errno: ready == 0 ? ETIMEDOUT : Glibc.errno) }
+                var error: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+                guard error == 0 else { throw SocketError(call: "connect", errno: error) }
+            }
+            // Back to blocking: the caller reads and writes with timeouts of its own.
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
+            try setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, name: "setsockopt(TCP_NODELAY)")
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// The first IPv4 address of `host` (`getaddrinfo`).
+    private static func resolve(host: String, port: Int) throws(SocketError) -> sockaddr_in {
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &list)
+        guard rc == 0, let first = list, let addr = first.pointee.ai_addr else {
+            if let list { freeaddrinfo(list) }
+            throw SocketError(call: "getaddrinfo(\(host)): \(String(cString: gai_strerror(rc)))", errno: EINVAL)
+        }
+        defer { freeaddrinfo(list) }
+        return addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee }
+    }
+
+    /// Sets the send and receive timeouts of a blocking socket.
+    public static func setTimeouts(_ fd: Int32, milliseconds: Int) {
+        var tv = timeval(tv_sec: milliseconds / 1_000, tv_usec: (milliseconds % 1_000) * 1_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     /// Blocking read for client sockets: waits for at most `timeoutMilliseconds` (`poll`).
     ///
     /// - Returns: bytes read, 0 at end of file, `nil` on timeout.

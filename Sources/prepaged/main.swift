@@ -59,6 +59,18 @@ struct Prepaged: ParsableCommand {
     @Option(help: "With --state-dir: how often changed sessions are snapshotted: 1s, 250ms, 2m.")
     var snapshotInterval = "1s"
 
+    @Option(
+        help:
+            "The other instances of a sharded deployment, comma-separated http://host:port: a session created here that one of them holds moves here with what it learned (default: none)."
+    )
+    var peers: String?
+
+    @Option(
+        help:
+            "Their state directories on shared storage, comma-separated, one per --peers entry in the same order: read when that peer does not answer (default: none)."
+    )
+    var peerStateDirs: String?
+
     /// Every numeric flag's accepted range: refused outside it at start (exit 2).
     static let threadsRange = 1...1_024
     static let maxSessionsRange = 1...100_000_000
@@ -110,6 +122,19 @@ struct Prepaged: ParsableCommand {
             throw ValidationError(
                 "--snapshot-interval \"\(snapshotInterval)\" is not accepted; give 10ms … 1h, e.g. 1s, 250ms, 2m")
         }
+        for url in Self.list(peers) {
+            let parts = url.split(separator: ":")
+            guard url.hasPrefix("http://"), parts.count == 3, let port = Int(parts[2].split(separator: "/").first ?? ""),
+                (1...65_535).contains(port)
+            else {
+                throw ValidationError("--peers: \"\(url)\" is not http://host:port")
+            }
+        }
+        let dirs = Self.list(peerStateDirs)
+        guard dirs.isEmpty || dirs.count == Self.list(peers).count else {
+            throw ValidationError(
+                "--peer-state-dirs names \(dirs.count) directories for \(Self.list(peers).count) --peers; give one per peer, in the same order")
+        }
         if let stateDir, stateDir.isEmpty {
             throw ValidationError("--state-dir is empty; give a directory (it is created if missing)")
         }
@@ -160,6 +185,11 @@ struct Prepaged: ParsableCommand {
         }
         let (seconds, overflow) = value.multipliedReportingOverflow(by: scale)
         return overflow ? nil : .seconds(seconds)
+    }
+
+    /// A comma-separated list, without empty entries.
+    static func list(_ text: String?) -> [String] {
+        (text ?? "").split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
     }
 
     /// `250ms`, `1s`, `2m`, or seconds.
@@ -218,7 +248,8 @@ struct Prepaged: ParsableCommand {
             host: host, port: port, threads: threads, token: tokenFile.flatMap { try? Self.readToken($0).get() },
             maxSessions: maxSessions, memoryLimit: memoryLimit.flatMap(Self.parseBytes),
             sessionIdleTimeout: Self.parseDuration(sessionIdleTimeout)!, limits: limits, stateDirectory: stateDir,
-            snapshotInterval: Self.parseInterval(snapshotInterval)!)
+            snapshotInterval: Self.parseInterval(snapshotInterval)!, peers: Self.list(peers),
+            peerStateDirectories: Self.list(peerStateDirs))
         let server = Server(configuration: configuration, logger: logger)
         do {
             try server.start()
@@ -246,7 +277,7 @@ nonisolated(unsafe) var environmentOptions: [String] = []
 func argumentsWithEnvironment() -> [String] {
     let options = [
         "host", "port", "threads", "token-file", "max-sessions", "memory-limit", "session-idle-timeout",
-        "max-body-bytes", "state-dir", "snapshot-interval", "log-level", "log-format",
+        "max-body-bytes", "state-dir", "snapshot-interval", "peers", "peer-state-dirs", "log-level", "log-format",
     ]
     let given = CommandLine.arguments.dropFirst()
     var fromEnvironment: [String] = []

@@ -41,7 +41,13 @@ public final class DurableState: Sendable {
     /// - Throws: when the directory cannot be made or read, or another process holds it.
     static func open(directory: String) throws(SocketError) -> (DurableState, Restored) {
         try Files.makeDirectories(directory)
-        guard let lock = try Files.tryLock(directory + "/LOCK") else {
+        // A peer reading this directory probes the lock for an instant: try for a second.
+        var lock = try Files.tryLock(directory + "/LOCK")
+        for _ in 0..<100 where lock == nil {
+            System.sleep(milliseconds: 10)
+            lock = try Files.tryLock(directory + "/LOCK")
+        }
+        guard let lock else {
             throw SocketError(call: "flock(\(directory)/LOCK): another prepaged uses this state directory", errno: 11)
         }
         do throws(SocketError) {

@@ -12,6 +12,10 @@ public final class Session: Sendable {
     /// Wall-clock nanoseconds since the epoch.
     public let createdAt: Int64
     let state: Mutex<SessionState>
+    /// Restored from this instance's own state directory while peers are configured,
+    /// and not checked since: at its first use, a peer that holds the session now (it
+    /// moved while this instance was away) hands it over (see ``Peers``).
+    let tentative = Atomic<Bool>(false)
 
     init(
         id: String, config: SessionConfig, prepager: Prepager, now: Int64, fixedBytes: Int = 0, incarnation: UInt64 = 0

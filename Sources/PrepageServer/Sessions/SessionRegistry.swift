@@ -279,6 +279,38 @@ public final class SessionRegistry: SessionStore {
 
     /// Marks a session removed under its lock (a fault that took the lock first is
     /// in its document; one after looks the id up again) and gives its bytes back.
+    /// What ``release(_:expecting:)`` did.
+    enum Release {
+        case released(SessionImage)
+        case notFound
+        /// The session is here with another configuration (it stays).
+        case conflict(SessionConfig)
+    }
+
+    /// Removes a session for another instance and returns all it is: a fault it
+    /// decided is in the image; one that finds it afterwards looks the id up again
+    /// (404 here). The removal is journaled and durable before this returns, so a
+    /// restart does not bring back what the other instance now holds.
+    func release(_ id: String, expecting config: SessionConfig?) -> Release {
+        let journal = self.journal
+        let found: (session: Session?, lsn: UInt64?, refusal: Release?) = shards[shard(id)].map.withLock { map in
+            guard let session = map[id] else { return (nil, nil, .notFound) }
+            if let config, session.config != config { return (nil, nil, .conflict(session.config)) }
+            map.removeValue(forKey: id)
+            return (session, journal?.append(.delete(id: id)), nil)
+        }
+        guard let session = found.session else { return found.refusal ?? .notFound }
+        live.subtract(1, ordering: .relaxed)
+        let (image, bytes): (SessionImage, Int) = session.state.withLock { st in
+            st.removed = true
+            st.materialize()
+            return (session.image(of: st), st.accountedBytes)
+        }
+        budget.adjust(-bytes)
+        if let lsn = found.lsn { try? sync(lsn) }
+        return .released(image)
+    }
+
     private func retire(_ session: Session) {
         let bytes = session.state.withLock { st in
             st.removed = true

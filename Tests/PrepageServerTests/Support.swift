@@ -17,12 +17,14 @@ final class TestServer: @unchecked Sendable {
         threads: Int = 2, token: String? = nil, maxSessions: Int = 1_000, limits: HTTPLimits = .default,
         idleTimeout: Duration = .seconds(86_400), clock: any WallClock = SystemClock(),
         drainTimeout: Duration = .seconds(8), memoryLimit: Int? = nil, logger: Logger? = nil,
-        stateDirectory: String? = nil, snapshotInterval: Duration = .seconds(1)
+        stateDirectory: String? = nil, snapshotInterval: Duration = .seconds(1), port: Int = 0,
+        peers: [String] = [], peerStateDirectories: [String] = []
     ) throws {
         let config = ServerConfiguration(
-            host: "127.0.0.1", port: 0, threads: threads, token: token, maxSessions: maxSessions,
+            host: "127.0.0.1", port: port, threads: threads, token: token, maxSessions: maxSessions,
             memoryLimit: memoryLimit, sessionIdleTimeout: idleTimeout, limits: limits, drainTimeout: drainTimeout,
-            clock: clock, stateDirectory: stateDirectory, snapshotInterval: snapshotInterval)
+            clock: clock, stateDirectory: stateDirectory, snapshotInterval: snapshotInterval, peers: peers,
+            peerStateDirectories: peerStateDirectories)
         server = Server(
             configuration: config,
             logger: logger ?? Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))

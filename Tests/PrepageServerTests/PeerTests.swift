@@ -1,0 +1,177 @@
+import Foundation
+import PrepageCore
+import PrepageServer
+import PrepageTestSupport
+import Synchronization
+import Testing
+
+/// `--peers` and `--peer-state-dirs`: a session that moves to another instance
+/// arrives there with what it learned — released by a live peer, adopted from a
+/// stopped peer's directory, or taken back by an instance that comes back — and
+/// no fault its old instance answered is lost on the way.
+@Suite struct PeerTests {
+    /// Three servers on port 0 that know each other; `directories` on (shared) disk.
+    final class Cluster {
+        var servers: [TestServer?]
+        let directories: [String]
+        let ports: [Int]
+
+        init(count: Int = 3, snapshotInterval: Duration = .seconds(3_600)) throws {
+            let base = NSTemporaryDirectory() + "prepage-peers-\(UUID().uuidString.prefix(8))"
+            directories = (0..<count).map { "\(base)/\($0)" }
+            // Ports first (the peers' URLs must be known at start): bind, read, close.
+            ports = (0..<count).map { _ in Self.freePort() }
+            servers = Array(repeating: nil, count: count)
+            for i in 0..<count { try start(i, snapshotInterval: snapshotInterval) }
+        }
+
+        static func freePort() -> Int {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    _ = bind(fd, $0, len)
+                    _ = getsockname(fd, $0, &len)
+                }
+            }
+            return Int(UInt16(bigEndian: addr.sin_port))
+        }
+
+        func start(_ i: Int, snapshotInterval: Duration = .seconds(3_600)) throws {
+            let others = ports.indices.filter { $0 != i }
+            servers[i] = try TestServer(
+                stateDirectory: directories[i], snapshotInterval: snapshotInterval, port: ports[i],
+                peers: others.map { "http://127.0.0.1:\(ports[$0])" }, peerStateDirectories: others.map { directories[$0] })
+        }
+
+        func client(_ i: Int) throws -> RawClient { try servers[i]!.client() }
+
+        /// Stops server `i` as SIGTERM does (drained, last snapshot written).
+        func stop(_ i: Int) {
+            servers[i]?.stop()
+            servers[i] = nil
+        }
+    }
+
+    static func fault(_ c: RawClient, _ id: String, _ page: Int, stream: Int = 0) throws -> Response {
+        try c.request("POST", "/sessions/\(id)/fault", body: "{\"page\":\(page),\"stream\":\(stream)}")
+    }
+
+    static func learn(_ c: RawClient, _ id: String, faults: Int, seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        var page = 0
+        for _ in 0..<faults {
+            page = Int.random(in: 0..<5, using: &rng) == 0 ? Int.random(in: 0..<1 << 30, using: &rng) : page + 1
+            #expect(try fault(c, id, page).status == 200)
+        }
+    }
+
+    /// The learned state and the counters of a state document.
+    static func learned(_ text: String) -> String {
+        let doc = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+        let parts: [Any] = [doc["learned"] ?? NSNull(), doc["stats"] ?? NSNull(), doc["config"] ?? NSNull()]
+        return String(decoding: (try? JSONSerialization.data(withJSONObject: parts, options: .sortedKeys)) ?? Data(), as: UTF8.self)
+    }
+
+    @Test func aSessionCreatedWhereAPeerHoldsItMovesWithWhatItLearned() throws {
+        let cluster = try Cluster()
+        let b = try cluster.client(1)
+        let c = try cluster.client(2)
+        let config = #"{"max_pages":64}"#
+        #expect(try b.request("PUT", "/sessions/x", body: config).status == 201)
+        try Self.learn(b, "x", faults: 200, seed: 1)
+        let there = try b.request("GET", "/sessions/x/state").text
+        // The client's re-creation after the balancer moved it: created here with B's state.
+        let created = try c.request("PUT", "/sessions/x", body: config)
+        #expect(created.status == 201)
+        #expect(Self.learned(try c.request("GET", "/sessions/x/state").text) == Self.learned(there))
+        #expect(try b.request("GET", "/sessions/x").status == 404)
+        // A session nobody holds is created fresh; one held with another configuration stays where it is.
+        #expect(try c.request("PUT", "/sessions/new", body: config).status == 201)
+        #expect(try b.request("PUT", "/sessions/z", body: config).status == 201)
+        #expect(try c.request("PUT", "/sessions/z", body: #"{"max_pages":32}"#).status == 201)
+        #expect(try b.request("GET", "/sessions/z").status == 200)
+        let metrics = try c.request("GET", "/metrics").text
+        #expect(metrics.contains("prepage_sessions_moved_total{how=\"pulled\"} 1"))
+    }
+
+    @Test func releaseAnswersTheStateOnceAndRefusesAnotherConfiguration() throws {
+        let s = try TestServer()
+        let c = try s.client()
+        #expect(try c.request("PUT", "/sessions/r", body: "{}").status == 201)
+        try Self.learn(c, "r", faults: 50, seed: 2)
+        let state = try c.request("GET", "/sessions/r/state").text
+        let refused = try c.request("POST", "/sessions/r/release", body: #"{"max_pages":8}"#)
+        #expect(refused.status == 409)
+        let released = try c.request("POST", "/sessions/r/release", body: "{}")
+        #expect(released.status == 200 && released.text == state)
+        #expect(try c.request("POST", "/sessions/r/release", body: "").status == 404)
+        #expect(try Self.fault(c, "r", 5).status == 404)
+    }
+
+    /// Faults race the release from another thread: every fault the old instance
+    /// answered is in the state the new one received, none after.
+    @Test func noFaultAnsweredIsLostToARelease() throws {
+        for round in 0..<5 {
+            let s = try TestServer()
+            let c = try s.client()
+            let id = "race-\(round)"
+            #expect(try c.request("PUT", "/sessions/\(id)", body: "{}").status == 201)
+            let answered = Atomic<Int>(0)
+            let done = Atomic<Bool>(false)
+            let worker = Thread {
+                guard let w = try? s.client() else { return }
+                var page = 1_000
+                while let r = try? Self.fault(w, id, page), r.status == 200 {
+                    answered.add(1, ordering: .relaxed)
+                    page += 1
+                }
+                done.store(true, ordering: .releasing)
+            }
+            worker.start()
+            Thread.sleep(forTimeInterval: 0.05 + 0.02 * Double(round))
+            let released = try c.request("POST", "/sessions/\(id)/release", body: "")
+            #expect(released.status == 200)
+            while !done.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.001) }
+            let stats = released.json["stats"] as? [String: Any]
+            #expect(stats?["faults"] as? Int == answered.load(ordering: .relaxed))
+        }
+    }
+
+    /// A stopped (drained) instance's sessions are adopted from its directory with
+    /// everything; when it comes back, its sessions that moved are taken back from the
+    /// peer at their first use, with what they learned meanwhile.
+    @Test func aStoppedInstancesSessionsAreAdoptedAndTakenBackWhenItReturns() throws {
+        let cluster = try Cluster()
+        let a = try cluster.client(0)
+        let config = #"{"policy":"dp","max_pages":64}"#
+        for k in 0..<4 {
+            #expect(try a.request("PUT", "/sessions/s\(k)", body: config).status == 201)
+            try Self.learn(a, "s\(k)", faults: 80, seed: UInt64(k))
+        }
+        let before = try (0..<4).map { try a.request("GET", "/sessions/s\($0)/state").text }
+        cluster.stop(0)
+        let b = try cluster.client(1)
+        for k in 0..<2 {
+            // Re-created on B: adopted from A's directory, exactly as A left it.
+            #expect(try b.request("PUT", "/sessions/s\(k)", body: config).status == 201)
+            #expect(Self.learned(try b.request("GET", "/sessions/s\(k)/state").text) == Self.learned(before[k]))
+            try Self.learn(b, "s\(k)", faults: 30, seed: UInt64(100 + k))
+        }
+        let onB = try (0..<2).map { try b.request("GET", "/sessions/s\($0)/state").text }
+        // A comes back: s0 and s1 are used on B now, s2 and s3 never moved.
+        try cluster.start(0)
+        let a2 = try cluster.client(0)
+        for k in 0..<2 {
+            #expect(Self.learned(try a2.request("GET", "/sessions/s\(k)/state").text) == Self.learned(onB[k]))
+            #expect(try b.request("GET", "/sessions/s\(k)").status == 404)
+        }
+        for k in 2..<4 {
+            #expect(Self.learned(try a2.request("GET", "/sessions/s\(k)/state").text) == Self.learned(before[k]))
+        }
+    }
+}

@@ -12,8 +12,17 @@ struct Reply {
     var headers: [(String, String)] = []
     /// The detail of a problem, for the log line.
     var problemDetail: String?
+    /// Work that must not run on the event loop (it waits for other instances): the
+    /// loop parks the connection, a mover thread runs this and the loop sends what it
+    /// returns. `nil` for every ordinary reply.
+    var deferred: (@Sendable (LoopContext) -> Reply)?
 
     static let json = "application/json"
+
+    /// A reply made later, off the event loop.
+    static func later(_ work: @escaping @Sendable (LoopContext) -> Reply) -> Reply {
+        Reply(status: 0, contentType: nil, body: [], deferred: work)
+    }
 }
 
 /// Scratch space one event loop reuses for every request, so steady traffic does not allocate.
@@ -91,6 +100,14 @@ final class API: Sendable {
         do {
             return try dispatch(req, match, ctx)
         } catch {
+            if let session = error.unchecked, let peers = cluster.peers {
+                // A restored session at its first use: checked with the peers off the loop,
+                // then the request is served as usual.
+                return .later { [self] ctx in
+                    _ = reconciled(session, peers)
+                    return handle(req, route: match, ctx)
+                }
+            }
             return problem(error, ctx)
         }
     }
@@ -413,11 +430,25 @@ final class API: Sendable {
         do {
             switch body {
             case .config(let config):
-                if let moved = try movedHere(id, config: config) {
-                    result = (moved, true)
-                } else {
-                    result = try store.create(id: id, config: config, now: clock.now())
+                if let peers = cluster.peers, store.session(id) == nil {
+                    // Perhaps a session that moved: asked of the peers off the loop.
+                    return .later { [self] ctx in
+                        do throws(APIProblemBox) {
+                            let result: (session: Session, created: Bool)
+                            if let moved = try movedHere(id, config: config, peers) {
+                                result = (moved, true)
+                            } else {
+                                result = try store.create(id: id, config: config, now: clock.now())
+                            }
+                            var reply = document(result.session, status: result.created ? 201 : 200, ctx)
+                            if result.created { reply.headers.append(("Location", "/sessions/\(id)")) }
+                            return reply
+                        } catch {
+                            return problem(error.problem, ctx)
+                        }
+                    }
                 }
+                result = try store.create(id: id, config: config, now: clock.now())
             case .state(let image): result = try store.install(id: id, image: image, now: clock.now())
             }
         } catch {
@@ -465,13 +496,8 @@ final class API: Sendable {
 
     /// A session being created here that a peer holds (it moved: its instance stopped,
     /// failed or came back), installed here with what it learned; `nil` when none has it.
-    private func movedHere(_ id: String, config: SessionConfig) throws(APIProblemBox) -> Session? {
-        guard let peers = cluster.peers else { return nil }
-        if let existing = store.session(id) {
-            // Here already (perhaps restored, to be checked): the create finds it as usual.
-            _ = reconciled(existing, peers)
-            return nil
-        }
+    private func movedHere(_ id: String, config: SessionConfig, _ peers: Peers) throws(APIProblemBox) -> Session? {
+        if store.session(id) != nil { return nil }  // created meanwhile: the create finds it
         guard let image = peers.find(id, config: config, fromDirectories: true) else { return nil }
         return try store.install(id: id, image: image, now: clock.now()).session
     }
@@ -513,7 +539,12 @@ final class API: Sendable {
 
     private func find(_ id: String) throws(APIProblem) -> Session {
         guard let session = store.session(id) else { throw notFound(id) }
-        if let peers = cluster.peers { return reconciled(session, peers) }
+        if session.tentative.load(ordering: .relaxed) && cluster.peers != nil {
+            // Restored and not checked with the peers: the request is served after that, off the loop.
+            var p = APIProblem(.unavailable, "")
+            p.unchecked = session
+            throw p
+        }
         return session
     }
 

@@ -26,6 +26,11 @@ final class Connection {
     var lingerUntil: UInt64 = 0
     /// The peer closed its side.
     var peerClosed = false
+    /// A request of this connection is being served off the loop (``Reply/deferred``):
+    /// nothing more is parsed until its reply is back.
+    var parked = false
+    /// Tells this connection from a later one on the same descriptor.
+    var serial: UInt64 = 0
 
     init(fd: Int32, limits: HTTPLimits, now: UInt64, admit: (@Sendable (HTTPRequest) -> Bool)? = nil) {
         self.fd = fd

@@ -34,6 +34,20 @@ final class EventLoop: @unchecked Sendable {
     /// Idle connections closed to take a new one at the connection cap.
     private var evictedIdle = 0
 
+    /// Replies made off the loop (``Reply/deferred``), to send; the loop is woken for them.
+    private let finished = Mutex<[Finished]>([])
+    private var nextSerial: UInt64 = 0
+
+    /// A deferred request's reply, back from a mover thread.
+    struct Finished: @unchecked Sendable {
+        var fd: Int32
+        var serial: UInt64
+        var reply: Reply
+        var request: HTTPRequest
+        var route: Route?
+        var started: UInt64
+    }
+
     private var draining = false
     /// Accepting failed (out of descriptors): the listener is out of the epoll set until the next sweep.
     private var acceptPaused = false
@@ -106,6 +120,7 @@ final class EventLoop: @unchecked Sendable {
         }
         if event.fd == wake.fd {
             wake.drain()
+            resumeParked()
             return
         }
         guard Int(event.fd) < connections.count, let c = connections[Int(event.fd)] else { return }
@@ -159,6 +174,8 @@ final class EventLoop: @unchecked Sendable {
                 continue
             }
             let c = Connection(fd: fd, limits: shared.limits, now: System.monotonicNanoseconds(), admit: admit)
+            nextSerial &+= 1
+            c.serial = nextSerial
             if Int(fd) >= connections.count {
                 connections.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - connections.count))
             }
@@ -219,7 +236,7 @@ final class EventLoop: @unchecked Sendable {
     private func process(_ c: Connection) {
         while true {
             var paused = false
-            parsing: while !c.closeAfterWrite {
+            parsing: while !c.closeAfterWrite && !c.parked {
                 guard c.output.count - c.outputStart < Self.outputHighWater else {
                     paused = true
                     break parsing
@@ -275,11 +292,53 @@ final class EventLoop: @unchecked Sendable {
     private func answer(_ request: HTTPRequest, on c: Connection, started: UInt64) {
         let match = RouteMatch.match(request.path)
         let reply = shared.api.handle(request, route: match, context)
+        if let work = reply.deferred {
+            // Waits for other instances: done by a mover thread; this connection waits,
+            // the loop goes on with the others.
+            c.parked = true
+            let job = Movers.Job(
+                loop: self, fd: c.fd, serial: c.serial, request: request, route: match?.route, started: started, work: work)
+            if !shared.movers.submit(job) {
+                c.parked = false
+                let busy = shared.api.problem(
+                    APIProblem(.unavailable, "the server is stopping; retry on another instance"), context)
+                finish(busy, request: request, route: match?.route, on: c, keepAlive: false, started: started, method: nil)
+                c.closeAfterWrite = true
+            }
+            return
+        }
+        send(reply, for: request, route: match?.route, on: c, started: started)
+    }
+
+    /// A deferred request's reply is ready (called on a mover thread).
+    func deliver(_ done: Finished) {
+        finished.withLock { $0.append(done) }
+        wake.signal()
+    }
+
+    /// Sends the replies made off the loop and resumes their connections.
+    private func resumeParked() {
+        let ready = finished.withLock { list -> [Finished] in
+            defer { list.removeAll() }
+            return list
+        }
+        for done in ready {
+            guard Int(done.fd) < connections.count, let c = connections[Int(done.fd)], c.serial == done.serial,
+                c.parked
+            else { continue }
+            c.parked = false
+            send(done.reply, for: done.request, route: done.route, on: c, started: done.started)
+            process(c)
+        }
+    }
+
+    private func send(_ reply: Reply, for request: HTTPRequest, route: Route?, on c: Connection, started: UInt64) {
+        let match = route
         // While draining, the connection stays open only for requests already received:
         // bytes after this request, here or unread in the kernel.
         let keepAlive =
             request.keepAlive && (!draining || c.inputStart < c.input.count || Socket.hasUnreadInput(c.fd))
-        finish(reply, request: request, route: match?.route, on: c, keepAlive: keepAlive, started: started, method: nil)
+        finish(reply, request: request, route: match, on: c, keepAlive: keepAlive, started: started, method: nil)
         if !keepAlive { c.closeAfterWrite = true }
     }
 
@@ -431,6 +490,7 @@ final class EventLoop: @unchecked Sendable {
         let idle = UInt64(shared.limits.keepAliveIdleTimeout.nanoseconds)
         let deadline = UInt64(shared.limits.requestDeadline.nanoseconds)
         for case let c? in connections {
+            if c.parked { continue }  // its reply is being made off the loop
             if c.isLingering {
                 if now >= c.lingerUntil { close(c) }
             } else if c.requestStarted != 0 && now &- c.requestStarted >= deadline && !c.closeAfterWrite
@@ -472,7 +532,7 @@ final class EventLoop: @unchecked Sendable {
         Socket.close(listener)
         listener = -1
         for case let c? in connections {
-            if c.isLingering { continue }
+            if c.isLingering || c.parked { continue }
             // Bytes the kernel holds but this loop has not read yet (their event is
             // still to come) are a request in flight too: it finishes.
             let unread = Socket.hasUnreadInput(c.fd)

@@ -85,6 +85,9 @@ struct APIProblem: Error {
     var detail: String
     /// `Allow` for a 405, `WWW-Authenticate` for a 401.
     var headers: [(String, String)] = []
+    /// Not a problem: a restored session to check with the peers before serving
+    /// the request (see ``API/handle(_:route:_:)``).
+    var unchecked: Session?
 
     init(_ kind: ProblemKind, _ detail: String, headers: [(String, String)] = []) {
         self.kind = kind

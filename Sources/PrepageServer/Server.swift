@@ -73,6 +73,7 @@ public final class Server: @unchecked Sendable {
                     throw SocketError(call: "--peers \(configuration.peers): each must be http://host:port", errno: EINVAL)
                 }
                 shared.api.cluster.peers = peers
+                try shared.movers.start()
             }
             // Sessions are restored before any request is served (and /readyz turns 200).
             if let directory = configuration.stateDirectory { try openStateDirectory(directory) }
@@ -156,6 +157,7 @@ public final class Server: @unchecked Sendable {
     public func wait() {
         for thread in threads { thread.join() }
         threads.removeAll()
+        shared.movers.stop()
         snapshotThread?.join()
         snapshotThread = nil
         if let state = shared.api.durable.state, let registry = shared.api.store as? SessionRegistry {
@@ -249,6 +251,8 @@ final class ServerShared: Sendable {
     let limits: HTTPLimits
     let metrics: [LoopMetrics]
     let draining = Atomic<Bool>(false)
+    /// Serve the requests that wait for other instances (with `--peers`).
+    let movers: Movers
     let drainTimeout: Duration
     /// Connection sweep period: 1 s, or a quarter of the smallest timeout.
     let sweepInterval: UInt64
@@ -258,9 +262,10 @@ final class ServerShared: Sendable {
     init(configuration: ServerConfiguration, store: any SessionStore, openAPI: [UInt8]?) {
         limits = configuration.limits.clamped
         metrics = (0..<max(1, configuration.threads)).map { _ in LoopMetrics() }
+        movers = Movers(count: 2)
         api = API(
             store: store, clock: configuration.clock, token: configuration.token,
-            idleTimeout: configuration.sessionIdleTimeout, openAPI: openAPI, metrics: metrics)
+            idleTimeout: configuration.sessionIdleTimeout, openAPI: openAPI, metrics: metrics + movers.metrics)
         drainTimeout = configuration.drainTimeout
         let smallest = min(limits.keepAliveIdleTimeout.nanoseconds, limits.requestDeadline.nanoseconds) / 4
         sweepInterval = UInt64(max(10_000_000, min(1_000_000_000, smallest)))

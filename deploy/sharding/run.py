@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""Three prepaged instances behind HAProxy and behind nginx, for real (issue 14).
+
+Usage: deploy/sharding/run.py PREPAGED [--quick | --long] [--balancer haproxy|nginx|both]
+                              [--sessions N] [--faults F] [--threads T] [--json FILE]
+
+For each balancer, on loopback, with every instance's --state-dir under one
+directory (shared storage) and each instance told its peers (--peers,
+--peer-state-dirs):
+
+1. spread: N sessions (default 300) created through the balancer live on
+   exactly one instance each (the spread is reported), and a fault posted for
+   each through the balancer reaches its session's instance;
+2. undisturbed: the C load generator (deploy/sharding/loadgen.c, one
+   libprepage client per thread, fault deadline 5 ms) faults every session at
+   full speed through the balancer;
+3. kill: the same load, and one instance killed with SIGKILL a third of the
+   way in: only its sessions move (the others stay where they were and are
+   never re-created), each is recovered by its client on a survivor (re-created
+   there with what it learned, from the killed instance's state directory);
+4. rolling update: the same load, one instance stopped with SIGTERM (its
+   sessions move to the others through the drain, exactly) and started again
+   (they come back, with what they learned meanwhile).
+
+Each disturbed run is compared fault by fault with the undisturbed one (the
+pages are the same fixed sequences): faults that failed, faults that fell back
+(decided by the client: the oracle was away), decisions that differed, and the
+stall — for each session that moved, the time from the disruption to its first
+decision by the oracle again, and the time its client spent without the oracle.
+Checks print "ok - …" / "not ok - …"; figures print as "# …". Exit 1 when a
+check fails. A --quick run (deploy/test.sh) is short; --long (make
+test-sharding) is longer and repeats each disruption.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+results = {"passed": 0, "failed": 0}
+
+
+def check(what, ok):
+    print(("ok - " if ok else "not ok - ") + what, flush=True)
+    results["passed" if ok else "failed"] += 1
+    return ok
+
+
+def note(text):
+    print("# " + text, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def request(port, method, path, body=None, timeout=30):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+def wait_ready(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if request(port, "GET", "/readyz", timeout=1)[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return False
+
+
+class Cluster:
+    """Three instances on shared storage and a balancer in front of them."""
+
+    def __init__(self, prepaged, balancer, work, snapshot_interval):
+        self.prepaged, self.balancer, self.work = prepaged, balancer, work
+        self.snapshot_interval = snapshot_interval
+        self.ports = [free_port() for _ in range(3)]
+        self.dirs = [os.path.join(work, "shared", "prepaged-%d" % (i + 1)) for i in range(3)]
+        self.procs = [None, None, None]
+        self.lb_port = free_port()
+        self.lb = None
+        help_text = subprocess.run([prepaged, "--help"], capture_output=True, text=True).stdout
+        self.shutdown_delay = "--shutdown-delay" in help_text
+        for i in range(3):
+            self.start(i)
+        self.start_balancer()
+
+    def start(self, i):
+        others = [k for k in range(3) if k != i]
+        args = [self.prepaged, "--host", "127.0.0.1", "--port", str(self.ports[i]), "--threads", "1",
+                "--state-dir", self.dirs[i], "--snapshot-interval", self.snapshot_interval,
+                "--peers", ",".join("http://127.0.0.1:%d" % self.ports[k] for k in others),
+                "--peer-state-dirs", ",".join(self.dirs[k] for k in others), "--log-level", "warning"]
+        if self.shutdown_delay:
+            args += ["--shutdown-delay", "2s"]
+        log = open(os.path.join(self.work, "prepaged-%d.log" % (i + 1)), "ab")
+        self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
+        if not wait_ready(self.ports[i]):
+            raise SystemExit("prepaged %d did not start" % (i + 1))
+
+    def start_balancer(self):
+        backends = ["127.0.0.1:%d" % p for p in self.ports]
+        log = open(os.path.join(self.work, "%s.log" % self.balancer), "ab")
+        if self.balancer == "haproxy":
+            # deploy/haproxy/haproxy.cfg as it is, with a third server line like the others.
+            text = open(os.path.join(ROOT, "deploy/haproxy/haproxy.cfg")).read()
+            lines = text.splitlines()
+            servers = [l for l in lines if re.match(r'\s+server prepaged-\d+ ', l)]
+            template = servers[0]
+            body = [l for l in lines if l not in servers]
+            at = lines.index(servers[0])
+            for k in range(3):
+                body.insert(at + k, template.replace("prepaged-1", "prepaged-%d" % (k + 1))
+                            .replace("PREPAGE_BACKEND_1", "PREPAGE_BACKEND_%d" % (k + 1)))
+            path = os.path.join(self.work, "haproxy.cfg")
+            open(path, "w").write("\n".join(body) + "\n")
+            env = dict(os.environ, PREPAGE_LB_BIND="127.0.0.1:%d" % self.lb_port,
+                       **{"PREPAGE_BACKEND_%d" % (k + 1): b for k, b in enumerate(backends)})
+            self.lb = subprocess.Popen(["haproxy", "-f", path, "-db"], stdout=log, stderr=log, env=env)
+        else:
+            conf = open(os.path.join(ROOT, "deploy/nginx/prepage.conf")).read()
+            conf = conf.replace("@BIND@", "127.0.0.1:%d" % self.lb_port)
+            for k, b in enumerate(backends):
+                conf = conf.replace("@BACKEND_%d@" % (k + 1), b)
+            d = os.path.join(self.work, "nginx")
+            os.makedirs(d, exist_ok=True)
+            open(os.path.join(d, "prepage.conf"), "w").write(conf)
+            open(os.path.join(d, "nginx.conf"), "w").write(
+                "daemon off;\nmaster_process off;\nworker_processes 1;\npid %s/nginx.pid;\n"
+                "error_log %s/error.log warn;\nevents { worker_connections 4096; }\n"
+                "http {\n access_log off;\n client_body_temp_path %s/body;\n proxy_temp_path %s/proxy;\n"
+                " fastcgi_temp_path %s/fcgi;\n uwsgi_temp_path %s/uwsgi;\n scgi_temp_path %s/scgi;\n"
+                " include %s/prepage.conf;\n}\n" % ((d,) * 8))
+            self.lb = subprocess.Popen(["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e",
+                                        os.path.join(d, "error.log")], stdout=log, stderr=log)
+        if not wait_ready(self.lb_port):
+            raise SystemExit("%s did not start" % self.balancer)
+        time.sleep(1.2 if self.balancer == "haproxy" else 0.1)  # first health checks
+
+    def sessions(self, i):
+        """The ids instance i holds (by its list)."""
+        ids, after = [], None
+        while True:
+            status, body = request(self.ports[i], "GET", "/sessions?limit=1000" + ("&after=" + after if after else ""))
+            doc = json.loads(body)
+            ids += [s["id"] for s in doc["sessions"]]
+            after = doc.get("next")
+            if not after:
+                return ids
+
+    def faults_of(self, i):
+        """Faults decided per session on instance i."""
+        out, after = {}, None
+        while True:
+            status, body = request(self.ports[i], "GET", "/sessions?limit=1000" + ("&after=" + after if after else ""))
+            doc = json.loads(body)
+            for s in doc["sessions"]:
+                out[s["id"]] = s["stats"]["faults"]
+            after = doc.get("next")
+            if not after:
+                return out
+
+    def moved(self, i):
+        status, body = request(self.ports[i], "GET", "/metrics")
+        m = {}
+        for line in body.decode().splitlines():
+            g = re.match(r'prepage_sessions_moved_total\{how="(\w+)"\} (\d+)', line)
+            if g:
+                m[g.group(1)] = int(g.group(2))
+        return m
+
+    def stop(self):
+        for p in self.procs + [self.lb]:
+            if p is not None and p.poll() is None:
+                p.terminate()
+        for p in self.procs + [self.lb]:
+            if p is not None:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def load(path):
+    """{(k, i): (page, start, count, outcome, t_ns)} of a loadgen output."""
+    out = {}
+    for line in open(path):
+        k, i, page, stream, start, count, outcome, t = line.split()
+        out[(int(k), int(i))] = (int(page), int(start), int(count), int(outcome), int(t))
+    return out
+
+
+def run_load(loadgen, port, args, out, prefix):
+    return subprocess.Popen([loadgen, "http://127.0.0.1:%d" % port, str(args.sessions), str(args.threads),
+                             str(args.faults), "1", out, prefix, str(args.deadline_ms)],
+                            stderr=subprocess.PIPE, text=True)
+
+
+def compare(name, base, run, moved_sessions, t_disrupt, prefix):
+    """Checks and figures of a disturbed run against the undisturbed one."""
+    total = len(run)
+    failed = sum(1 for v in run.values() if v[3] < 0)
+    fallback = sum(1 for v in run.values() if v[3] == 5)
+    both = [key for key, v in run.items() if 0 <= v[3] <= 4 and 0 <= base[key][3] <= 4]
+    differed = [key for key in both if run[key][1:4] != base[key][1:4]]
+    differed_moved = sum(1 for key in differed if key[0] in moved_sessions)
+    note("%s: %d faults, %d failed, %d fell back, %d of %d oracle decisions differed from the undisturbed run "
+         "(%d of them in sessions that moved)" % (name, total, failed, fallback, len(differed), len(both), differed_moved))
+    check("%s: no fault failed (%d)" % (name, failed), failed == 0)
+    # The stall: per moved session, from the disruption to its first oracle decision after it,
+    # and the time its faults went without the oracle (fallbacks and their breaker periods).
+    recover, without = [], []
+    for k in moved_sessions:
+        seq = sorted((i, v) for (kk, i), v in run.items() if kk == k)
+        after = [(i, v) for i, v in seq if v[4] >= t_disrupt]
+        first = next((v for i, v in after if 0 <= v[3] <= 4), None)
+        if first is not None:
+            recover.append((first[4] - t_disrupt) / 1e6)
+        gap = 0.0
+        for (i, v), (j, w) in zip(seq, seq[1:]):
+            if w[3] == 5 or w[3] < 0:
+                gap += (w[4] - v[4]) / 1e6
+        without.append(gap)
+    unmoved_fallbacks = sum(1 for (k, i), v in run.items() if k not in moved_sessions and v[3] == 5 and v[4] >= t_disrupt)
+    if recover:
+        note("%s: %d sessions moved; each back on the oracle after the disruption in median %.1f ms, max %.1f ms; "
+             "time without the oracle per moved session: median %.1f ms, max %.1f ms; "
+             "fallbacks after the disruption in sessions that did not move: %d"
+             % (name, len(moved_sessions), statistics.median(recover), max(recover),
+                statistics.median(without), max(without), unmoved_fallbacks))
+    check("%s: every session that moved is decided by the oracle again (%d of %d)"
+          % (name, len(recover), len(moved_sessions)), len(recover) == len(moved_sessions))
+    return {"faults": total, "failed": failed, "fell_back": fallback, "oracle_decisions": len(both),
+            "differed": len(differed), "differed_in_moved": differed_moved, "moved": len(moved_sessions),
+            "recover_ms_median": statistics.median(recover) if recover else None,
+            "recover_ms_max": max(recover) if recover else None,
+            "without_oracle_ms_median": statistics.median(without) if without else None,
+            "without_oracle_ms_max": max(without) if without else None,
+            "unmoved_fallbacks": unmoved_fallbacks}
+
+
+def scenario(prepaged, balancer, work, loadgen, args, kind, base_out):
+    """One run: undisturbed, kill (SIGKILL) or term (SIGTERM then restart)."""
+    d = os.path.join(work, "%s-%s" % (balancer, kind))
+    os.makedirs(d)
+    cluster = Cluster(prepaged, balancer, d, args.snapshot_interval)
+    prefix = "s"
+    out = os.path.join(d, "faults.txt")
+    try:
+        lg = run_load(loadgen, cluster.lb_port, args, out, prefix)
+        if kind == "undisturbed":
+            err = lg.communicate()[1]
+            note("%s undisturbed: %s" % (balancer, err.strip()))
+            return out, None
+        time.sleep(args.disrupt_after)
+        victim = 1
+        before = [set(cluster.sessions(i)) for i in range(3)]
+        faults_before = [cluster.faults_of(i) for i in range(3)]
+        moved_sessions = {int(s[len(prefix):]) for s in before[victim]}
+        t0 = time.monotonic_ns()
+        if kind == "kill":
+            cluster.procs[victim].send_signal(signal.SIGKILL)
+            cluster.procs[victim].wait()
+        else:
+            cluster.procs[victim].send_signal(signal.SIGTERM)
+            cluster.procs[victim].wait(timeout=30)
+            time.sleep(0.5)
+            cluster.start(victim)  # the rolling update's new instance
+        err = lg.communicate()[1]
+        name = "%s %s" % (balancer, "SIGKILL" if kind == "kill" else "SIGTERM + restart")
+        note("%s: %s" % (name, err.strip()))
+        after = [set(cluster.sessions(i)) if cluster.procs[i].poll() is None else set() for i in range(3)]
+        survivors = [i for i in range(3) if i != victim]
+        stayed = all(before[i] <= after[i] for i in survivors)
+        check("%s: only the stopped instance's sessions moved (the others' %d sessions stayed where they were)"
+              % (name, sum(len(before[i]) for i in survivors)), stayed)
+        # Never re-created: a session that stayed kept counting from where it was.
+        faults_after = [cluster.faults_of(i) if cluster.procs[i].poll() is None else {} for i in range(3)]
+        kept = all(faults_after[i].get(s, 0) >= faults_before[i][s] for i in survivors for s in before[i])
+        check("%s: the sessions that stayed kept their counters (not re-created)" % name, kept)
+        everywhere = set().union(*after)
+        check("%s: every session is on exactly one instance afterwards (%d)" % (name, len(everywhere)),
+              len(everywhere) == args.sessions and sum(len(a) for a in after) == args.sessions)
+        moved_counts = [cluster.moved(i) for i in range(3) if cluster.procs[i].poll() is None]
+        note("%s: sessions moved per instance (pulled from a peer / adopted from a peer's directory / released): %s"
+             % (name, ", ".join("%d/%d/%d" % (m.get("pulled", 0), m.get("adopted", 0), m.get("released", 0))
+                                for m in moved_counts)))
+        base, run = load(base_out), load(out)
+        return out, compare(name, base, run, moved_sessions, t0, prefix)
+    finally:
+        cluster.stop()
+
+
+def spread(prepaged, balancer, work, args):
+    d = os.path.join(work, "%s-spread" % balancer)
+    os.makedirs(d)
+    cluster = Cluster(prepaged, balancer, d, args.snapshot_interval)
+    try:
+        ids = ["vm-%d" % n for n in range(args.sessions)]
+        created = sum(1 for s in ids if request(cluster.lb_port, "PUT", "/sessions/" + s, "{}")[0] == 201)
+        held = [set(cluster.sessions(i)) for i in range(3)]
+        where = {s: [i for i in range(3) if s in held[i]] for s in ids}
+        once = sum(1 for s in ids if len(where[s]) == 1)
+        note("%s: %d sessions spread over three instances: %s" % (balancer, args.sessions,
+                                                                   " / ".join(str(len(h)) for h in held)))
+        check("%s: %d sessions created through the balancer, each on exactly one instance (%d)"
+              % (balancer, created, once), created == args.sessions and once == args.sessions)
+        check("%s: every instance holds sessions" % balancer, all(len(h) > 0 for h in held))
+        ok = sum(1 for s in ids if request(cluster.lb_port, "POST", "/sessions/%s/fault" % s,
+                                           '{"page": 4096, "stream": 1}')[0] == 200)
+        counted = {}
+        for i in range(3):
+            counted.update(cluster.faults_of(i))
+        reached = sum(1 for s in ids if counted.get(s) == 1)
+        check("%s: every fault through the balancer reached its session's instance (%d answered, %d counted there)"
+              % (balancer, ok, reached), ok == args.sessions and reached == args.sessions)
+        return [len(h) for h in held]
+    finally:
+        cluster.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("prepaged")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true")
+    mode.add_argument("--long", action="store_true")
+    ap.add_argument("--balancer", default="both", choices=["haproxy", "nginx", "both"])
+    ap.add_argument("--sessions", type=int, default=300)
+    ap.add_argument("--faults", type=int)
+    ap.add_argument("--threads", type=int, default=6)
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--snapshot-interval", default="200ms")
+    ap.add_argument("--deadline-ms", type=int,
+                    help="the clients' fault deadline (default 5, libprepage's; 50 with --quick, for a debug build)")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    args.faults = args.faults or (800 if args.long else 120)
+    args.rounds = args.rounds or (3 if args.long else 1)
+    args.deadline_ms = args.deadline_ms or (5 if args.long else 50)
+    prepaged = os.path.abspath(args.prepaged)
+    work = tempfile.mkdtemp(prefix="prepage-sharding-")
+    report = {}
+    try:
+        lib = os.path.join(ROOT, "build", "lib")
+        if not os.path.exists(os.path.join(lib, "libprepage.so")):
+            subprocess.run(["make", "-s", "-C", ROOT, "lib"], check=True, stdout=subprocess.DEVNULL)
+        loadgen = os.path.join(work, "loadgen")
+        subprocess.run(["cc", "-O2", "-o", loadgen, os.path.join(ROOT, "deploy/sharding/loadgen.c"),
+                        "-I", os.path.join(ROOT, "build", "include"), "-L", lib, "-lprepage", "-lpthread",
+                        "-Wl,-rpath," + lib], check=True)
+        balancers = ["haproxy", "nginx"] if args.balancer == "both" else [args.balancer]
+        for balancer in balancers:
+            if shutil.which(balancer) is None:
+                check("%s is installed" % balancer, False)
+                continue
+            r = report.setdefault(balancer, {})
+            r["spread"] = spread(prepaged, balancer, work, args)
+            t = time.monotonic()
+            base, _ = scenario(prepaged, balancer, work, loadgen, args, "undisturbed", None)
+            # A third of the way in, by the undisturbed run's length.
+            args.disrupt_after = (time.monotonic() - t) / 3
+            for kind in ("kill", "term"):
+                for n in range(args.rounds):
+                    sub = os.path.join(work, "round-%d" % n)
+                    os.makedirs(sub, exist_ok=True)
+                    _, figures = scenario(prepaged, balancer, sub, loadgen, args, kind, base)
+                    r.setdefault(kind, []).append(figures)
+    finally:
+        if os.environ.get("KEEP_TMP") == "1":
+            note("kept " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        json.dump(report, open(args.json, "w"), indent=1)
+    print("%d passed, %d failed" % (results["passed"], results["failed"]))
+    sys.exit(1 if results["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()

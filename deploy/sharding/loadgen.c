@@ -1,7 +1,8 @@
 /*
  * loadgen — C clients faulting sessions at full speed through a balancer, for
- * deploy/sharding.sh. One libprepage client per thread (the agent's way: one
- * per vCPU thread), the default fault deadline (5 ms), fallback and breaker.
+ * deploy/sharding/run.py. One libprepage client per session (an agent's client:
+ * its own connection, deadline, fallback and breaker), the default fault
+ * deadline (5 ms); threads share the sessions out.
  *
  *   loadgen URL SESSIONS THREADS FAULTS SEED OUT [PREFIX [DEADLINE_MS]]
  *
@@ -91,18 +92,19 @@ static pp_client *new_client(void) {
 
 static void *thread_main(void *arg) {
     int t = (int)(intptr_t)arg;
-    pp_client *c = new_client();
     int mine = 0;
     for (int k = t; k < nsessions; k += nthreads) mine++;
     walk *walks = calloc((size_t)mine, sizeof *walks);
+    pp_client **clients = calloc((size_t)mine, sizeof *clients);
     char id[64];
     for (int j = 0, k = t; k < nsessions; k += nthreads, j++) {
         walks[j].rng = seed * 1000003u + (uint64_t)k;
         walks[j].case_end = -1;
+        clients[j] = new_client();
         session_id(id, sizeof id, k);
         /* The client knows the config: after a 404 (the session moved) it re-creates it. */
-        if (pp_session_create(c, id, NULL) != 0 && pp_session_register(c, id, NULL) != 0) {
-            fprintf(stderr, "loadgen: cannot create %s: %s\n", id, pp_client_errstr(c));
+        if (pp_session_create(clients[j], id, NULL) != 0) {
+            fprintf(stderr, "loadgen: cannot create %s: %s\n", id, pp_client_errstr(clients[j]));
             exit(2);
         }
     }
@@ -113,7 +115,7 @@ static void *thread_main(void *arg) {
             uint32_t stream;
             int64_t page = next_page(&walks[j], &stream);
             session_id(id, sizeof id, k);
-            int rc = pp_fault_page(c, id, (uint64_t)page, stream, &d);
+            int rc = pp_fault_page(clients[j], id, (uint64_t)page, stream, &d);
             record *r = &records[(size_t)k * (size_t)nfaults + (size_t)i];
             r->k = (uint32_t)k;
             r->i = (uint32_t)i;
@@ -131,8 +133,9 @@ static void *thread_main(void *arg) {
             }
         }
     }
+    for (int j = 0; j < mine; j++) pp_client_free(clients[j]);
+    free(clients);
     free(walks);
-    pp_client_free(c);
     return NULL;
 }
 

@@ -15,3 +15,10 @@ bench-durable: deps
 bench-restore: deps
 	$(RELEASE) --product prepaged
 	python3 scripts/bench-restore.py .build/release/prepaged
+
+## test-sharding: three release instances behind HAProxy and behind nginx, 300 sessions, the C load
+##   generator at full speed with the 5 ms fault deadline; SIGKILL and SIGTERM-with-restart, three rounds each.
+test-sharding: deps lib
+	$(RELEASE) --product prepaged
+	@command -v haproxy >/dev/null && command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx >/dev/null; } || { echo "install haproxy and nginx (sudo apt-get install -y haproxy nginx)"; exit 1; }
+	python3 deploy/sharding/run.py .build/release/prepaged --long --json .build/sharding.json

@@ -228,31 +228,41 @@ def compare(name, base, run, moved_sessions, t_disrupt, prefix):
     note("%s: %d faults, %d failed, %d fell back, %d of %d oracle decisions differed from the undisturbed run "
          "(%d of them in sessions that moved)" % (name, total, failed, fallback, len(differed), len(both), differed_moved))
     check("%s: no fault failed (%d)" % (name, failed), failed == 0)
-    # The stall: per moved session, from the disruption to its first oracle decision after it,
-    # and the time its faults went without the oracle (fallbacks and their breaker periods).
-    recover, without = [], []
+    # The stall: per moved session, from the disruption to its first oracle decision after it;
+    # the longest wait between two of its answers after the disruption beyond its usual wait
+    # (the median, which is one turn of its thread's round of sessions); and the time its
+    # faults went without the oracle (fallbacks).
+    recover, without, added = [], [], []
+    clean = 0
     for k in moved_sessions:
         seq = sorted((i, v) for (kk, i), v in run.items() if kk == k)
         after = [(i, v) for i, v in seq if v[4] >= t_disrupt]
         first = next((v for i, v in after if 0 <= v[3] <= 4), None)
         if first is not None:
             recover.append((first[4] - t_disrupt) / 1e6)
-        gap = 0.0
-        for (i, v), (j, w) in zip(seq, seq[1:]):
-            if w[3] == 5 or w[3] < 0:
-                gap += (w[4] - v[4]) / 1e6
-        without.append(gap)
+        gaps = [(w[4] - v[4]) / 1e6 for (i, v), (j, w) in zip(seq, seq[1:])]
+        late = [(w[4] - v[4]) / 1e6 for (i, v), (j, w) in zip(seq, seq[1:]) if w[4] >= t_disrupt]
+        if gaps and late:
+            added.append(max(0.0, max(late) - statistics.median(gaps)))
+        without.append(sum(g for g, (j, w) in zip(gaps, seq[1:]) if w[3] == 5 or w[3] < 0))
+        if not any(v[3] == 5 or v[3] < 0 for i, v in after):
+            clean += 1
     unmoved_fallbacks = sum(1 for (k, i), v in run.items() if k not in moved_sessions and v[3] == 5 and v[4] >= t_disrupt)
     if recover:
-        note("%s: %d sessions moved; each back on the oracle after the disruption in median %.1f ms, max %.1f ms; "
-             "time without the oracle per moved session: median %.1f ms, max %.1f ms; "
+        note("%s: %d sessions moved, %d of them recovered by their client without a fallback (within the fault "
+             "deadline); stall the move added to a session (its longest wait after the disruption beyond its usual "
+             "one): median %.1f ms, max %.1f ms; first oracle decision after the disruption: median %.1f ms, "
+             "max %.1f ms; time without the oracle per moved session: median %.1f ms, max %.1f ms; "
              "fallbacks after the disruption in sessions that did not move: %d"
-             % (name, len(moved_sessions), statistics.median(recover), max(recover),
-                statistics.median(without), max(without), unmoved_fallbacks))
+             % (name, len(moved_sessions), clean, statistics.median(added), max(added), statistics.median(recover),
+                max(recover), statistics.median(without), max(without), unmoved_fallbacks))
     check("%s: every session that moved is decided by the oracle again (%d of %d)"
           % (name, len(recover), len(moved_sessions)), len(recover) == len(moved_sessions))
     return {"faults": total, "failed": failed, "fell_back": fallback, "oracle_decisions": len(both),
             "differed": len(differed), "differed_in_moved": differed_moved, "moved": len(moved_sessions),
+            "moved_without_fallback": clean,
+            "added_stall_ms_median": statistics.median(added) if added else None,
+            "added_stall_ms_max": max(added) if added else None,
             "recover_ms_median": statistics.median(recover) if recover else None,
             "recover_ms_max": max(recover) if recover else None,
             "without_oracle_ms_median": statistics.median(without) if without else None,

@@ -262,7 +262,7 @@ final class ServerShared: Sendable {
     init(configuration: ServerConfiguration, store: any SessionStore, openAPI: [UInt8]?) {
         limits = configuration.limits.clamped
         metrics = (0..<max(1, configuration.threads)).map { _ in LoopMetrics() }
-        movers = Movers(count: 2)
+        movers = Movers(count: 8)
         api = API(
             store: store, clock: configuration.clock, token: configuration.token,
             idleTimeout: configuration.sessionIdleTimeout, openAPI: openAPI, metrics: metrics + movers.metrics)

@@ -22,11 +22,16 @@ directory (shared storage) and each instance told its peers (--peers,
    sessions move to the others through the drain, exactly) and started again
    (they come back, with what they learned meanwhile).
 
-Each disturbed run is compared fault by fault with the undisturbed one (the
-pages are the same fixed sequences): faults that failed, faults that fell back
-(decided by the client: the oracle was away), decisions that differed, and the
-stall — for each session that moved, the time from the disruption to its first
-decision by the oracle again, and the time its client spent without the oracle.
+Every run's decisions are compared fault by fault with a reference where the
+oracle saw every fault (the same fixed page sequences replayed in batches on a
+fresh instance): faults that failed, faults that fell back (decided by the
+client: the oracle was away or late — a fault the oracle never sees changes
+what it learns, so a session's later decisions differ from the reference),
+decisions that differed, in all sessions and in sessions that never fell back
+(after a SIGTERM those must not differ at all: the move is exact), and the
+stall — for each session that moved, the longest wait between two of its
+answers after the disruption beyond its usual one, the time to its first
+decision by the oracle again, and the time its client went without the oracle.
 Checks print "ok - …" / "not ok - …"; figures print as "# …". Exit 1 when a
 check fails. A --quick run (deploy/test.sh) is short; --long (make
 test-sharding) is longer and repeats each disruption.
@@ -203,12 +208,41 @@ class Cluster:
 
 
 def load(path):
-    """{(k, i): (page, start, count, outcome, t_ns)} of a loadgen output."""
+    """{(k, i): (page, start, count, outcome, t_ns, stream)} of a loadgen output."""
     out = {}
     for line in open(path):
         k, i, page, stream, start, count, outcome, t = line.split()
-        out[(int(k), int(i))] = (int(page), int(start), int(count), int(outcome), int(t))
+        out[(int(k), int(i))] = (int(page), int(start), int(count), int(outcome), int(t), int(stream))
     return out
+
+
+OUTCOMES = {"first": 0, "smaller": 1, "larger": 2, "reverse": 3, "repeat": 4}
+
+
+def reference(prepaged, work, base):
+    """The decisions of the same faults when the oracle sees every one of them: each
+    session's pages replayed in one batch on a fresh instance. {(k, i): (start, count, outcome)}"""
+    port = free_port()
+    log = open(os.path.join(work, "reference.log"), "ab")
+    p = subprocess.Popen([prepaged, "--host", "127.0.0.1", "--port", str(port), "--threads", "1",
+                          "--log-level", "warning"], stdout=log, stderr=log)
+    try:
+        wait_ready(port)
+        by_session = {}
+        for (k, i), v in base.items():
+            by_session.setdefault(k, []).append((i, v[0], v[5]))
+        ref = {}
+        for k, faults in by_session.items():
+            faults.sort()
+            request(port, "PUT", "/sessions/r%d" % k, "{}")
+            body = json.dumps({"pages": [f[1] for f in faults], "streams": [f[2] for f in faults]})
+            status, data = request(port, "POST", "/sessions/r%d/faults" % k, body)
+            for (i, _, _), d in zip(faults, json.loads(data)["decisions"]):
+                ref[(k, i)] = (d["start"], d["count"], OUTCOMES[d["outcome"]])
+        return ref
+    finally:
+        p.terminate()
+        p.wait()
 
 
 def run_load(loadgen, port, args, out, prefix):
@@ -217,17 +251,32 @@ def run_load(loadgen, port, args, out, prefix):
                             stderr=subprocess.PIPE, text=True)
 
 
-def compare(name, base, run, moved_sessions, t_disrupt, prefix):
-    """Checks and figures of a disturbed run against the undisturbed one."""
+def differences(name, ref, run, moved_sessions):
+    """Oracle decisions of a run that differ from the reference (every fault seen by the oracle)."""
+    decided = [key for key, v in run.items() if 0 <= v[3] <= 4]
+    differed = [key for key in decided if run[key][1:4] != ref[key]]
+    with_fallback = {k for (k, i), v in run.items() if v[3] == 5 or v[3] < 0}
+    clean_differed = [key for key in differed if key[0] not in with_fallback]
+    note("%s: %d of %d oracle decisions differed from a run where the oracle saw every fault (%d in sessions that "
+         "moved; %d in sessions that never fell back)"
+         % (name, len(differed), len(decided), sum(1 for key in differed if key[0] in moved_sessions),
+            len(clean_differed)))
+    return differed, clean_differed
+
+
+def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
+    """Checks and figures of a disturbed run."""
     total = len(run)
     failed = sum(1 for v in run.values() if v[3] < 0)
     fallback = sum(1 for v in run.values() if v[3] == 5)
-    both = [key for key, v in run.items() if 0 <= v[3] <= 4 and 0 <= base[key][3] <= 4]
-    differed = [key for key in both if run[key][1:4] != base[key][1:4]]
-    differed_moved = sum(1 for key in differed if key[0] in moved_sessions)
-    note("%s: %d faults, %d failed, %d fell back, %d of %d oracle decisions differed from the undisturbed run "
-         "(%d of them in sessions that moved)" % (name, total, failed, fallback, len(differed), len(both), differed_moved))
+    note("%s: %d faults, %d failed, %d fell back" % (name, total, failed, fallback))
+    differed, clean_differed = differences(name, ref, run, moved_sessions)
     check("%s: no fault failed (%d)" % (name, failed), failed == 0)
+    if exact:
+        # A move through the drain is exact: a session whose client never fell back (the oracle saw
+        # all its faults) decides exactly as if nothing had happened.
+        check("%s: every session that never fell back decided exactly as undisturbed (%d decisions differed)"
+              % (name, len(clean_differed)), not clean_differed)
     # The stall: per moved session, from the disruption to its first oracle decision after it;
     # the longest wait between two of its answers after the disruption beyond its usual wait
     # (the median, which is one turn of its thread's round of sessions); and the time its
@@ -258,8 +307,10 @@ def compare(name, base, run, moved_sessions, t_disrupt, prefix):
                 max(recover), statistics.median(without), max(without), unmoved_fallbacks))
     check("%s: every session that moved is decided by the oracle again (%d of %d)"
           % (name, len(recover), len(moved_sessions)), len(recover) == len(moved_sessions))
-    return {"faults": total, "failed": failed, "fell_back": fallback, "oracle_decisions": len(both),
-            "differed": len(differed), "differed_in_moved": differed_moved, "moved": len(moved_sessions),
+    return {"faults": total, "failed": failed, "fell_back": fallback,
+            "differed": len(differed), "differed_without_fallback": len(clean_differed),
+            "differed_in_moved": sum(1 for key in differed if key[0] in moved_sessions),
+            "moved": len(moved_sessions),
             "moved_without_fallback": clean,
             "added_stall_ms_median": statistics.median(added) if added else None,
             "added_stall_ms_max": max(added) if added else None,
@@ -270,7 +321,7 @@ def compare(name, base, run, moved_sessions, t_disrupt, prefix):
             "unmoved_fallbacks": unmoved_fallbacks}
 
 
-def scenario(prepaged, balancer, work, loadgen, args, kind, base_out):
+def scenario(prepaged, balancer, work, loadgen, args, kind, ref):
     """One run: undisturbed, kill (SIGKILL) or term (SIGTERM then restart)."""
     d = os.path.join(work, "%s-%s" % (balancer, kind))
     os.makedirs(d)
@@ -282,7 +333,13 @@ def scenario(prepaged, balancer, work, loadgen, args, kind, base_out):
         if kind == "undisturbed":
             err = lg.communicate()[1]
             note("%s undisturbed: %s" % (balancer, err.strip()))
-            return out, None
+            run = load(out)
+            if ref is None:
+                ref = reference(prepaged, d, run)
+            fallback = sum(1 for v in run.values() if v[3] == 5)
+            differed, clean = differences("%s undisturbed" % balancer, ref, run, set())
+            return ref, {"faults": len(run), "fell_back": fallback, "differed": len(differed),
+                         "differed_without_fallback": len(clean)}
         time.sleep(args.disrupt_after)
         victim = 1
         before = [set(cluster.sessions(i)) for i in range(3)]
@@ -316,8 +373,7 @@ def scenario(prepaged, balancer, work, loadgen, args, kind, base_out):
         note("%s: sessions moved per instance (pulled from a peer / adopted from a peer's directory / released): %s"
              % (name, ", ".join("%d/%d/%d" % (m.get("pulled", 0), m.get("adopted", 0), m.get("released", 0))
                                 for m in moved_counts)))
-        base, run = load(base_out), load(out)
-        return out, compare(name, base, run, moved_sessions, t0, prefix)
+        return out, compare(name, ref, load(out), moved_sessions, t0, prefix, exact=kind == "term")
     finally:
         cluster.stop()
 
@@ -359,7 +415,7 @@ def main():
     ap.add_argument("--balancer", default="both", choices=["haproxy", "nginx", "both"])
     ap.add_argument("--sessions", type=int, default=300)
     ap.add_argument("--faults", type=int)
-    ap.add_argument("--threads", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--snapshot-interval", default="200ms")
     ap.add_argument("--deadline-ms", type=int,
@@ -381,6 +437,7 @@ def main():
                         "-I", os.path.join(ROOT, "build", "include"), "-L", lib, "-lprepage", "-lpthread",
                         "-Wl,-rpath," + lib], check=True)
         balancers = ["haproxy", "nginx"] if args.balancer == "both" else [args.balancer]
+        ref_all = None
         for balancer in balancers:
             if shutil.which(balancer) is None:
                 check("%s is installed" % balancer, False)
@@ -388,14 +445,15 @@ def main():
             r = report.setdefault(balancer, {})
             r["spread"] = spread(prepaged, balancer, work, args)
             t = time.monotonic()
-            base, _ = scenario(prepaged, balancer, work, loadgen, args, "undisturbed", None)
+            ref, r["undisturbed"] = scenario(prepaged, balancer, work, loadgen, args, "undisturbed", ref_all)
+            ref_all = ref
             # A third of the way in, by the undisturbed run's length.
             args.disrupt_after = (time.monotonic() - t) / 3
             for kind in ("kill", "term"):
                 for n in range(args.rounds):
                     sub = os.path.join(work, "round-%d" % n)
                     os.makedirs(sub, exist_ok=True)
-                    _, figures = scenario(prepaged, balancer, sub, loadgen, args, kind, base)
+                    _, figures = scenario(prepaged, balancer, sub, loadgen, args, kind, ref)
                     r.setdefault(kind, []).append(figures)
     finally:
         if os.environ.get("KEEP_TMP") == "1":

@@ -60,7 +60,8 @@ test-swift:
 
 ## test-deploy: deploy/ (systemd, Kubernetes, container recipe, HAProxy sharding over two live instances).
 test-deploy: deps
-	@command -v haproxy >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; } || { echo "install haproxy to test deploy/ (sudo apt-get install -y haproxy)"; exit 1; }
+	@command -v haproxy >/dev/null && command -v nginx >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx >/dev/null; } || { echo "install haproxy and nginx to test deploy/ (sudo apt-get install -y haproxy nginx)"; exit 1; }
+	$(MAKE) -s lib
 	bash deploy/test.sh .build/debug/prepaged
 
 ## test-schemathesis: schemathesis (every check, 50 examples, seed 1) against a live prepaged.

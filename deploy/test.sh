@@ -80,5 +80,19 @@ check "each session lives on exactly one instance ($on1 + $on2, $misplaced mispl
 check "both instances hold sessions" test "$on1" -gt 0 -a "$on2" -gt 0
 check "every fault through the balancer reaches its session's instance ($faults/40)" test "$faults" = 40
 
+# --- Three instances behind HAProxy and nginx (issue 14) -----------------------
+# Spread, SIGKILL and SIGTERM-with-restart under the C load generator, sessions
+# moving with what they learned (deploy/sharding/run.py; make test-sharding runs it longer).
+if command -v nginx >/dev/null && command -v cc >/dev/null; then
+  if python3 deploy/sharding/run.py "$bin" --quick > "$tmp/sharding.log" 2>&1; then
+    ok "three instances behind HAProxy and nginx: $(grep -c '^ok' "$tmp/sharding.log") checks (deploy/sharding/run.py --quick)"
+  else
+    not_ok "three instances behind HAProxy and nginx (deploy/sharding/run.py --quick)"
+  fi
+  grep -E '^(not ok|#)' "$tmp/sharding.log" | sed 's/^/    /'
+else
+  echo "# nginx or cc missing: the three-instance sharding test did not run"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

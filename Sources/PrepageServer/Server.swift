@@ -65,10 +65,21 @@ public final class Server: @unchecked Sendable {
             }
             self.port = port
             if !configuration.peers.isEmpty || !configuration.peerStateDirectories.isEmpty {
-                guard
-                    let peers = Peers(
-                        urls: configuration.peers, directories: configuration.peerStateDirectories,
-                        token: configuration.token)
+                // The same list may be given to every instance (a StatefulSet's pods): an
+                // instance leaves itself out (its host name, first label, and its port).
+                let me = System.hostName()
+                var urls: [String] = []
+                var dirs: [String] = []
+                for (k, url) in configuration.peers.enumerated() {
+                    if let (host, peerPort) = Peers.parse(url), peerPort == port,
+                        host == me || host.hasPrefix(me + ".") || (me.hasPrefix(host + ".") && !host.isEmpty)
+                    {
+                        continue
+                    }
+                    urls.append(url)
+                    if k < configuration.peerStateDirectories.count { dirs.append(configuration.peerStateDirectories[k]) }
+                }
+                guard let peers = Peers(urls: urls, directories: dirs, token: configuration.token)
                 else {
                     throw SocketError(call: "--peers \(configuration.peers): each must be http://host:port", errno: EINVAL)
                 }

@@ -258,9 +258,13 @@ def differences(name, ref, run, moved_sessions):
     with_fallback = {k for (k, i), v in run.items() if v[3] == 5 or v[3] < 0}
     clean_differed = [key for key in differed if key[0] not in with_fallback]
     note("%s: %d of %d oracle decisions differed from a run where the oracle saw every fault (%d in sessions that "
-         "moved; %d in sessions that never fell back)"
+         "moved; %d in sessions that never fell back, %d of them in sessions that moved)"
          % (name, len(differed), len(decided), sum(1 for key in differed if key[0] in moved_sessions),
-            len(clean_differed)))
+            len(clean_differed), sum(1 for key in clean_differed if key[0] in moved_sessions)))
+    # A session that neither moved nor fell back is untouched by anything: its decisions are the reference's.
+    untouched = [key for key in clean_differed if key[0] not in moved_sessions]
+    check("%s: sessions that neither moved nor fell back decided exactly as the reference (%d differed)"
+          % (name, len(untouched)), not untouched)
     return differed, clean_differed
 
 

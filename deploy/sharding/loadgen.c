@@ -14,9 +14,10 @@
  * streams): the same in every run, whatever the answers, so that two runs'
  * decisions compare fault by fault.
  *
- * Writes one line per fault to OUT: "k i page stream start count outcome t_ns",
- * outcome being pp_outcome (5 = fallback) or -1 for a failed call, t_ns the
- * CLOCK_MONOTONIC time of the answer. DEADLINE_MS is the fault deadline
+ * Writes one line per fault to OUT: "k i page stream start count outcome t_ns
+ * wait_ns", outcome being pp_outcome (5 = fallback) or -1 for a failed call,
+ * t_ns the CLOCK_MONOTONIC time of the answer, wait_ns how long the call took
+ * (what the faulting vCPU waited). DEADLINE_MS is the fault deadline
  * (default libprepage's, 5 ms). Prints a summary on stderr. Exit 0, or 2
  * on bad usage or when sessions cannot be created.
  */
@@ -38,6 +39,7 @@ typedef struct {
     uint32_t count;
     int32_t outcome;
     uint64_t t_ns;
+    uint64_t wait_ns;
 } record;
 
 typedef struct {
@@ -115,6 +117,7 @@ static void *thread_main(void *arg) {
             uint32_t stream;
             int64_t page = next_page(&walks[j], &stream);
             session_id(id, sizeof id, k);
+            uint64_t asked = now_ns();
             int rc = pp_fault_page(clients[j], id, (uint64_t)page, stream, &d);
             record *r = &records[(size_t)k * (size_t)nfaults + (size_t)i];
             r->k = (uint32_t)k;
@@ -122,6 +125,7 @@ static void *thread_main(void *arg) {
             r->page = page;
             r->stream = stream;
             r->t_ns = now_ns();
+            r->wait_ns = r->t_ns - asked;
             if (rc == 0) {
                 r->start = (int64_t)d.start;
                 r->count = (uint32_t)d.count;
@@ -171,8 +175,9 @@ int main(int argc, char **argv) {
     long fallbacks = 0, failed = 0;
     for (size_t n = 0; n < (size_t)nsessions * (size_t)nfaults; n++) {
         record *r = &records[n];
-        fprintf(out, "%u %u %lld %u %lld %u %d %llu\n", r->k, r->i, (long long)r->page, r->stream,
-                (long long)r->start, r->count, r->outcome, (unsigned long long)r->t_ns);
+        fprintf(out, "%u %u %lld %u %lld %u %d %llu %llu\n", r->k, r->i, (long long)r->page, r->stream,
+                (long long)r->start, r->count, r->outcome, (unsigned long long)r->t_ns,
+                (unsigned long long)r->wait_ns);
         if (r->outcome == PP_FALLBACK) fallbacks++;
         if (r->outcome < 0) failed++;
     }

@@ -208,11 +208,11 @@ class Cluster:
 
 
 def load(path):
-    """{(k, i): (page, start, count, outcome, t_ns, stream)} of a loadgen output."""
+    """{(k, i): (page, start, count, outcome, t_ns, stream, wait_ns)} of a loadgen output."""
     out = {}
     for line in open(path):
-        k, i, page, stream, start, count, outcome, t = line.split()
-        out[(int(k), int(i))] = (int(page), int(start), int(count), int(outcome), int(t), int(stream))
+        k, i, page, stream, start, count, outcome, t, wait = line.split()
+        out[(int(k), int(i))] = (int(page), int(start), int(count), int(outcome), int(t), int(stream), int(wait))
     return out
 
 
@@ -285,8 +285,9 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
     # the longest wait between two of its answers after the disruption beyond its usual wait
     # (the median, which is one turn of its thread's round of sessions); and the time its
     # faults went without the oracle (fallbacks).
-    recover, without, added = [], [], []
+    recover, without, added, waited = [], [], [], []
     clean = 0
+    usual = statistics.median(v[6] for v in run.values()) / 1e6
     for k in moved_sessions:
         seq = sorted((i, v) for (kk, i), v in run.items() if kk == k)
         after = [(i, v) for i, v in seq if v[4] >= t_disrupt]
@@ -298,17 +299,22 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
         if gaps and late:
             added.append(max(0.0, max(late) - statistics.median(gaps)))
         without.append(sum(g for g, (j, w) in zip(gaps, seq[1:]) if w[3] == 5 or w[3] < 0))
+        # What the session's vCPU waited for its faults after the disruption beyond the usual fault.
+        waited.append(sum(max(0.0, v[6] / 1e6 - usual) for i, v in after))
         if not any(v[3] == 5 or v[3] < 0 for i, v in after):
             clean += 1
     unmoved_fallbacks = sum(1 for (k, i), v in run.items() if k not in moved_sessions and v[3] == 5 and v[4] >= t_disrupt)
     if recover:
         note("%s: %d sessions moved, %d of them recovered by their client without a fallback (within the fault "
-             "deadline); stall the move added to a session (its longest wait after the disruption beyond its usual "
-             "one): median %.1f ms, max %.1f ms; first oracle decision after the disruption: median %.1f ms, "
-             "max %.1f ms; time without the oracle per moved session: median %.1f ms, max %.1f ms; "
+             "deadline); stall the move added to a session's faults (their waits after the disruption beyond the "
+             "usual fault's %.3f ms): median %.2f ms, max %.2f ms; its longest gap between answers beyond its usual "
+             "one (its thread serves its sessions in turn): median %.1f ms, max %.1f ms; first oracle decision after "
+             "the disruption: median %.1f ms, max %.1f ms; time without the oracle: median %.1f ms, max %.1f ms; "
              "fallbacks after the disruption in sessions that did not move: %d"
-             % (name, len(moved_sessions), clean, statistics.median(added), max(added), statistics.median(recover),
-                max(recover), statistics.median(without), max(without), unmoved_fallbacks))
+             % (name, len(moved_sessions), clean, usual, statistics.median(waited), max(waited),
+                statistics.median(added), max(added),
+                statistics.median(recover), max(recover), statistics.median(without), max(without),
+                unmoved_fallbacks))
     check("%s: every session that moved is decided by the oracle again (%d of %d)"
           % (name, len(recover), len(moved_sessions)), len(recover) == len(moved_sessions))
     return {"faults": total, "failed": failed, "fell_back": fallback,
@@ -316,6 +322,9 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
             "differed_in_moved": sum(1 for key in differed if key[0] in moved_sessions),
             "moved": len(moved_sessions),
             "moved_without_fallback": clean,
+            "usual_fault_ms": usual,
+            "stall_ms_median": statistics.median(waited) if waited else None,
+            "stall_ms_max": max(waited) if waited else None,
             "added_stall_ms_median": statistics.median(added) if added else None,
             "added_stall_ms_max": max(added) if added else None,
             "recover_ms_median": statistics.median(recover) if recover else None,

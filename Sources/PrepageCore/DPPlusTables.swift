@@ -512,6 +512,16 @@ struct PlanScratch: Sendable {
 
     mutating func reset() { count = 0 }
 
+    /// Grows the columns to `n` candidates now, so that planning does not allocate later.
+    mutating func reserve(_ n: Int) {
+        while g.count < n {
+            g.append(0)
+            s.append(0)
+            f.append(0)
+            next.append(0)
+        }
+    }
+
     mutating func append(_ threshold: Int, _ survival: Double) {
         if count == g.count {
             g.append(threshold)
@@ -655,6 +665,10 @@ extension SlotTable {
         count = states.count
         for i in 0..<count { self[i] = rest[i] }
         for i in order.reversed() { touch(i) }
+        // The pool as the growth rule of setPlan leaves it with these plans live (and room
+        // for one more of the longest): a restored table does not grow on its next cases.
+        let live = states.reduce(0) { $0 + $1.plan.count }
+        pool = Array(repeating: 0, count: max(64, 2 * (live + maxPlan)))
         for (i, s) in states.enumerated() { setPlan(i, s.plan) }
     }
 }

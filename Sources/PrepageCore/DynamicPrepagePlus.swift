@@ -468,6 +468,13 @@ extension DynamicPrepagePlus {
         nodes = copy(s.nodes)
         survival = copy(s.survival)
         plan = copy(s.plan)
+        // The working buffers at the sizes planning grows them to, so that the restored
+        // policy decides without allocating where the original would not have.
+        nodes.reserveCapacity(t)
+        survival.reserveCapacity(t)
+        plan.reserveCapacity(2 * t + 1)
+        scratch.reserve(2 * t + 2)
+        casePlan.reserveCapacity(maxPlan)
         dirty = s.dirty
         try StateError.check(s.depth, "learned.depth", in: 1...maxSlots)
         depth = s.depth

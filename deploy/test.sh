@@ -40,6 +40,17 @@ assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
 env = {e["name"]: e["value"] for e in c["env"]}
 assert env["PREPAGE_PORT"] == str(c["ports"][0]["containerPort"])
 assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 10  # drain takes up to 10 s
+# --state-dir on a volume of each pod's own, mounted where PREPAGE_STATE_DIR points.
+claims = {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])}
+mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+assert "state" in claims and mounts.get("state") and env["PREPAGE_STATE_DIR"].startswith(mounts["state"] + "/"), "state dir not on the claim"
+# The peers are the StatefulSet's pods, by their stable names.
+peers = env["PREPAGE_PEERS"].split(",")
+assert len(peers) == sts["spec"]["replicas"] and all(p == f"http://prepaged-{i}.prepaged:{env['PREPAGE_PORT']}" for i, p in enumerate(peers)), peers
+# The grace period holds the preStop pause, the shutdown delay, the 8 s drain and the last snapshot.
+pause = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
+delay = int(env["PREPAGE_SHUTDOWN_DELAY"].rstrip("s"))
+assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= pause + delay + 8 + 5
 for d in docs:
     if d["kind"] in ("StatefulSet", "Deployment"):
         assert d["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()

@@ -285,7 +285,7 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
     # the longest wait between two of its answers after the disruption beyond its usual wait
     # (the median, which is one turn of its thread's round of sessions); and the time its
     # faults went without the oracle (fallbacks).
-    recover, without, added, waited = [], [], [], []
+    recover, without, added, waited, first_wait = [], [], [], [], []
     clean = 0
     usual = statistics.median(v[6] for v in run.values()) / 1e6
     for k in moved_sessions:
@@ -299,19 +299,25 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
         if gaps and late:
             added.append(max(0.0, max(late) - statistics.median(gaps)))
         without.append(sum(g for g, (j, w) in zip(gaps, seq[1:]) if w[3] == 5 or w[3] < 0))
-        # What the session's vCPU waited for its faults after the disruption beyond the usual fault.
+        # What the session's vCPU waited for its faults after the disruption beyond the usual fault,
+        # and for the first fault that met the move (the 404, the re-creation, the retry — or the deadline).
         waited.append(sum(max(0.0, v[6] / 1e6 - usual) for i, v in after))
+        meets = [v for i, v in after if v[6] / 1e6 > 2 * usual + 1.0]
+        if meets:
+            first_wait.append(meets[0][6] / 1e6)
         if not any(v[3] == 5 or v[3] < 0 for i, v in after):
             clean += 1
     unmoved_fallbacks = sum(1 for (k, i), v in run.items() if k not in moved_sessions and v[3] == 5 and v[4] >= t_disrupt)
     if recover:
         note("%s: %d sessions moved, %d of them recovered by their client without a fallback (within the fault "
-             "deadline); stall the move added to a session's faults (their waits after the disruption beyond the "
-             "usual fault's %.3f ms): median %.2f ms, max %.2f ms; its longest gap between answers beyond its usual "
+             "deadline); the fault that met the move waited median %.2f ms, max %.2f ms; the stall the "
+             "disruption added to a session's faults (their waits after the disruption beyond the usual fault's "
+             "%.3f ms, all together): median %.2f ms, max %.2f ms; its longest gap between answers beyond its usual "
              "one (its thread serves its sessions in turn): median %.1f ms, max %.1f ms; first oracle decision after "
              "the disruption: median %.1f ms, max %.1f ms; time without the oracle: median %.1f ms, max %.1f ms; "
              "fallbacks after the disruption in sessions that did not move: %d"
-             % (name, len(moved_sessions), clean, usual, statistics.median(waited), max(waited),
+             % (name, len(moved_sessions), clean, statistics.median(first_wait) if first_wait else 0,
+                max(first_wait) if first_wait else 0, usual, statistics.median(waited), max(waited),
                 statistics.median(added), max(added),
                 statistics.median(recover), max(recover), statistics.median(without), max(without),
                 unmoved_fallbacks))
@@ -323,6 +329,8 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
             "moved": len(moved_sessions),
             "moved_without_fallback": clean,
             "usual_fault_ms": usual,
+            "move_wait_ms_median": statistics.median(first_wait) if first_wait else None,
+            "move_wait_ms_max": max(first_wait) if first_wait else None,
             "stall_ms_median": statistics.median(waited) if waited else None,
             "stall_ms_max": max(waited) if waited else None,
             "added_stall_ms_median": statistics.median(added) if added else None,

@@ -65,9 +65,11 @@ test-deploy: deps
 test-schemathesis:
 	bash scripts/schemathesis.sh --serve .build/debug/prepaged
 
-## check-imports: PrepageCore imports nothing; libraries below the server know no sessions.
+## check-imports: PrepageCore imports nothing; libraries below the server know no sessions;
+## no file points outside the repository (scripts/check-standalone.sh).
 check-imports:
 	@bash scripts/check-imports.sh
+	@bash scripts/check-standalone.sh
 
 ## bench-core: DP decisions per second on a precomputed 10-million-fault FSD trace.
 bench-core: deps

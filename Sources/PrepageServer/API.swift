@@ -37,7 +37,7 @@ final class LoopContext {
     }
 }
 
-/// The routes of api.md: from a parsed request to a ``Reply``. Shared by every loop.
+/// The routes of docs/api.md: from a parsed request to a ``Reply``. Shared by every loop.
 final class API: Sendable {
     let store: any SessionStore
     let clock: any WallClock

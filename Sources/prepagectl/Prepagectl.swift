@@ -39,7 +39,7 @@ struct Connection: ParsableArguments {
     )
     var fallback = false
 
-    @Flag(help: "Print JSON, in the shapes of api.md.")
+    @Flag(help: "Print JSON, in the shapes of docs/api.md.")
     var json = false
 
     func client() throws -> PrepageClient {
@@ -82,7 +82,7 @@ func calling<T>(_ body: () throws(PrepageClientError) -> T) throws -> T {
     }
 }
 
-/// A number as api.md accepts it: decimal or 0x hexadecimal.
+/// A number as docs/api.md accepts it: decimal or 0x hexadecimal.
 func parseNumber(_ text: String) -> UInt64? {
     let t = text.trimmingCharacters(in: .whitespaces)
     if t.hasPrefix("0x") || t.hasPrefix("0X") { return UInt64(t.dropFirst(2), radix: 16) }

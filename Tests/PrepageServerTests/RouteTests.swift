@@ -3,7 +3,7 @@ import PrepageHTTP
 import PrepageServer
 import Testing
 
-/// Every route and error of api.md, over real sockets against a server on port 0.
+/// Every route and error of docs/api.md, over real sockets against a server on port 0.
 @Suite struct RouteTests {
     @Test func probesVersionAndOpenAPI() throws {
         let s = try TestServer()

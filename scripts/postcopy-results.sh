@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # postcopy-results.sh — regenerates docs/results/postcopy-*.{csv,svg,txt}:
 # prepage-postcopy compare on real faults (userfaultfd) for the issue's
-# targets (fsd N = 64, 20 % noise, 1 and 4 threads) and for stream.
+# targets (fsd N = 64, 20 % noise, 256 MiB, 1 and 4 threads, with and without
+# stream ids) and for stream; each comparison runs REPEAT interleaved rounds.
 # A benchmark, not a test: it prints numbers and asserts nothing.
 #
 # Environment: PREPAGED_URL (default: start .build/release/prepaged),
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 OUT=${OUT:-docs/results}
 SEED=${SEED:-1}
-POLICIES=${POLICIES:-none,forward,readahead,dp,dp-literal,forward:16,forward:32,forward:64,forward:96,forward:128,local-forward:64}
+POLICIES=${POLICIES:-none,forward,readahead,dp,dp-literal,dp-plus,forward:16,forward:32,forward:64,forward:96,forward:128,local-forward:64}
 POSTCOPY=${POSTCOPY:-build/bin/prepage-postcopy}
 [ -x "$POSTCOPY" ] || make -s -f mk/postcopy.mk postcopy
 mkdir -p "$OUT"
@@ -46,25 +47,22 @@ run() {
         --csv "$OUT/postcopy-$name.csv" --svg "$OUT/postcopy-$name.svg" "$@" | tee "$OUT/postcopy-$name.txt"
 }
 
-# The targets on a longer migration: a 512 MiB region, about 820 cases, where
-# what DP spends learning (its first continuations fetch up to NMax / 2 = 255
-# pages) is paid once, as in a real VM's migration of gigabytes.
-POLICIES=${POLICIES_LONG:-none,dp,forward:16,forward:32,forward:64,forward:96} \
-    run fsd-t1-512m --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 512
-POLICIES=${POLICIES_LONG:-none,dp,forward:16,forward:32,forward:64,forward:96} \
-    run fsd-t4-512m --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 512
-# The same on a short one (64 MiB, about 100 cases): learning is a large share.
+# The targets: FSD N = 64 with 20 % noise on a 256 MiB region (about 400 cases),
+# 1 and 4 threads, every policy against the best fixed window in hindsight;
+# then the loads where DP loses: no stream ids, STREAM with a stream per thread.
+TARGET=${POLICIES_TARGET:-none,dp,dp-plus,forward:32,forward:64,forward:96}
+POLICIES=$TARGET run fsd-t1-256m --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 256
+POLICIES=$TARGET run fsd-t4-256m --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 256
+POLICIES=$TARGET run fsd-t4-256m-nostreams --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 256 --no-streams
+POLICIES=$TARGET run stream-t4 --workload stream --threads 4 --mem-mib 64
+# STREAM again with a stream per thread and 2 MiB zone (one DP case per array).
+POLICIES=$TARGET run stream-t4-zones --workload stream --threads 4 --mem-mib 64 --stream-zone-mib 2
+# A short migration (64 MiB, about 100 cases), every policy: learning is a large share.
 run fsd-t1 --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64
 run fsd-t4 --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64
-run fsd-t4-nostreams --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --no-streams
-run stream-t4 --workload stream --threads 4 --mem-mib 32
 # The oracle's round trip overlapped with the faulting page's fetch, both modes side by side.
-POLICIES=none,dp,forward:64 run fsd-t1-overlap --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64 --overlap-oracle
-POLICIES=none,dp,forward:64 run fsd-t4-overlap --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --overlap-oracle
-# STREAM again with a stream per thread and 2 MiB zone (one DP case per array).
-run stream-t4-zones --workload stream --threads 4 --mem-mib 32 --stream-zone-mib 2
-# DP with a lower cap on its windows (max_pages 128): the cost of learning from NMax = 512.
-POLICIES=dp,none,forward:32,forward:64 run fsd-t4-max128 --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --max-pages 128
+POLICIES=none,dp,dp-plus,forward:64 run fsd-t1-overlap --workload fsd --n 64 --noise 0.2 --threads 1 --mem-mib 64 --overlap-oracle
+POLICIES=none,dp,dp-plus,forward:64 run fsd-t4-overlap --workload fsd --n 64 --noise 0.2 --threads 4 --mem-mib 64 --overlap-oracle
 
 # The same workloads' page touches replayed through the simulator (prepage-sim
 # replay, its link model: rtt + count x page / bandwidth per fault, no queueing),
@@ -81,7 +79,7 @@ trace_dir=$(mktemp -d)
         name=${spec%%:*}
         # shellcheck disable=SC2086
         "$POSTCOPY" --local-window 1 --seed "$SEED" ${spec#*:} --trace "$trace_dir/$name" >/dev/null 2>&1
-        for p in none forward readahead dp dp-literal; do
+        for p in none forward readahead dp dp-literal dp-plus; do
             "$SIM" replay --trace "$trace_dir/$name" --policy "$p" >"$trace_dir/out" 2>&1
             printf '%-10s %-10s %8s %8s %12s\n' "$name" "$p" \
                 "$(awk '$1=="faults"{print $2}' "$trace_dir/out")" \

@@ -107,7 +107,8 @@ static void usage(FILE *f)
         "output:\n"
         "  --json              everything as JSON on stdout\n"
         "  --csv FILE, --svg FILE   compare: table as CSV, bar chart as SVG\n"
-        "  --repeat R          run each policy R times, report the run of median total stall\n"
+        "  --repeat R          R rounds of every policy, interleaved; report each policy's run of\n"
+        "                      median total stall and the spread\n"
         "  --trace FILE        also write the workload's page touches (\"page stream\" lines) for\n"
         "                      prepage-sim replay --trace FILE\n"
         "testing:\n"
@@ -514,45 +515,63 @@ int main(int argc, char **argv)
         return 1;
     size_t n = 0;
     int failed = 0;
-    for (size_t i = 0; i < npolicies; i++) {
-        for (size_t m = 0; m < modes; m++) {
-            int overlap = modes == 2 ? (int)m : o.overlap;
-            pc_result *r = &results[n++];
-            if (o.compare) {
-                char label[64];
-                fprintf(stderr, "prepage-postcopy: running %s%s ...\n",
-                        pc_policy_label(&policies[i], label, sizeof label), overlap ? " (overlapped)" : "");
-            }
-            run_one(&o, src, host, port, page_size, &w, &policies[i], overlap, r);
-            /* --repeat: keep the run of median total stall (the machine is shared). */
-            if (o.repeat > 1 && r->status == PC_RESULT_OK) {
-                pc_result *all = calloc((size_t)o.repeat, sizeof *all);
-                if (all != NULL) {
-                    all[0] = *r;
-                    int ok = 1;
-                    for (int k = 1; k < o.repeat && ok; k++) {
-                        run_one(&o, src, host, port, page_size, &w, &policies[i], overlap, &all[k]);
-                        ok = all[k].status == PC_RESULT_OK;
-                    }
-                    if (ok) {
-                        qsort(all, (size_t)o.repeat, sizeof *all, cmp_stall);
-                        *r = all[o.repeat / 2];
-                        snprintf(r->note, sizeof r->note, "median of %d runs by total stall (%.3f ... %.3f ms)",
-                                 o.repeat, all[0].st.stall_ms, all[o.repeat - 1].st.stall_ms);
-                    } else {
-                        *r = all[o.repeat - 1];
-                        for (int k = 1; k < o.repeat; k++)
-                            if (all[k].status != PC_RESULT_OK)
-                                *r = all[k];
-                    }
-                    free(all);
+    /* --repeat R: R rounds, every policy once per round, so that a slow spell of
+     * the shared machine falls on all of them alike; each policy keeps its run of
+     * median total stall, with the spread of the others in its note. */
+    size_t slots = npolicies * modes;
+    int rounds = o.repeat;
+    pc_result *all = calloc(slots * (size_t)rounds, sizeof *all);
+    int *skipped = calloc(npolicies, sizeof *skipped);
+    if (all == NULL || skipped == NULL)
+        return 1;
+    for (int k = 0; k < rounds; k++) {
+        for (size_t i = 0; i < npolicies; i++) {
+            if (skipped[i])
+                continue;
+            for (size_t m = 0; m < modes; m++) {
+                int overlap = modes == 2 ? (int)m : o.overlap;
+                pc_result *r = &all[(i * modes + m) * (size_t)rounds + (size_t)k];
+                if (o.compare) {
+                    char label[64];
+                    fprintf(stderr, "prepage-postcopy: round %d/%d: running %s%s ...\n", k + 1, rounds,
+                            pc_policy_label(&policies[i], label, sizeof label), overlap ? " (overlapped)" : "");
+                }
+                run_one(&o, src, host, port, page_size, &w, &policies[i], overlap, r);
+                if (r->status == PC_RESULT_SKIPPED) {
+                    skipped[i] = 1;
+                    break;
                 }
             }
-            failed |= r->status == PC_RESULT_FAILED;
-            if (r->status == PC_RESULT_SKIPPED)
-                break;
         }
     }
+    for (size_t i = 0; i < npolicies; i++) {
+        for (size_t m = 0; m < modes; m++) {
+            pc_result *runs = &all[(i * modes + m) * (size_t)rounds];
+            pc_result *r = &results[n++];
+            if (skipped[i]) {
+                for (int k = 0; k < rounds; k++)
+                    if (runs[k].status == PC_RESULT_SKIPPED)
+                        *r = runs[k];
+                break;
+            }
+            int ok = 1;
+            for (int k = 0; k < rounds; k++)
+                if (runs[k].status != PC_RESULT_OK) {
+                    *r = runs[k];
+                    ok = 0;
+                }
+            if (ok) {
+                qsort(runs, (size_t)rounds, sizeof *runs, cmp_stall);
+                *r = runs[rounds / 2];
+                if (rounds > 1)
+                    snprintf(r->note, sizeof r->note, "median of %d rounds by total stall (%.3f ... %.3f ms)",
+                             rounds, runs[0].st.stall_ms, runs[rounds - 1].st.stall_ms);
+            }
+            failed |= r->status == PC_RESULT_FAILED;
+        }
+    }
+    free(all);
+    free(skipped);
 
     pc_report_context ctx = { &w, linkp, o.pages, page_size, o.no_streams, o.push_share };
     if (o.json) {

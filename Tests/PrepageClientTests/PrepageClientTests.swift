@@ -51,7 +51,8 @@ import Testing
 
     @Test func decidesFaultsByPageAndAddress() throws {
         let c = try client()
-        try c.createSession("f-1", config: SessionConfig(pageSize: 4_096))
+        // Policy dp: the streams checked below are DP's.
+        try c.createSession("f-1", config: SessionConfig(policy: "dp", pageSize: 4_096))
         let d = try c.fault("f-1", page: 1_000)
         #expect(d.outcome == .first)
         #expect(d.start <= 1_000 && 1_000 < d.start + d.count)

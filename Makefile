@@ -9,7 +9,7 @@ RELEASE     := $(SWIFT) build -c release $(SWIFT_FLAGS)
 # Debian packages the build needs (C client: libcurl + jansson, found by pkg-config).
 DEB_PACKAGES := libcurl4-openssl-dev libjansson-dev pkg-config curl
 
-.PHONY: all deps build run demo test test-swift test-deploy test-schemathesis bench-core check-imports results clean help
+.PHONY: all deps build run demo test test-swift test-deploy test-schemathesis test-python-client bench-core check-imports results clean help
 
 all: build
 
@@ -48,9 +48,9 @@ demo: deps
 
 ## test: every test the project has, in the order CI runs them: layering, the Swift
 ## tests (core, HTTP, server, client, simulator), openapi.yaml, schemathesis against a
-## live server, the C library under ASan, the deployment files, and the post-copy run
-## on userfaultfd.
-test: deps check-imports test-swift check-openapi test-schemathesis test-c test-deploy postcopy-test
+## live server, the generated Python client against a live server, the C library under
+## ASan, the deployment files, and the post-copy run on userfaultfd.
+test: deps check-imports test-swift check-openapi test-schemathesis test-python-client test-c test-deploy postcopy-test
 
 test-swift:
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
@@ -64,6 +64,10 @@ test-deploy: deps
 ## test-schemathesis: schemathesis (every check, 50 examples, seed 1) against a live prepaged.
 test-schemathesis:
 	bash scripts/schemathesis.sh --serve .build/debug/prepaged
+
+## test-python-client: the Python client generated from openapi.yaml (openapi-python-client) drives a live prepaged.
+test-python-client:
+	bash scripts/test-python-client.sh .build/debug/prepaged
 
 ## check-imports: PrepageCore imports nothing; libraries below the server know no sessions;
 ## no file points outside the repository (scripts/check-standalone.sh).

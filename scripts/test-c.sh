@@ -83,7 +83,7 @@ unset PKG_CONFIG_LIBDIR
 
 # 2. The example agents against a real server.
 # Port 0, read back from the server's "listening address=127.0.0.1:PORT" line.
-"$PREPAGED" --host 127.0.0.1 --port 0 --log-format text >"$work/prepaged.log" 2>&1 &
+"$PREPAGED" --host 127.0.0.1 --port 0 --shutdown-delay 0 --log-format text >"$work/prepaged.log" 2>&1 &
 server_pid=$!
 port=
 for _ in $(seq 1 500); do

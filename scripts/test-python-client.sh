@@ -40,7 +40,7 @@ echo "test-python-client: generated $(find "$out/prepage_client" -name '*.py' | 
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'py-client-%s\n' "$port" >"$tmp/token"
-"$bin" --host 127.0.0.1 --port "$port" --token-file "$tmp/token" --log-level error >"$tmp/prepaged.log" 2>&1 &
+"$bin" --host 127.0.0.1 --port "$port" --shutdown-delay 0 --token-file "$tmp/token" --log-level error >"$tmp/prepaged.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/livez" >/dev/null 2>&1 && break; sleep 0.05; done
 PYTHONPATH="$out" "$venv/bin/python" Tests/PythonClient/drive.py "http://127.0.0.1:$port" "py-client-$port"

@@ -66,9 +66,14 @@ final class API: Sendable {
     }
 
     /// Routes and answers one request. Never throws: every failure is a problem reply.
+    ///
+    /// Every JSON answer ends with a newline: `curl` output then ends its line, and JSON
+    /// allows whitespace after the value (RFC 8259 §2), so parsers do not mind.
     func handle(_ req: HTTPRequest, route match: RouteMatch?, _ ctx: LoopContext) -> Reply {
         do {
-            return try dispatch(req, match, ctx)
+            var reply = try dispatch(req, match, ctx)
+            if reply.contentType == Reply.json { reply.body.append(0x0A) }
+            return reply
         } catch {
             return problem(error, ctx)
         }
@@ -77,6 +82,7 @@ final class API: Sendable {
     func problem(_ p: APIProblem, _ ctx: LoopContext) -> Reply {
         var body = ctx.writer().bytes
         body.append(contentsOf: p.body())
+        body.append(0x0A)
         return Reply(
             status: p.kind.status, contentType: APIProblem.contentType, body: body, headers: p.headers,
             problemDetail: p.detail)
@@ -123,7 +129,7 @@ final class API: Sendable {
             for m in metricsSources { m.accumulate(into: &totals) }
             let text = LoopMetrics.render(
                 totals, sessions: store.counts, connections: connections.load(ordering: .relaxed),
-                ready: ready.load(ordering: .relaxed), residentBytes: System.residentBytes())
+                ready: ready.load(ordering: .relaxed), process: ProcessStats.current())
             return Reply(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
         case .listSessions:
             return try list(req, ctx)

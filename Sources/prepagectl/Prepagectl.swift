@@ -16,8 +16,12 @@ struct Prepagectl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prepagectl",
         abstract: "Talk to prepaged, the Dynamic Prepage oracle: sessions, faults, trace replay.",
+        version: "prepagectl \(prepageVersion) (libprepage \(PrepageClient.libraryVersion))",
         subcommands: [SessionCommand.self, FaultCommand.self, ReplayCommand.self])
 }
+
+/// The project's version, as `prepaged --version` and `GET /version` give it.
+let prepageVersion = "0.1.0"
 
 /// Options every command shares.
 struct Connection: ParsableArguments {

@@ -13,6 +13,9 @@ let package = Package(
     products: [
         .library(name: "PrepageCore", targets: ["PrepageCore"]),
         .library(name: "PrepageClient", targets: ["PrepageClient"]),
+        // For the fuzzers in Fuzz/ (a package of their own, built by `make fuzz`).
+        .library(name: "PrepageHTTP", targets: ["PrepageHTTP"]),
+        .library(name: "PrepageServer", targets: ["PrepageServer"]),
         .executable(name: "prepaged", targets: ["prepaged"]),
         .executable(name: "prepage-sim", targets: ["prepage-sim"]),
         .executable(name: "prepagectl", targets: ["prepagectl"]),

@@ -93,4 +93,13 @@ struct Readahead: Sendable {
     }
 
     var snapshots: [StreamSnapshot] { streams.snapshots }
+
+    /// Heap bytes held: the stream table.
+    var heapBytes: Int { streams.heapBytes }
+
+    /// See ``Streams/growthAllowance``.
+    var streamGrowthAllowance: Int {
+        get { streams.growthAllowance }
+        set { streams.growthAllowance = newValue }
+    }
 }

@@ -59,14 +59,20 @@ struct TransitionTable: Sendable {
 
     /// Record(a, b, passed): reads (decaying) or inserts (a, b); n += 1, c += 1 if passed, last = clock.
     /// A full table first evicts the entry with the smallest decayed n (ties: smaller
-    /// last, then smaller (a, b)).
-    mutating func record(a: Int, b: Int, passed: Bool, epoch: Int, clock: Int) {
+    /// last, then smaller (a, b)); so does a table whose growth would pass `allowance` bytes.
+    mutating func record(a: Int, b: Int, passed: Bool, epoch: Int, clock: Int, allowance: Int = .max) {
         var (found, i) = position(a: a, b: b)
         if found {
             decay(i, epoch: epoch)
         } else {
-            if entries.isEmpty { entries.reserveCapacity(capacity) }
-            if entries.count == capacity {
+            // The buffer doubles up to the table's capacity (a growth the allowance must cover).
+            if entries.count == entries.capacity && entries.count < capacity {
+                let grown = min(capacity, max(4, 2 * entries.capacity))
+                if (grown - entries.capacity) * MemoryLayout<TransitionEntry>.stride <= allowance || entries.isEmpty {
+                    entries.reserveCapacity(grown)
+                }
+            }
+            if entries.count == capacity || (entries.count == entries.capacity && !entries.isEmpty) {
                 evict(epoch: epoch)
                 i = position(a: a, b: b).index
             }
@@ -201,16 +207,31 @@ struct Slot: Sendable, Hashable {
     var newer: Int
 }
 
-/// At most `capacity` slots in least-recently-used order, each with its case's plan.
+/// At most `capacity` slots, each with its case's plan, in least-recently-used order.
+///
+/// The windows are kept column by column, and the recency order as a doubly linked
+/// list over slot indices: making a slot the most recent, and finding the least
+/// recent, cost O(1); the scans of a fault walk the list from the most recent and
+/// stop at the first slot of the fault's stream that matches.
 ///
 /// The plans live in one pool: a new case's plan is appended; when the pool is
 /// full the live plans are moved to its front (compaction), and it grows only when
 /// they do not leave room, so a session with steady plans stops allocating.
 struct SlotTable: Sendable {
     let capacity: Int
-    private var slots: [Slot] = []
-    /// Slot indices, most recent first.
-    private(set) var order: [Int] = []
+    private(set) var count = 0
+    // The columns a fault's scans read.
+    private var lo: [Int] = []
+    private var hi: [Int] = []
+    private var d: [Int8] = []
+    private var stream: [UInt32] = []
+    /// The rest of each slot.
+    private var rest: [Slot] = []
+    // Recency: newer[i] is the next more recent slot, older[i] the next less recent; -1 at the ends.
+    private var newer: [Int] = []
+    private var older: [Int] = []
+    private var mostRecent = -1
+    private var leastRecent = -1
     private var planStart: [Int] = []
     private var planCount: [Int] = []
     private var pool: [Int] = []
@@ -220,77 +241,223 @@ struct SlotTable: Sendable {
         self.capacity = capacity
     }
 
-    var count: Int { slots.count }
-
     subscript(i: Int) -> Slot {
-        @inline(__always) get { slots[i] }
-        @inline(__always) set { slots[i] = newValue }
+        @inline(__always) get {
+            var slot = rest[i]
+            slot.lo = lo[i]
+            slot.hi = hi[i]
+            slot.d = d[i]
+            slot.stream = stream[i]
+            return slot
+        }
+        @inline(__always) set {
+            lo[i] = newValue.lo
+            hi[i] = newValue.hi
+            d[i] = newValue.d
+            stream[i] = newValue.stream
+            rest[i] = newValue
+        }
     }
 
-    /// The first slot, in recency order, whose window satisfies `matches`, preferring
-    /// slots of stream `s`.
+    /// Whether slot `i` is a case of stream `s` whose outcome is still open.
     @inline(__always)
-    func find(stream s: UInt32, where matches: (Slot) -> Bool) -> Int? {
-        var any: Int?
-        for rank in 0..<order.count {
-            let i = order[rank]
-            let slot = slots[i]
-            guard matches(slot) else { continue }
-            if slot.stream == s { return i }
-            if any == nil { any = i }
+    func isOpen(_ i: Int, of s: UInt32) -> Bool { stream[i] == s && rest[i].open }
+
+    /// Step 1: the slot whose window holds `p` — stream s's most recent such slot, else
+    /// the most recent of any stream — or -1.
+    @inline(__always)
+    func holder(of p: Int, stream s: UInt32) -> Int {
+        // One branch-free pass first: usually no window holds p.
+        var held: UInt = 0
+        lo.withUnsafeBufferPointer { lo in
+            hi.withUnsafeBufferPointer { hi in
+                for i in 0..<count {
+                    held |= UInt(bitPattern: p &- lo[i]) < UInt(bitPattern: hi[i] &- lo[i]) ? 1 : 0
+                }
+            }
+        }
+        guard held != 0 else { return -1 }
+        var any = -1
+        var i = mostRecent
+        while i >= 0 {
+            if UInt(bitPattern: p &- lo[i]) < UInt(bitPattern: hi[i] &- lo[i]) {
+                if stream[i] == s { return i }
+                if any < 0 { any = i }
+            }
+            i = older[i]
         }
         return any
+    }
+
+    /// Step 2: the slot `p` continues with slack `g` — upward (`hi ≤ p ≤ hi + g`) or downward
+    /// (`lo − 1 − g ≤ p ≤ lo − 1`), in its direction once known — stream s's most recent
+    /// first, then the most recent; -1 when none. `upward` tells which way.
+    @inline(__always)
+    func continued(by p: Int, stream s: UInt32, gap g: Int) -> (slot: Int, upward: Bool) {
+        let gap = UInt(bitPattern: g)
+        // A branch-free pass first: a new case continues nothing.
+        var hit: UInt = 0
+        lo.withUnsafeBufferPointer { lo in
+            hi.withUnsafeBufferPointer { hi in
+                for i in 0..<count {
+                    hit |= UInt(bitPattern: p &- hi[i]) <= gap || UInt(bitPattern: lo[i] &- 1 &- p) <= gap ? 1 : 0
+                }
+            }
+        }
+        guard hit != 0 else { return (-1, false) }
+        var any = -1
+        var anyUp = false
+        var i = mostRecent
+        while i >= 0 {
+            let dir = d[i]
+            // p, lo, hi ≥ 0: neither difference overflows.
+            let up = dir >= 0 && UInt(bitPattern: p &- hi[i]) <= gap
+            if up || (dir <= 0 && UInt(bitPattern: lo[i] &- 1 &- p) <= gap) {
+                if stream[i] == s { return (i, up) }
+                if any < 0 {
+                    any = i
+                    anyUp = up
+                }
+            }
+            i = older[i]
+        }
+        return (any, anyUp)
+    }
+
+    /// Step 3: the most recent slot `p` lies just past — `g < p − hi ≤ g + near` or
+    /// `g < lo − 1 − p ≤ g + near` — and that distance; (-1, 0) when none.
+    func nearMiss(of p: Int, gap g: Int, near: Int) -> (slot: Int, offset: Int) {
+        // A branch-free pass first: usually nothing is that close.
+        let first = UInt(bitPattern: g + 1)
+        let width = UInt(bitPattern: near)
+        var hit: UInt = 0
+        lo.withUnsafeBufferPointer { lo in
+            hi.withUnsafeBufferPointer { hi in
+                for i in 0..<count {
+                    let above = UInt(bitPattern: p &- hi[i]) &- first
+                    let below = UInt(bitPattern: lo[i] &- 1 &- p) &- first
+                    hit |= min(above, below) < width ? 1 : 0
+                }
+            }
+        }
+        guard hit != 0 else { return (-1, 0) }
+        var i = mostRecent
+        while i >= 0 {
+            let above = p - hi[i]
+            if above > g && above <= g + near { return (i, above) }
+            let below = lo[i] - 1 - p
+            if below > g && below <= g + near { return (i, below) }
+            i = older[i]
+        }
+        return (-1, 0)
     }
 
     /// Makes slot `i` the most recent.
     @inline(__always)
     mutating func touch(_ i: Int) {
-        guard order[0] != i else { return }
-        var rank = 1
-        while order[rank] != i { rank += 1 }
-        while rank > 0 {
-            order[rank] = order[rank - 1]
-            rank -= 1
-        }
-        order[0] = i
+        guard mostRecent != i else { return }
+        unlink(i)
+        older[i] = mostRecent
+        newer[i] = -1
+        if mostRecent >= 0 { newer[mostRecent] = i }
+        mostRecent = i
+        if leastRecent < 0 { leastRecent = i }
     }
 
-    /// The slot a new case would replace: the least recently used, when the table is full.
-    var victim: Int? { slots.count == capacity ? order[order.count - 1] : nil }
+    private mutating func unlink(_ i: Int) {
+        let n = newer[i]
+        let o = older[i]
+        if n >= 0 { older[n] = o } else if mostRecent == i { mostRecent = o }
+        if o >= 0 { newer[o] = n } else if leastRecent == i { leastRecent = n }
+        newer[i] = -1
+        older[i] = -1
+    }
 
-    /// Adds a case as the most recent, in a new slot or in place of ``victim``.
-    mutating func admit(_ slot: Slot) -> Int {
+    /// Bytes one slot takes in the columns.
+    private static let slotBytes =
+        6 * MemoryLayout<Int>.stride + MemoryLayout<Int8>.stride + MemoryLayout<UInt32>.stride
+        + MemoryLayout<Slot>.stride
+
+    /// Whether a new slot needs the columns to grow, by how many slots.
+    private var growth: Int {
+        guard count < capacity && count == rest.capacity else { return 0 }
+        return min(capacity, max(4, 2 * rest.capacity)) - rest.capacity
+    }
+
+    /// The slot a new case would replace: the least recently used, when the table is full or
+    /// its growth would pass `allowance` bytes (a first slot is always made).
+    func victim(allowance: Int = .max) -> Int? {
+        if count == capacity { return leastRecent }
+        return count > 0 && growth * Self.slotBytes > allowance ? leastRecent : nil
+    }
+
+    /// Adds a case as the most recent: in a new slot, or in place of ``victim(allowance:)``.
+    mutating func admit(_ slot: Slot, allowance: Int = .max) -> Int {
         let i: Int
-        if slots.count < capacity {
-            if slots.isEmpty {
-                slots.reserveCapacity(capacity)
-                order.reserveCapacity(capacity)
-                planStart.reserveCapacity(capacity)
-                planCount.reserveCapacity(capacity)
+        if let v = victim(allowance: allowance) {
+            i = v
+            planCount[i] = 0
+        } else {
+            let more = growth
+            if more > 0 {
+                let n = rest.capacity + more
+                lo.reserveCapacity(n)
+                hi.reserveCapacity(n)
+                d.reserveCapacity(n)
+                stream.reserveCapacity(n)
+                rest.reserveCapacity(n)
+                newer.reserveCapacity(n)
+                older.reserveCapacity(n)
+                planStart.reserveCapacity(n)
+                planCount.reserveCapacity(n)
             }
-            i = slots.count
-            slots.append(slot)
-            order.append(i)
+            i = count
+            count += 1
+            lo.append(0)
+            hi.append(0)
+            d.append(0)
+            stream.append(0)
+            rest.append(slot)
+            newer.append(-1)
+            older.append(-1)
             planStart.append(0)
             planCount.append(0)
-        } else {
-            i = order[order.count - 1]
-            slots[i] = slot
-            planCount[i] = 0
         }
+        self[i] = slot
         touch(i)
         return i
     }
 
-    /// Gives slot `i` its plan (ascending thresholds).
-    mutating func setPlan(_ i: Int, _ thresholds: [Int]) {
-        let n = thresholds.count
+    /// Slot indices from the most recent to the least, starting at `from` (-1: the most recent).
+    @inline(__always)
+    func next(after i: Int) -> Int { i < 0 ? mostRecent : older[i] }
+
+    /// Every slot, most recent first.
+    var byRecency: [Int] {
+        var list: [Int] = []
+        var i = mostRecent
+        while i >= 0 {
+            list.append(i)
+            i = older[i]
+        }
+        return list
+    }
+
+    /// Gives slot `i` its plan (ascending thresholds). When the pool would grow past
+    /// `allowance` bytes, the plan is cut to what fits (its last thresholds are dropped).
+    mutating func setPlan(_ i: Int, _ thresholds: [Int], allowance: Int = .max) {
+        var n = thresholds.count
         if poolUsed + n > pool.count {
             compact()
             if poolUsed + n > pool.count {
-                var grown = pool
-                grown.append(contentsOf: repeatElement(0, count: max(64, 2 * (poolUsed + n)) - pool.count))
-                pool = grown
+                let target = max(64, 2 * (poolUsed + n))
+                if (target - pool.count) * MemoryLayout<Int>.stride <= allowance || pool.isEmpty {
+                    var grown = pool
+                    grown.append(contentsOf: repeatElement(0, count: target - pool.count))
+                    pool = grown
+                } else {
+                    n = pool.count - poolUsed
+                }
             }
         }
         for k in 0..<n { pool[poolUsed + k] = thresholds[k] }
@@ -305,7 +472,7 @@ struct SlotTable: Sendable {
         while true {
             // The live plan with the smallest start at or past `next` (at most max_slots of them).
             var pick = -1
-            for i in slots.indices where planCount[i] > 0 && planStart[i] >= next {
+            for i in 0..<count where planCount[i] > 0 && planStart[i] >= next {
                 if pick < 0 || planStart[i] < planStart[pick] { pick = i }
             }
             guard pick >= 0 else { break }
@@ -327,14 +494,11 @@ struct SlotTable: Sendable {
         return nil
     }
 
-    /// Slot `i`'s plan.
-    func plan(of i: Int) -> ArraySlice<Int> {
-        pool[planStart[i]..<(planStart[i] + planCount[i])]
-    }
-
     var accountedBytes: Int {
-        slots.capacity * MemoryLayout<Slot>.stride
-            + (order.capacity + planStart.capacity + planCount.capacity + pool.capacity) * MemoryLayout<Int>.stride
+        (lo.capacity + hi.capacity + newer.capacity + older.capacity + planStart.capacity + planCount.capacity
+            + pool.capacity) * MemoryLayout<Int>.stride
+            + d.capacity + stream.capacity * MemoryLayout<UInt32>.stride
+            + rest.capacity * MemoryLayout<Slot>.stride
     }
 }
 

@@ -199,6 +199,15 @@ public struct DynamicPrepage: Sendable {
 
     /// Every tracked stream, ordered by id.
     public var streamSnapshots: [StreamSnapshot] { streams.snapshots }
+
+    /// Heap bytes held beyond the value itself: records over the inline size, the stream table.
+    var heapBytes: Int { minRecord.heapBytes + maxRecord.heapBytes + streams.heapBytes }
+
+    /// See ``Streams/growthAllowance``.
+    var streamGrowthAllowance: Int {
+        get { streams.growthAllowance }
+        set { streams.growthAllowance = newValue }
+    }
 }
 
 /// `a / b` for positive operands, in 32 bits when they fit (a 64-bit divide costs several times more).

@@ -57,6 +57,11 @@ public struct DynamicPrepagePlus: Sendable {
     private var directionBits: UInt32 = 0
     private var directionCount = 0
     private var slots: SlotTable
+    /// Heap bytes the tables may still grow by (what a memory budget has left): a table
+    /// that would grow past it reuses its least recently used entry instead, as when
+    /// full, and a plan that does not fit is cut short. Default: unbounded.
+    public var growthAllowance = Int.max
+
     /// The planner's working arrays and a new case's plan, kept so that planning does not allocate.
     private var scratch = PlanScratch()
     private var casePlan: [Int] = []
@@ -94,33 +99,20 @@ public struct DynamicPrepagePlus: Sendable {
             throw .beyondMemory(page: p, memoryPages: config.memoryPages)
         }
         // 1. Repeat: stream s's slots first, then the most recent.
-        if let i = slots.find(stream: s, where: { $0.lo <= p && p < $0.hi }) {
-            return answer(i, .repeat)
-        }
+        let held = slots.holder(of: p, stream: s)
+        if held >= 0 { return answer(held, .repeat) }
         // 2. Continuation.
-        if let decision = continuation(page: p, stream: s) { return decision }
-        // 3. Near miss: a fault a little past a window teaches the gap.
         let g = max(config.gap, learnedGap)
-        let near = config.nearWindow
-        var offset = -1
-        for rank in 0..<slots.count {
-            let slot = slots[slots.order[rank]]
-            let above = p - slot.hi  // p, hi ≥ 0: no overflow
-            let below = slot.lo - 1 - p
-            if above > g && above <= g + near {
-                offset = above
-                break
-            }
-            if below > g && below <= g + near {
-                offset = below
-                break
-            }
-        }
-        if offset >= 0 {
+        let next = slots.continued(by: p, stream: s, gap: g)
+        if next.slot >= 0 { return proceed(next.slot, page: p, direction: next.upward ? 1 : -1) }
+        // 3. Near miss: a fault a little past a window teaches the gap.
+        let miss = slots.nearMiss(of: p, gap: g, near: config.nearWindow)
+        if miss.slot >= 0 {
             nearRate = nearRate * 15 / 16 + 1.0 / 16
             if nearRate >= 0.25 {
-                learnedGap = max(learnedGap, offset)
-                if let decision = continuation(page: p, stream: s) { return decision }
+                learnedGap = max(learnedGap, miss.offset)
+                let again = slots.continued(by: p, stream: s, gap: max(config.gap, learnedGap))
+                if again.slot >= 0 { return proceed(again.slot, page: p, direction: again.upward ? 1 : -1) }
             }
         } else {
             nearRate = nearRate * 15 / 16
@@ -128,25 +120,6 @@ public struct DynamicPrepagePlus: Sendable {
         }
         // 4. A new case.
         return newCase(page: p, stream: s)
-    }
-
-    /// Step 2: the slot whose window `p` continues, upward (`hi ≤ p ≤ hi + g`) or
-    /// downward (`lo − 1 − g ≤ p ≤ lo − 1`), in its direction once known; stream
-    /// s's slots first, then the most recent.
-    @inline(__always)
-    private mutating func continuation(page p: Int, stream s: UInt32) -> Decision? {
-        let g = UInt(bitPattern: max(config.gap, learnedGap))
-        guard
-            let i = slots.find(
-                stream: s,
-                where: {
-                    ($0.d >= 0 && UInt(bitPattern: p &- $0.hi) <= g)
-                        || ($0.d <= 0 && UInt(bitPattern: $0.lo &- 1 &- p) <= g)
-                })
-        else { return nil }
-        let slot = slots[i]
-        let upward = slot.d >= 0 && UInt(bitPattern: p &- slot.hi) <= g
-        return proceed(i, page: p, direction: upward ? 1 : -1)
     }
 
     /// Continue(slot, p, d): the case passed its threshold under test; fetch up to the next.
@@ -187,11 +160,13 @@ public struct DynamicPrepagePlus: Sendable {
     /// New case(p, s).
     private mutating func newCase(page p: Int, stream s: UInt32) -> Decision {
         // The open cases of this stream age by one case; old enough, they are committed.
-        for rank in 0..<slots.count {
-            let i = slots.order[rank]
-            guard slots[i].stream == s && slots[i].open else { continue }
-            slots[i].newer += 1
-            if slots[i].newer >= depth { commit(i) }
+        var aging = slots.next(after: -1)
+        while aging >= 0 {
+            if slots.isOpen(aging, of: s) {
+                slots[aging].newer += 1
+                if slots[aging].newer >= depth { commit(aging) }
+            }
+            aging = slots.next(after: aging)
         }
         clock += 1
         if dirty {
@@ -231,9 +206,11 @@ public struct DynamicPrepagePlus: Sendable {
         }
         let (lo, hi) = place(w == 0 ? 1 : n, at: p, upward: w >= 0)
         // A full table forgets its least recently used case, committed first.
-        if let victim = slots.victim { commit(victim) }
-        let i = slots.admit(Slot(lo: lo, hi: hi, d: 0, w: w, a: 0, cum: cum, stream: s, open: true, newer: 0))
-        slots.setPlan(i, casePlan)
+        if let victim = slots.victim(allowance: growthAllowance) { commit(victim) }
+        let i = slots.admit(
+            Slot(lo: lo, hi: hi, d: 0, w: w, a: 0, cum: cum, stream: s, open: true, newer: 0),
+            allowance: growthAllowance)
+        slots.setPlan(i, casePlan, allowance: growthAllowance)
         return answer(i, .first)
     }
 
@@ -246,7 +223,7 @@ public struct DynamicPrepagePlus: Sendable {
 
     /// Record(a, b, passed).
     private mutating func record(_ a: Int, _ b: Int, passed: Bool) {
-        table.record(a: a, b: b, passed: passed, epoch: epoch, clock: clock)
+        table.record(a: a, b: b, passed: passed, epoch: epoch, clock: clock, allowance: growthAllowance)
         dirty = true
     }
 
@@ -423,8 +400,8 @@ public struct DynamicPrepagePlus: Sendable {
             learnedGap: learnedGap, nearRate: nearRate,
             downwardShare: directionCount == 0 ? nil : Double(ones) / Double(directionCount),
             knownDirections: directionCount, depth: depth, transitions: table.count,
-            slots: (0..<slots.count).map { rank in
-                let s = slots[slots.order[rank]]
+            slots: slots.byRecency.map { i in
+                let s = slots[i]
                 return .init(
                     stream: s.stream, start: s.lo, count: s.hi - s.lo, covered: s.cum, passed: s.a,
                     direction: s.d, open: s.open)

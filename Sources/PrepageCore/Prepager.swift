@@ -37,6 +37,32 @@ public struct Prepager: Sendable {
         }
     }
 
+    /// Decides one fault, letting the policy's tables grow by at most
+    /// `growthAllowance` heap bytes (what a memory budget has left). A new
+    /// stream that would need more takes the least recently used stream's slot,
+    /// as at `max_streams`; the decision is otherwise the same.
+    @inline(__always)
+    public mutating func decide(page: Int, stream: UInt32, growthAllowance: Int) throws(FaultError) -> Decision {
+        switch config.policy {
+        case .dp, .dpLiteral: dp.streamGrowthAllowance = growthAllowance
+        case .readahead: readahead.streamGrowthAllowance = growthAllowance
+        case .dpPlus: plus!.growthAllowance = growthAllowance
+        case .none, .forward: break
+        }
+        return try decide(page: page, stream: stream)
+    }
+
+    /// The memory this policy state holds, in bytes: the value itself plus every
+    /// heap allocation it owns (records, stream tables), as malloc sizes them.
+    ///
+    /// This is the one figure a server's memory budget counts for a policy:
+    /// every policy, present or future, adds its own tables here, and grows
+    /// them only within the allowance of ``decide(page:stream:growthAllowance:)``.
+    /// Costs a few loads; no allocation.
+    public var accountedBytes: Int {
+        MemoryLayout<Prepager>.size + dp.heapBytes + readahead.heapBytes + (plus?.accountedBytes ?? 0)
+    }
+
     /// Rejects a fault outside guest memory, as every policy does.
     @inline(__always)
     private func check(_ page: Int) throws(FaultError) {

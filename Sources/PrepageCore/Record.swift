@@ -33,6 +33,12 @@ struct Record: Sendable {
 
     var isFull: Bool { count == capacity }
 
+    /// Heap bytes this record holds beyond its inline storage: the ring of a
+    /// `k` over ``inlineCapacity`` (with the array's header), else 0.
+    var heapBytes: Int {
+        capacity > Self.inlineCapacity ? MemoryAccounting.allocation(32 + capacity * MemoryLayout<Int32>.stride) : 0
+    }
+
     /// The value in slot `i` (`i < count`).
     @inline(__always)
     private func slot(_ i: Int) -> Int32 {

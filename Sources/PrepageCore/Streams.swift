@@ -12,6 +12,16 @@ struct Streams: Sendable {
     /// dynamic exclusivity check on the fault path.
     private(set) var count = 0
     let maxStreams: Int
+    /// Heap bytes the table may still grow by (a memory budget's remainder).
+    /// A new stream that would need more reuses the least recently used
+    /// stream's slot, as it does at `maxStreams`. Default: unbounded.
+    var growthAllowance = Int.max
+
+    /// Heap bytes held: the table (its object and five columns), or 0 before the first fault.
+    var heapBytes: Int {
+        guard let t = table else { return 0 }
+        return StreamTable.bytes(capacity: t.capacity)
+    }
 
     init(maxStreams: Int) {
         self.maxStreams = maxStreams
@@ -64,9 +74,13 @@ struct Streams: Sendable {
         tick &+= 1
         var t = table!
         let i: Int
-        if count < maxStreams {
+        let grownCapacity = min(maxStreams, t.capacity * 2)
+        let mayGrow =
+            count < t.capacity
+            || StreamTable.bytes(capacity: grownCapacity) - StreamTable.bytes(capacity: t.capacity) <= growthAllowance
+        if count < maxStreams && mayGrow {
             if count == t.capacity {
-                t = t.grown(to: min(maxStreams, t.capacity * 2), count: count)
+                t = t.grown(to: grownCapacity, count: count)
                 table = t
             }
             i = count
@@ -112,6 +126,19 @@ struct CaseState: Sendable {
 /// touches only ids and windows. Copied on write by ``DynamicPrepage``.
 final class StreamTable: @unchecked Sendable {
     let capacity: Int
+
+    /// Bytes of one stream's slot across the five columns.
+    static let bytesPerSlot =
+        MemoryLayout<UInt32>.stride + 2 * MemoryLayout<Int>.stride + MemoryLayout<UInt64>.stride
+        + MemoryLayout<CaseState>.stride
+
+    /// Heap bytes of a table of `capacity` slots: the object and its five allocations.
+    static func bytes(capacity: Int) -> Int {
+        MemoryAccounting.allocation(16 + 6 * 8)
+            + MemoryAccounting.allocation(capacity * MemoryLayout<UInt32>.stride)
+            + 3 * MemoryAccounting.allocation(capacity * 8)
+            + MemoryAccounting.allocation(capacity * MemoryLayout<CaseState>.stride)
+    }
     let ids: UnsafeMutablePointer<UInt32>
     /// The last window `[lo, hi)` handed out to each stream.
     let lo: UnsafeMutablePointer<Int>
@@ -155,5 +182,15 @@ final class StreamTable: @unchecked Sendable {
         hi.deallocate()
         lastUsed.deallocate()
         cases.deallocate()  // CaseState is trivial: nothing to deinitialize
+    }
+}
+
+/// How heap memory is counted for ``Prepager/accountedBytes``.
+public enum MemoryAccounting {
+    /// The bytes malloc really takes for a request of `n` bytes: glibc adds an
+    /// 8-byte header and rounds the chunk to 16 (32 at least).
+    @inline(__always)
+    public static func allocation(_ n: Int) -> Int {
+        max(32, (n + 8 + 15) & ~15)
     }
 }

@@ -30,6 +30,22 @@ enum Bytes {
     @inline(__always)
     static func lower(_ b: UInt8) -> UInt8 { (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b }
 
+    /// `n * 10 + digit`, or `Int.max` when that does not fit.
+    @inline(__always)
+    static func saturatingDecimalStep(_ n: Int, _ digit: Int) -> Int {
+        let (m, o1) = n.multipliedReportingOverflow(by: 10)
+        let (r, o2) = m.addingReportingOverflow(digit)
+        return o1 || o2 ? Int.max : r
+    }
+
+    /// `n * 16 + digit`, or `Int.max` when that does not fit.
+    @inline(__always)
+    static func saturatingHexStep(_ n: Int, _ digit: Int) -> Int {
+        let (m, o1) = n.multipliedReportingOverflow(by: 16)
+        let (r, o2) = m.addingReportingOverflow(digit)
+        return o1 || o2 ? Int.max : r
+    }
+
     /// The value of a hexadecimal digit, or `nil`.
     @inline(__always)
     static func hexValue(_ b: UInt8) -> Int? {

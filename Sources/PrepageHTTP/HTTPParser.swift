@@ -35,9 +35,44 @@ public struct HTTPParser: Sendable {
     private var scan = HeadScan()
     /// The request whose head is complete and whose body is still arriving.
     private var pending: Pending? = nil
+    /// Decides, once a head is complete, whether the request may send its body
+    /// (the server's credentials check). `nil` admits every request.
+    private let admit: (@Sendable (HTTPRequest) -> Bool)?
 
-    public init(limits: HTTPLimits = .default) {
-        self.limits = limits
+    /// - Parameters:
+    ///   - admit: called once per request, as soon as its head is parsed and
+    ///     before any of its body is kept or `100 Continue` is offered. When it
+    ///     returns `false` the request is reported at once, without its body,
+    ///     with ``HTTPRequest/admitted`` `false`: a body already wholly received
+    ///     is skipped (the connection can stay open), otherwise the request has
+    ///     `keepAlive` `false` and the caller closes the connection.
+    public init(limits: HTTPLimits = .default, admit: (@Sendable (HTTPRequest) -> Bool)? = nil) {
+        self.limits = limits.clamped
+        self.admit = admit
+    }
+
+    /// Whether a request has begun (its head is parsed) and is not complete yet.
+    public var hasPartialRequest: Bool { pending != nil }
+
+    /// How many bytes at the start of the buffer the parser no longer needs:
+    /// a head already parsed, body bytes already copied out, chunk framing
+    /// already decoded. Drop exactly that many from the front of the buffer
+    /// before the next call (the parser has moved its own offsets). Call it
+    /// after ``HTTPParseResult/needMore`` or ``HTTPParseResult/sendContinue``,
+    /// so that a connection holds the decoded body and not the raw bytes.
+    public mutating func discardConsumed() -> Int {
+        guard var p = pending else { return 0 }
+        let n = p.offset
+        guard n > 0 else { return 0 }
+        p.offset = 0
+        if case .chunked(var decoder) = p.framing {
+            p.framing = .length(0)  // drop the reference while the decoder is rebased
+            decoder.offset -= n
+            decoder.trailerStart -= n
+            p.framing = .chunked(decoder)
+        }
+        pending = p
+        return n
     }
 
     /// Forgets any partly parsed request.
@@ -70,20 +105,30 @@ public struct HTTPParser: Sendable {
             guard let headEnd = try scanHead(buf) else { return .needMore }
             p = try Self.parseHead(buf, scan: scan, headEnd: headEnd, limits: limits)
             scan = HeadScan()
+            if let admit, !admit(p.request) {
+                return refuse(p, buf)
+            }
         }
 
         var end: Int? = nil
         switch p.framing {
         case .length(let n):
-            if buf.count - p.bodyStart >= n {
-                p.request.body = Array(buf[p.bodyStart..<(p.bodyStart + n)])
-                end = p.bodyStart + n
+            // Copy what arrived of the body; the raw bytes can then be dropped.
+            let wanted = n - p.request.body.count
+            let have = min(wanted, buf.count - p.offset)
+            if have > 0 {
+                if p.request.body.isEmpty { p.request.body.reserveCapacity(n) }
+                p.request.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[p.offset..<(p.offset + have)]))
+                p.offset += have
             }
+            if p.request.body.count == n { end = p.offset }
         case .chunked(var decoder):
+            p.framing = .length(0)  // the decoder's body stays uniquely referenced
             end = try decoder.decode(buf, limits: limits)
             if end != nil {
                 p.request.body = decoder.body
             } else {
+                p.offset = decoder.offset
                 p.framing = .chunked(decoder)
             }
         }
@@ -97,6 +142,18 @@ public struct HTTPParser: Sendable {
         }
         pending = p
         return .needMore
+    }
+
+    /// A request the `admit` check refused: reported now, without its body. A
+    /// body already here in full is skipped; otherwise the connection must close.
+    private func refuse(_ p: Pending, _ buf: UnsafeRawBufferPointer) -> HTTPParseResult {
+        var request = p.request
+        request.admitted = false
+        if case .length(let n) = p.framing, buf.count - p.offset >= n {
+            return .request(request, consumed: p.offset + n)
+        }
+        request.keepAlive = false
+        return .request(request, consumed: buf.count)
     }
 
     // MARK: - The head
@@ -215,7 +272,7 @@ public struct HTTPParser: Sendable {
             head: Array(buf[lineStart..<fieldsEnd]))
         return Pending(
             request: request,
-            bodyStart: headEnd,
+            offset: headEnd,
             framing: framing,
             // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request MUST be ignored.
             expectContinue: fields.expectContinue && !rl.isHTTP10,
@@ -272,7 +329,8 @@ public struct HTTPParser: Sendable {
                 guard b >= 0x30 && b <= 0x39 else {
                     throw .malformed("Content-Length \(Bytes.quoted(buf, range)) is not a decimal number of bytes (RFC 9110 §8.6).")
                 }
-                if n <= limits.maxBodyBytes { n = n * 10 + Int(b - 0x30) }  // stop growing once over the limit
+                // Saturate past the limit: any number of digits, no overflow.
+                if n <= limits.maxBodyBytes { n = Bytes.saturatingDecimalStep(n, Int(b - 0x30)) }
             }
             guard !range.isEmpty else {
                 throw .malformed("Content-Length is empty; it must be a decimal number of bytes (RFC 9110 §8.6).")
@@ -340,7 +398,8 @@ enum Framing: Sendable {
 /// A request whose head is parsed and whose body is still arriving.
 struct Pending: Sendable {
     var request: HTTPRequest
-    var bodyStart: Int
+    /// Index in the buffer of the next body byte (rebased by ``HTTPParser/discardConsumed()``).
+    var offset: Int
     var framing: Framing
     var expectContinue: Bool
     var continueReported: Bool
@@ -454,6 +513,9 @@ struct ChunkDecoder: Sendable {
     var body: [UInt8] = []
     /// Index where the trailer section starts.
     var trailerStart = 0
+    /// Framing bytes decoded so far: chunk-size lines with their extensions and
+    /// CRLFs, the CRLF after each chunk's data, the trailer section.
+    var overhead = 0
     /// Trailer field lines seen so far.
     var trailerLines = 0
 
@@ -471,12 +533,14 @@ struct ChunkDecoder: Sendable {
                     return nil
                 }
                 let size = try Self.chunkSize(buf, offset..<lineEnd, decoded: body.count, limits: limits)
+                try countOverhead(lineEnd + 2 - offset, limits)
                 offset = lineEnd + 2
                 if size == 0 {
                     phase = .trailer
                     trailerStart = offset
                 } else {
-                    body.reserveCapacity(body.count + size)
+                    // No reserveCapacity per chunk: it grows to the exact size, and a
+                    // body of many small chunks would be copied once per chunk.
                     phase = .data(remaining: size)
                 }
             case .data(let remaining):
@@ -496,6 +560,7 @@ struct ChunkDecoder: Sendable {
                 guard buf[offset] == Bytes.cr else { throw Self.missingCRLF(offset) }
                 guard offset + 1 < buf.count else { return nil }
                 guard buf[offset + 1] == Bytes.lf else { throw Self.missingCRLF(offset) }
+                try countOverhead(2, limits)
                 offset += 2
                 phase = .size
             case .trailer:
@@ -505,8 +570,10 @@ struct ChunkDecoder: Sendable {
                     return nil
                 }
                 if lineEnd == offset {
+                    try countOverhead(2, limits)
                     return offset + 2  // the empty line ends the body
                 }
+                try countOverhead(lineEnd + 2 - offset, limits)
                 // RFC 9112 §7.1.2: trailer fields have the syntax of header fields; they are checked and dropped.
                 _ = try HTTPParser.checkFieldLine(buf, offset..<lineEnd, section: "trailer")
                 trailerLines += 1
@@ -520,6 +587,16 @@ struct ChunkDecoder: Sendable {
                     throw Self.trailersTooLarge(limits)
                 }
             }
+        }
+    }
+
+    /// Adds framing bytes to ``overhead``; past ``HTTPLimits/maxChunkOverheadBytes`` the body is refused (413).
+    private mutating func countOverhead(_ n: Int, _ limits: HTTPLimits) throws(HTTPError) {
+        overhead += n
+        guard overhead <= limits.maxChunkOverheadBytes else {
+            throw HTTPError(
+                .bodyTooLarge,
+                "The chunked body's framing (chunk-size lines, extensions, CRLFs, trailers) passes \(Bytes.grouped(limits.maxChunkOverheadBytes)) bytes; send fewer, larger chunks.")
         }
     }
 
@@ -571,9 +648,9 @@ struct ChunkDecoder: Sendable {
     ) throws(HTTPError) -> Int {
         var i = line.lowerBound
         var size = 0
-        let cap = limits.maxBodyBytes + 1
         while i < line.upperBound, let d = Bytes.hexValue(buf[i]) {
-            size = min(size * 16 + d, cap)  // saturate: no overflow, still over the limit
+            // Saturate once over the limit: any number of digits, no overflow.
+            if size <= limits.maxBodyBytes { size = Bytes.saturatingHexStep(size, d) }
             i += 1
         }
         guard i > line.lowerBound else {

@@ -38,6 +38,10 @@ public struct HTTPRequest: Sendable {
     public var requestID: String?
     /// The `Authorization` value, if sent.
     public var authorization: String?
+    /// `false` when the parser's admission check refused the request as soon as
+    /// its head was parsed: its body was not read (``body`` is empty), and the
+    /// server must refuse it (401).
+    public var admitted = true
 
     /// The head as received: request line and field lines, each ending in CRLF.
     private let head: [UInt8]

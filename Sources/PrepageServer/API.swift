@@ -28,6 +28,20 @@ final class LoopContext {
         body.reserveCapacity(4_096)
     }
 
+    /// Scratch capacity kept between requests; a larger answer's buffer is given back.
+    static let keptBodyBytes = 256 << 10
+    static let keptElements = 4_096
+
+    /// Takes back the body buffer after framing; shrinks it after a large answer.
+    @inline(__always)
+    func giveBack(_ bytes: inout [UInt8]) {
+        swap(&bytes, &body)
+        if body.capacity > Self.keptBodyBytes {
+            body = []
+            body.reserveCapacity(4_096)
+        }
+    }
+
     /// A JSON writer over the scratch buffer (give the bytes back with the reply).
     @inline(__always)
     func writer() -> JSONWriter {
@@ -48,6 +62,9 @@ final class API: Sendable {
     /// Sums every loop's counters for a scrape.
     let metricsSources: [LoopMetrics]
     let connections: Atomic<Int>
+
+    /// A page of `GET /sessions` ends before this many bytes (a document past it goes to the next page).
+    static let listPageBytes = 1 << 20
 
     static let version = "0.1.0"
     static let apiVersion = "1"
@@ -88,8 +105,25 @@ final class API: Sendable {
             problemDetail: p.detail)
     }
 
+    /// The credentials check the parser runs on each head, before reading its body
+    /// or offering `100 Continue`: probes are open, everything else needs the token.
+    func admits(_ req: HTTPRequest) -> Bool {
+        guard token != nil else { return true }
+        if let match = RouteMatch.match(req.path), match.route.isProbe { return true }
+        do {
+            try authorize(req)
+            return true
+        } catch {
+            return false
+        }
+    }
+
     private func dispatch(_ req: HTTPRequest, _ match: RouteMatch?, _ ctx: LoopContext) throws(APIProblem) -> Reply {
         if match.map({ !$0.route.isProbe }) ?? true { try authorize(req) }
+        guard req.admitted else {
+            // Refused at its head; authorize agrees and has thrown. Never serve it regardless.
+            throw APIProblem(.unauthorized, "this route needs Authorization: Bearer <token>")
+        }
         guard let match else {
             throw APIProblem(.routeNotFound, "no route for \(Inputs.quoted(req.path)); see /openapi.yaml")
         }
@@ -129,7 +163,8 @@ final class API: Sendable {
             for m in metricsSources { m.accumulate(into: &totals) }
             let text = LoopMetrics.render(
                 totals, sessions: store.counts, connections: connections.load(ordering: .relaxed),
-                ready: ready.load(ordering: .relaxed), process: ProcessStats.current())
+                ready: ready.load(ordering: .relaxed), process: ProcessStats.current(),
+                memory: (store.budget.usedBytes, store.budget.limit), logLinesDropped: LogQueue.shared.dropped)
             return Reply(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
         case .listSessions:
             return try list(req, ctx)
@@ -146,8 +181,10 @@ final class API: Sendable {
         case .resetSession:
             let session = try find(try SessionID.parse(match.rawID!))
             let now = clock.now()
+            let budget = store.budget
             session.state.withLock {
                 $0.prepager.reset()
+                $0.recount(budget)
                 $0.lastActivity = now
             }
             return document(session, status: 200, ctx)
@@ -162,23 +199,36 @@ final class API: Sendable {
 
     /// `POST /sessions/{id}/fault`: the hot path. Takes the session lock once and does not allocate.
     private func fault(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
-        let session = try find(id)
+        var session = try find(id)
         let input = try faultInput(req)
-        let page = try input.location.page(shift: session.config.pageShift)
-        let now = clock.now()
-        let result: Result<Decision, FaultError> = session.state.withLock { st in
-            do throws(FaultError) {
-                let d = try st.prepager.decide(page: page, stream: input.stream)
-                st.count(d, now: now)
-                return .success(d)
-            } catch {
-                return .failure(error)
+        let budget = store.budget
+        var decision: Decision
+        while true {
+            let page = try input.location.page(shift: session.config.pageShift)
+            let now = clock.now()
+            let result: Result<Decision, FaultError>? = session.state.withLock { st in
+                // Removed since it was looked up: not decided here (it would be counted nowhere).
+                guard !st.removed else { return nil }
+                do throws(FaultError) {
+                    let d = try st.prepager.decide(
+                        page: page, stream: input.stream, growthAllowance: budget.remaining)
+                    st.recount(budget)
+                    st.count(d, now: now)
+                    return .success(d)
+                } catch {
+                    return .failure(error)
+                }
             }
-        }
-        let decision: Decision
-        switch result {
-        case .success(let d): decision = d
-        case .failure(let e): throw APIProblem(.faultBeyondMemory, e.description)
+            guard let result else {
+                // Deleted (and perhaps re-created) meanwhile: decide in the session the id names now.
+                session = try find(id)
+                continue
+            }
+            switch result {
+            case .success(let d): decision = d
+            case .failure(let e): throw APIProblem(.faultBeyondMemory, e.description)
+            }
+            break
         }
         ctx.metrics.fault(decision.outcome, pages: decision.count)
         var w = ctx.writer()
@@ -210,7 +260,7 @@ final class API: Sendable {
 
     /// `POST /sessions/{id}/faults`: every fault checked first, then all decided under one lock.
     private func faults(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
-        let session = try find(id)
+        var session = try find(id)
         guard req.contentType == .json || req.contentType == .none else {
             throw unsupported(req, accepted: "application/json")
         }
@@ -226,7 +276,19 @@ final class API: Sendable {
             try Inputs.batch(json: raw, reusing: reuse)
         }
         var values = batch.values
-        defer { swap(&values, &ctx.batchValues) }
+        defer {
+            // A large batch does not keep its scratch: give back what it grew.
+            if values.capacity > LoopContext.keptElements { values = [] }
+            swap(&values, &ctx.batchValues)
+        }
+        var decisions: [Decision] = []
+        swap(&decisions, &ctx.decisions)
+        defer {
+            if decisions.capacity > LoopContext.keptElements { decisions = [] }
+            swap(&decisions, &ctx.decisions)
+        }
+        let budget = store.budget
+        let streams = batch.streams
         let shift = session.config.pageShift
         let memory = session.config.prepage.memoryPages
         // A bad request changes nothing: check every page before deciding any.
@@ -240,19 +302,35 @@ final class API: Sendable {
             }
             values[i] = UInt64(page)
         }
-        var decisions: [Decision] = []
-        swap(&decisions, &ctx.decisions)
-        decisions.removeAll(keepingCapacity: true)
-        decisions.reserveCapacity(values.count)
-        let now = clock.now()
-        let streams = batch.streams
-        session.state.withLock { st in
-            for i in values.indices {
-                // Pages were checked above, so no decision can be refused.
-                guard let d = try? st.prepager.decide(page: Int(values[i]), stream: streams.isEmpty ? 0 : streams[i])
-                else { continue }
-                st.count(d, now: now)
-                decisions.append(d)
+        let pages = values
+        while true {
+            decisions.removeAll(keepingCapacity: true)
+            decisions.reserveCapacity(pages.count)
+            let now = clock.now()
+            let decided: Bool = session.state.withLock { st in
+                guard !st.removed else { return false }
+                for i in pages.indices {
+                    // Pages were checked above, so no decision can be refused.
+                    guard
+                        let d = try? st.prepager.decide(
+                            page: Int(pages[i]), stream: streams.isEmpty ? 0 : streams[i],
+                            growthAllowance: budget.remaining)
+                    else { continue }
+                    st.recount(budget)
+                    st.count(d, now: now)
+                    decisions.append(d)
+                }
+                return true
+            }
+            if decided { break }
+            // Deleted (and perhaps re-created) meanwhile: decide in the session the id names now,
+            // when its pages mean the same (page size and memory); else the session is gone.
+            session = try find(id)
+            guard session.config.pageShift == shift && session.config.prepage.memoryPages == memory else {
+                throw APIProblem(
+                    .sessionNotFound,
+                    "session \(Inputs.quoted(id)) was deleted while this batch was decided, and re-created with another page_size or memory_pages; send the batch again"
+                )
             }
         }
         var w = ctx.writer()
@@ -267,7 +345,6 @@ final class API: Sendable {
             ctx.metrics.fault(d.outcome, pages: d.count)
         }
         w.raw("]}")
-        swap(&decisions, &ctx.decisions)
         return Reply(status: 200, contentType: Reply.json, body: w.bytes)
     }
 
@@ -329,13 +406,22 @@ final class API: Sendable {
         w.raw("{")
         w.key("sessions")
         w.raw("[")
-        for (i, s) in sessions.enumerated() {
-            if i > 0 { w.raw(",") }
+        // A page ends by count (`limit`) or by size: the document that would take the
+        // answer past `listPageBytes` starts the next page instead (one always fits).
+        var written = 0
+        for s in sessions {
+            let mark = w.bytes.count
+            if written > 0 { w.raw(",") }
             s.writeDocument(&w)
+            if written > 0 && w.bytes.count > Self.listPageBytes {
+                w.bytes.removeSubrange(mark...)
+                break
+            }
+            written += 1
         }
         w.raw("],")
         w.key("next")
-        if more, let last = sessions.last { w.string(last.id) } else { w.raw("null") }
+        if more || written < sessions.count { w.string(sessions[written - 1].id) } else { w.raw("null") }
         w.raw("}")
         return Reply(status: 200, contentType: Reply.json, body: w.bytes)
     }
@@ -373,19 +459,34 @@ final class API: Sendable {
     private func authorize(_ req: HTTPRequest) throws(APIProblem) {
         guard let token else { return }
         let challenge = [("WWW-Authenticate", "Bearer realm=\"prepage\"")]
-        guard let value = req.authorization else {
+        guard var value = req.authorization else {
             throw APIProblem(.unauthorized, "this route needs Authorization: Bearer <token>", headers: challenge)
         }
-        let bytes = Array(value.utf8)
-        guard bytes.count > 7, Array(bytes[0..<7]).map({ $0 | 0x20 }) == Array("bearer ".utf8) else {
+        let valid: Bool? = value.withUTF8 { (bytes: UnsafeBufferPointer<UInt8>) -> Bool? in
+            // "Bearer" (any case), spaces, the token, optional spaces; no copy made.
+            let scheme = "bearer "
+            guard bytes.count > 7 else { return nil }
+            var i = 0
+            for c in scheme.utf8 {
+                guard bytes[i] | 0x20 == c | 0x20 else { return nil }
+                i += 1
+            }
+            var end = bytes.count
+            while i < end, bytes[i] == 0x20 { i += 1 }
+            while end > i, bytes[end - 1] == 0x20 { end -= 1 }
+            // Compare in time independent of where the first difference is.
+            var diff = UInt8(end - i == token.count ? 0 : 1)
+            var j = 0
+            while i + j < end && j < token.count {
+                diff |= bytes[i + j] ^ token[j]
+                j += 1
+            }
+            return diff == 0
+        }
+        guard let valid else {
             throw APIProblem(.unauthorized, "the Authorization scheme must be Bearer", headers: challenge)
         }
-        var given = bytes[7...].drop { $0 == 0x20 }
-        while given.last == 0x20 { given = given.dropLast() }
-        // Compare in time independent of where the first difference is.
-        var diff = UInt8(given.count == token.count ? 0 : 1)
-        for (i, b) in given.enumerated() where i < token.count { diff |= b ^ token[i] }
-        guard diff == 0 else {
+        guard valid else {
             throw APIProblem(
                 .unauthorized, "the bearer token is not valid",
                 headers: [("WWW-Authenticate", "Bearer realm=\"prepage\", error=\"invalid_token\"")])

@@ -29,6 +29,11 @@ final class EventLoop: @unchecked Sendable {
     private var generatedID: [UInt8] = []
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// The server's credentials check, run on each head before its body is read.
+    private let admit: @Sendable (HTTPRequest) -> Bool
+    /// Idle connections closed to take a new one at the connection cap.
+    private var evictedIdle = 0
+
     private var draining = false
     /// Accepting failed (out of descriptors): the listener is out of the epoll set until the next sweep.
     private var acceptPaused = false
@@ -47,6 +52,8 @@ final class EventLoop: @unchecked Sendable {
         epoll = try Epoll(capacity: 512)
         wake = try EventFD()
         context = LoopContext(metrics: metrics)
+        let api = shared.api
+        admit = { request in api.admits(request) }
         self.logger = logger
         self.logger[metadataKey: "loop"] = .stringConvertible(index)
         idPrefix = Array((String(UInt32.random(in: 0...UInt32.max) | 0x1000_0000, radix: 16) + "-").utf8)
@@ -77,7 +84,19 @@ final class EventLoop: @unchecked Sendable {
             if shared.draining.load(ordering: .acquiring) && !draining { beginDrain(now) }
             if draining && (openCount == 0 || now >= drainDeadline) { break }
         }
-        for case let c? in connections { close(c) }
+        // Requests still incomplete when the drain ends get no answer; they are counted.
+        var incomplete = 0
+        for case let c? in connections {
+            if !c.isLingering && c.hasPendingInput { incomplete += 1 }
+            close(c)
+        }
+        if incomplete > 0 {
+            logger.warning(
+                "drain ended with requests incomplete; closed unanswered", metadata: ["incomplete": "\(incomplete)"])
+        }
+        if evictedIdle > 0 {
+            logger.info("idle connections closed to admit new ones at the cap", metadata: ["count": "\(evictedIdle)"])
+        }
     }
 
     private func dispatch(_ event: Epoll.Event) {
@@ -115,10 +134,22 @@ final class EventLoop: @unchecked Sendable {
                 return
             }
             let open = shared.api.connections.wrappingAdd(1, ordering: .relaxed).newValue
-            if open > shared.limits.maxConnections || draining {
+            if draining {
                 shared.api.connections.subtract(1, ordering: .relaxed)
                 Socket.close(fd)
                 continue
+            }
+            if open > shared.limits.maxConnections {
+                // At the cap, a new connection is still taken: the longest-idle one of
+                // this loop makes room (as nginx reuses keep-alive connections), so a
+                // flood of idle sockets cannot lock everyone out.
+                guard let victim = longestIdle() else {
+                    shared.api.connections.subtract(1, ordering: .relaxed)
+                    Socket.close(fd)
+                    continue
+                }
+                close(victim)
+                evictedIdle += 1
             }
             do {
                 try epoll.add(fd, .readable)
@@ -127,13 +158,24 @@ final class EventLoop: @unchecked Sendable {
                 Socket.close(fd)
                 continue
             }
-            let c = Connection(fd: fd, limits: shared.limits, now: System.monotonicNanoseconds())
+            let c = Connection(fd: fd, limits: shared.limits, now: System.monotonicNanoseconds(), admit: admit)
             if Int(fd) >= connections.count {
                 connections.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - connections.count))
             }
             connections[Int(fd)] = c
             openCount += 1
         }
+    }
+
+    /// This loop's connection idle the longest: waiting for a request (a kept-alive one
+    /// between requests, or a new one that has sent nothing), with nothing to send.
+    private func longestIdle() -> Connection? {
+        var best: Connection? = nil
+        for case let c? in connections
+        where !c.isLingering && !c.closeAfterWrite && !c.hasPendingInput && !c.hasPendingOutput {
+            if best == nil || c.lastActivity < best!.lastActivity { best = c }
+        }
+        return best
     }
 
     // MARK: - Reading
@@ -163,6 +205,7 @@ final class EventLoop: @unchecked Sendable {
             return
         case .bytes(let n):
             c.lastActivity = System.monotonicNanoseconds()
+            c.receivedAny = true
             if c.isLingering { return }  // draining a closing connection: discard
             c.input.append(contentsOf: readBuffer[0..<n])
             process(c)
@@ -186,9 +229,12 @@ final class EventLoop: @unchecked Sendable {
                 }
                 switch result {
                 case .needMore:
+                    // Keep the decoded body only: framing and body bytes already copied go.
+                    c.inputStart += c.parser.discardConsumed()
                     break parsing
                 case .sendContinue:
                     c.output.append(contentsOf: HTTPResponseWriter.continueResponse)
+                    c.inputStart += c.parser.discardConsumed()
                     break parsing
                 case .request(let request, let consumed):
                     c.inputStart += consumed
@@ -217,7 +263,9 @@ final class EventLoop: @unchecked Sendable {
             } else {
                 c.requestStarted = 0
             }
-            if draining && !c.hasPendingInput { c.closeAfterWrite = true }
+            // Draining: a connection with nothing more to answer closes once its answers are
+            // out; requests already received (here or still in the kernel) are answered first.
+            if draining && !c.hasPendingInput && !Socket.hasUnreadInput(c.fd) { c.closeAfterWrite = true }
             flush(c)
             // Sent everything at once: no writable event will come to resume the parsing.
             guard paused, connections[Int(c.fd)] === c, !c.writeBlocked, !c.isLingering else { return }
@@ -227,7 +275,10 @@ final class EventLoop: @unchecked Sendable {
     private func answer(_ request: HTTPRequest, on c: Connection, started: UInt64) {
         let match = RouteMatch.match(request.path)
         let reply = shared.api.handle(request, route: match, context)
-        let keepAlive = request.keepAlive && !draining
+        // While draining, the connection stays open only for requests already received:
+        // bytes after this request, here or unread in the kernel.
+        let keepAlive =
+            request.keepAlive && (!draining || c.inputStart < c.input.count || Socket.hasUnreadInput(c.fd))
         finish(reply, request: request, route: match?.route, on: c, keepAlive: keepAlive, started: started, method: nil)
         if !keepAlive { c.closeAfterWrite = true }
     }
@@ -252,7 +303,7 @@ final class EventLoop: @unchecked Sendable {
         c.output.append(contentsOf: Self.crlfcrlf)
         let hasBody = !(reply.status < 200 || reply.status == 204 || reply.status == 304)
         if request?.method != .head && hasBody { c.output.append(contentsOf: reply.body) }
-        swap(&reply.body, &context.body)
+        context.giveBack(&reply.body)
         let micros = (System.monotonicNanoseconds() &- started) / 1_000
         context.metrics.request(route: route, status: reply.status, micros: micros)
         // A 503 from /readyz is the server saying it is starting or leaving, not a failure.
@@ -383,13 +434,19 @@ final class EventLoop: @unchecked Sendable {
         for case let c? in connections {
             if c.isLingering {
                 if now >= c.lingerUntil { close(c) }
+            } else if c.requestStarted != 0 && now &- c.requestStarted >= deadline && !c.closeAfterWrite
+                && !c.receivedAny
+            {
+                // A connection that sent nothing within the request deadline: closed, no answer.
+                close(c)
             } else if c.requestStarted != 0 && now &- c.requestStarted >= deadline && !c.closeAfterWrite {
-                // Slowloris: the whole request must arrive within the deadline.
+                // Slowloris: the whole request must arrive within the deadline (the first from accept).
                 let reply = shared.api.problem(
                     APIProblem(.requestTimeout, "the request did not arrive within \(shared.limits.requestDeadline)"),
                     context)
                 c.parser.reset()
                 c.input.removeAll()
+                c.inputStart = 0
                 c.requestStarted = 0
                 finish(reply, request: nil, route: nil, on: c, keepAlive: false, started: now, method: "-")
                 c.closeAfterWrite = true

@@ -2,7 +2,8 @@ import Logging
 import PrepageSockets
 
 /// A swift-log handler writing one line per record to standard error, in one
-/// `write` each: `text` (`<time> <level> <message> key=value…`) or `json`
+/// `write` each, through ``LogQueue`` (a bounded queue with its own writer
+/// thread; lines past its capacity are dropped and counted): `text` (`<time> <level> <message> key=value…`) or `json`
 /// (one object per line). Bootstrap it once, in the executable.
 public struct PrepageLogHandler: LogHandler {
     public enum Format: String, Sendable, CaseIterable {
@@ -76,7 +77,8 @@ public struct PrepageLogHandler: LogHandler {
             line = w.bytes
         }
         line.append(0x0A)
-        line.withUnsafeBytes { System.writeStandardError($0) }
+        // Through the bounded queue: a stalled stderr never blocks the caller (an event loop).
+        LogQueue.shared.enqueue(line, json: format == .json)
     }
 
     private static let reserved: Set<String> = ["time", "level", "logger", "message"]

@@ -6,7 +6,7 @@ import Synchronization
 /// uncontended, no lock); a scrape of `/metrics` sums every loop's counters.
 final class LoopMetrics: @unchecked Sendable {
     /// Statuses counted separately; anything else falls in the last slot.
-    static let statuses = [200, 201, 400, 401, 404, 405, 408, 409, 413, 414, 415, 422, 429, 431, 500, 501, 503, 505]
+    static let statuses = [200, 201, 400, 401, 404, 405, 408, 409, 413, 414, 415, 422, 429, 431, 500, 501, 503, 505, 507]
     static let statusSlots = statuses.count + 1
     /// Upper bounds of the duration histogram, in microseconds (10 µs … 1 s).
     static let bucketsMicros: [UInt64] = [
@@ -77,7 +77,8 @@ final class LoopMetrics: @unchecked Sendable {
 
     /// Renders the Prometheus text format (version 0.0.4) from summed counters.
     static func render(
-        _ t: [UInt64], sessions: SessionCounts, connections: Int, ready: Bool, process: ProcessStats
+        _ t: [UInt64], sessions: SessionCounts, connections: Int, ready: Bool, process: ProcessStats,
+        memory: (used: Int, limit: Int) = (0, 0), logLinesDropped: UInt64 = 0
     ) -> [UInt8] {
         var out = ""
         out.reserveCapacity(8_192)
@@ -136,6 +137,15 @@ final class LoopMetrics: @unchecked Sendable {
         out += "# HELP prepage_resident_memory_bytes Resident memory of the process (the same as process_resident_memory_bytes).\n"
         out += "# TYPE prepage_resident_memory_bytes gauge\n"
         out += "prepage_resident_memory_bytes \(process.residentBytes)\n"
+        out += "# HELP prepage_session_memory_bytes Bytes sessions account for (ids, labels, learned state).\n"
+        out += "# TYPE prepage_session_memory_bytes gauge\n"
+        out += "prepage_session_memory_bytes \(memory.used)\n"
+        out += "# HELP prepage_session_memory_limit_bytes The sessions' memory budget (--memory-limit).\n"
+        out += "# TYPE prepage_session_memory_limit_bytes gauge\n"
+        out += "prepage_session_memory_limit_bytes \(memory.limit)\n"
+        out += "# HELP prepage_log_lines_dropped_total Log lines dropped because standard error did not keep up.\n"
+        out += "# TYPE prepage_log_lines_dropped_total counter\n"
+        out += "prepage_log_lines_dropped_total \(logLinesDropped)\n"
         out += "# HELP prepage_build_info The server's version and API version; the value is always 1.\n"
         out += "# TYPE prepage_build_info gauge\n"
         out += "prepage_build_info{version=\"\(API.version)\",api=\"\(API.apiVersion)\"} 1\n"

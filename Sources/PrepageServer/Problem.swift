@@ -24,6 +24,7 @@ public enum ProblemKind: String, Sendable, CaseIterable {
     case notImplemented = "not-implemented"
     case unavailable = "unavailable"
     case httpVersionNotSupported = "http-version-not-supported"
+    case memoryLimit = "memory-limit"
 
     /// The stable URI clients match on: `urn:prepage:problem:<kind>`.
     public var type: String { "urn:prepage:problem:" + rawValue }
@@ -46,6 +47,7 @@ public enum ProblemKind: String, Sendable, CaseIterable {
         case .notImplemented: 501
         case .unavailable: 503
         case .httpVersionNotSupported: 505
+        case .memoryLimit: 507
         }
     }
 
@@ -72,6 +74,7 @@ public enum ProblemKind: String, Sendable, CaseIterable {
         case .notImplemented: "Not implemented"
         case .unavailable: "Service unavailable"
         case .httpVersionNotSupported: "HTTP version not supported"
+        case .memoryLimit: "Memory budget spent"
         }
     }
 }

@@ -32,7 +32,8 @@ public final class Server: @unchecked Sendable {
     public init(configuration: ServerConfiguration, logger: Logger, store: (any SessionStore)? = nil) {
         self.configuration = configuration
         self.logger = logger
-        let store = store ?? SessionRegistry(maxSessions: configuration.maxSessions)
+        let store =
+            store ?? SessionRegistry(maxSessions: configuration.maxSessions, memoryLimit: configuration.effectiveMemoryLimit)
         shared = ServerShared(
             configuration: configuration, store: store, openAPI: Self.loadOpenAPI(configuration.openAPIPath))
         janitorWake = try? EventFD()
@@ -98,6 +99,7 @@ public final class Server: @unchecked Sendable {
             metadata: [
                 "address": "\(Self.hostPort(configuration.host, port))", "threads": .stringConvertible(count),
                 "auth": "\(configuration.token == nil ? "none" : "bearer")",
+                "memory_limit": "\(shared.api.store.budget.limit)",
             ])
     }
 
@@ -176,7 +178,7 @@ final class ServerShared: Sendable {
     let sessionSweepInterval: UInt64
 
     init(configuration: ServerConfiguration, store: any SessionStore, openAPI: [UInt8]?) {
-        limits = configuration.limits
+        limits = configuration.limits.clamped
         metrics = (0..<max(1, configuration.threads)).map { _ in LoopMetrics() }
         api = API(
             store: store, clock: configuration.clock, token: configuration.token,

@@ -15,6 +15,11 @@ public struct ServerConfiguration: Sendable {
     public var token: String?
     /// Most sessions at once; one more is a 429. Default 1,000,000.
     public var maxSessions: Int
+    /// Bytes sessions may hold in total (ids, labels, policy state as
+    /// ``Prepager/accountedBytes`` counts it); past it a new session is a 507
+    /// and a new stream reuses its least recently used slot. `nil`: a quarter
+    /// of the cgroup's memory limit or of the machine's memory, whichever is smaller.
+    public var memoryLimit: Int?
     /// A session without a fault (or creation, or reset) for this long is removed;
     /// `.zero` never removes. Default 24 h: a paused migration resumes hours later.
     public var sessionIdleTimeout: Duration
@@ -35,6 +40,7 @@ public struct ServerConfiguration: Sendable {
         threads: Int? = nil,
         token: String? = nil,
         maxSessions: Int = 1_000_000,
+        memoryLimit: Int? = nil,
         sessionIdleTimeout: Duration = .seconds(86_400),
         limits: HTTPLimits = .default,
         drainTimeout: Duration = .seconds(8),
@@ -46,10 +52,18 @@ public struct ServerConfiguration: Sendable {
         self.threads = threads ?? CPULimits.current().usable
         self.token = token
         self.maxSessions = maxSessions
+        self.memoryLimit = memoryLimit
         self.sessionIdleTimeout = sessionIdleTimeout
         self.limits = limits
         self.drainTimeout = drainTimeout
         self.openAPIPath = openAPIPath
         self.clock = clock
+    }
+
+    /// ``memoryLimit``, or its default on this machine.
+    public var effectiveMemoryLimit: Int {
+        memoryLimit
+            ?? MemoryBudget.defaultLimit(
+                machineBytes: System.physicalMemoryBytes(), cgroupBytes: System.cgroupMemoryLimitBytes())
     }
 }

@@ -82,6 +82,46 @@ public enum System {
         return bytes
     }
 
+    /// The machine's physical memory in bytes (`sysconf`), `nil` when unknown.
+    public static func physicalMemoryBytes() -> Int? {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES))
+        let size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return nil }
+        let (bytes, overflow) = pages.multipliedReportingOverflow(by: size)
+        return overflow ? Int.max : bytes
+    }
+
+    /// The memory limit of this process's cgroup in bytes (v2 `memory.max`, else
+    /// v1 `memory.limit_in_bytes`), `nil` when there is none or it cannot be read.
+    public static func cgroupMemoryLimitBytes() -> Int? {
+        var candidates: [String] = []
+        // The cgroup of this process (v2: one line "0::/path").
+        if let own = readFile("/proc/self/cgroup", limit: 65_536) {
+            for line in String(decoding: own, as: UTF8.self).split(separator: "\n") where line.hasPrefix("0::") {
+                let path = String(line.dropFirst(3))
+                if path != "/" { candidates.append("/sys/fs/cgroup" + path + "/memory.max") }
+            }
+        }
+        candidates += ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        for path in candidates {
+            guard let bytes = readFile(path, limit: 64) else { continue }
+            var text = String(decoding: bytes, as: UTF8.self)
+            while text.last == "\n" || text.last == " " { text.removeLast() }
+            if text == "max" { return nil }
+            // cgroup v1 reports "no limit" as a huge number (near Int64.max rounded to pages).
+            guard let value = Int(text), value > 0, value < 1 << 60 else { return nil }
+            return value
+        }
+        return nil
+    }
+
+    /// Sleeps the calling thread.
+    public static func sleep(milliseconds: Int) {
+        var ts = timespec(tv_sec: milliseconds / 1_000, tv_nsec: (milliseconds % 1_000) * 1_000_000)
+        var left = timespec()
+        while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
+    }
+
     /// Resident set size of this process in bytes (`/proc/self/statm`), 0 when unknown.
     public static func residentBytes() -> Int {
         guard let bytes = readFile("/proc/self/statm") else { return 0 }

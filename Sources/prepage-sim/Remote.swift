@@ -32,15 +32,9 @@ final class RemotePolicies {
     func make(_ name: String, _ base: PrepageConfig) throws -> any SimulatedPolicy {
         guard let policy = PolicyName(rawValue: name) else { return try PolicyCatalog.make(name, base: base) }
         let id = "\(prefix)-\(sessions.count)-\(name)"
-        let c = base
-        let config = SessionConfig(
-            policy: policy.rawValue, minPages: c.minPages, maxPages: c.maxPages, k: c.k,
-            initialPages: c.initialPages, gap: c.gap, memoryPages: c.memoryPages, maxStreams: c.maxStreams,
-            pageSize: pageSize,
-            // The server takes a baseline's own fields only for that baseline.
-            forwardPages: policy == .forward ? c.forwardPages : nil,
-            backwardPages: policy == .forward ? c.backwardPages : nil,
-            raInitial: policy == .readahead ? c.raInitial : nil, raMax: policy == .readahead ? c.raMax : nil)
+        var c = base
+        c.policy = policy
+        let config = try Self.sessionConfig(c, pageSize: pageSize)
         do {
             try client.createSession(id, config: config)
         } catch {
@@ -51,6 +45,27 @@ final class RemotePolicies {
     }
 
     var factory: (String, PrepageConfig) throws -> any SimulatedPolicy { { try self.make($0, $1) } }
+
+    /// The client's session config for `config`: every field of the core's table that the
+    /// policy reads (the server refuses the others), through the JSON both sides share.
+    /// - Throws: when the client's config type has no room for one of them.
+    static func sessionConfig(_ config: PrepageConfig, pageSize: Int) throws -> SessionConfig {
+        var object: [String: Any] = ["page_size": pageSize, "labels": [String: String]()]
+        for field in PrepageConfig.fields where field.applies(to: config.policy) {
+            switch field.value(in: config) {
+            case .policy(let p): object[field.name] = p.rawValue
+            case .integer(let i): object[field.name] = i
+            case .real(let d): object[field.name] = d
+            }
+        }
+        let decoded = try JSONDecoder().decode(
+            SessionConfig.self, from: try JSONSerialization.data(withJSONObject: object))
+        let kept = try JSONSerialization.jsonObject(with: JSONEncoder().encode(decoded)) as? [String: Any] ?? [:]
+        if let lost = object.keys.sorted().first(where: { kept[$0] == nil }) {
+            throw RuntimeError("--server: the client library has no session field \(lost)")
+        }
+        return decoded
+    }
 }
 
 /// One session on the server, asked once per fault.

@@ -37,14 +37,34 @@ struct Prepaged: ParsableCommand {
         help: "File holding the bearer token every route but /livez, /healthz and /readyz requires (default: none).")
     var tokenFile: String?
 
-    @Option(help: "Most sessions held at once; one more is answered 429.")
+    @Option(help: "Most sessions held at once, 1 … 100000000; one more is answered 429.")
     var maxSessions = 1_000_000
 
-    @Option(help: "Remove a session without faults for this long: seconds, or 30s, 15m, 24h, 2d; 0 never.")
+    @Option(
+        help: """
+            Bytes sessions may hold in total (ids, labels, learned state), 1048576 … 1125899906842624, \
+            or with a suffix: 512M, 4G (powers of 1024). Past it a new session is answered 507 and a new \
+            stream reuses its least recently used slot. Default: a quarter of the cgroup's memory limit or \
+            of the machine's memory, whichever is smaller (here \(Self.defaultMemoryLimit)).
+            """)
+    var memoryLimit: String?
+
+    @Option(help: "Remove a session without faults for this long: seconds, or 30s, 15m, 24h, 2d, up to 3650d; 0 never.")
     var sessionIdleTimeout = "24h"
 
-    @Option(help: "Largest request body in bytes (a full batch of 65,536 faults fits in the default).")
+    @Option(
+        help: "Largest request body in bytes, 1024 … 1073741824 (a full batch of 65,536 faults fits in the default).")
     var maxBodyBytes = 4_194_304
+
+    /// Every numeric flag's accepted range: refused outside it at start (exit 2).
+    static let threadsRange = 1...1_024
+    static let maxSessionsRange = 1...100_000_000
+    static let maxBodyBytesRange = 1_024...(1 << 30)
+    static let memoryLimitRange = (1 << 20)...(1 << 50)
+    /// 3650 days: any duration in range is nanoseconds that fit 64 bits with room to add.
+    static let longestIdleTimeoutSeconds: Int64 = 3_650 * 86_400
+
+    static var defaultMemoryLimit: Int { ServerConfiguration().effectiveMemoryLimit }
 
     @Option(help: "Lowest level logged: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
@@ -68,16 +88,27 @@ struct Prepaged: ParsableCommand {
                 "--shutdown-delay \"\(shutdownDelay)\" is not a duration up to 1h; give seconds, or 5s, 1m; 0 closes at once")
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 … 65535, got \(port)") }
-        if let threads, !(1...1_024).contains(threads) {
+        if let threads, !Self.threadsRange.contains(threads) {
             throw ValidationError("--threads must be 1 … 1024, got \(threads)")
         }
-        guard maxSessions >= 1 else { throw ValidationError("--max-sessions must be at least 1, got \(maxSessions)") }
-        guard maxBodyBytes >= 1_024 else {
-            throw ValidationError("--max-body-bytes must be at least 1024, got \(maxBodyBytes)")
+        guard Self.maxSessionsRange.contains(maxSessions) else {
+            throw ValidationError("--max-sessions must be 1 … 100000000, got \(maxSessions)")
         }
-        guard Self.parseDuration(sessionIdleTimeout) != nil else {
+        guard Self.maxBodyBytesRange.contains(maxBodyBytes) else {
+            throw ValidationError("--max-body-bytes must be 1024 … 1073741824 (1 GiB), got \(maxBodyBytes)")
+        }
+        if let memoryLimit {
+            guard let bytes = Self.parseBytes(memoryLimit), Self.memoryLimitRange.contains(bytes) else {
+                throw ValidationError(
+                    "--memory-limit must be 1048576 … 1125899906842624 bytes (1 MiB … 1 PiB; suffixes K, M, G, T accepted), got \"\(memoryLimit)\""
+                )
+            }
+        }
+        guard let idle = Self.parseDuration(sessionIdleTimeout),
+            idle <= .seconds(Self.longestIdleTimeoutSeconds)
+        else {
             throw ValidationError(
-                "--session-idle-timeout \"\(sessionIdleTimeout)\" is not a duration; give seconds, or 30s, 15m, 24h, 2d; 0 never"
+                "--session-idle-timeout \"\(sessionIdleTimeout)\" is not a duration in 0 … 3650d; give seconds, or 30s, 15m, 24h, 2d; 0 never"
             )
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -89,11 +120,27 @@ struct Prepaged: ParsableCommand {
             throw ValidationError("--log-format \"\(logFormat)\" is unknown; accepted: text, json")
         }
         if let tokenFile {
-            guard let token = Self.readToken(tokenFile) else {
-                throw ValidationError("--token-file \(tokenFile): cannot read it, or it holds no token")
+            switch Self.readToken(tokenFile) {
+            case .success: break
+            case .failure(let problem): throw ValidationError("--token-file \(tokenFile): \(problem.reason)")
             }
-            _ = token
         }
+    }
+
+    /// `1073741824`, or with a suffix of powers of 1024: `512K`, `512M`, `4G`, `1T` (`KiB`, `MiB`… too).
+    static func parseBytes(_ text: String) -> Int? {
+        var digits = Substring(text)
+        var scale = 1
+        for (suffixes, s) in [(["KiB", "K", "k"], 1 << 10), (["MiB", "M", "m"], 1 << 20), (["GiB", "G", "g"], 1 << 30), (["TiB", "T", "t"], 1 << 40)] {
+            if let suffix = suffixes.first(where: { text.hasSuffix($0) }) {
+                digits = digits.dropLast(suffix.count)
+                scale = s
+                break
+            }
+        }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(digits) else { return nil }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: scale)
+        return overflow ? nil : bytes
     }
 
     /// `86400`, `30s`, `15m`, `24h`, `2d`; 0 means never.
@@ -113,10 +160,42 @@ struct Prepaged: ParsableCommand {
         return overflow ? nil : .seconds(seconds)
     }
 
-    static func readToken(_ path: String) -> String? {
-        guard let bytes = System.readFile(path) else { return nil }
-        let token = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
-        return token.isEmpty ? nil : token
+    struct TokenProblem: Error {
+        var reason: String
+    }
+
+    /// The token in a file: its bytes, less one trailing newline (LF or CRLF).
+    /// Anything else that is not a visible ASCII character — an inner newline, a
+    /// space, a tab, a control byte — is refused: no client could send it in
+    /// `Authorization: Bearer`, so nobody could authenticate.
+    static func readToken(_ path: String) -> Result<String, TokenProblem> {
+        guard var bytes = System.readFile(path, limit: 65_536) else {
+            return .failure(TokenProblem(reason: "cannot read it"))
+        }
+        if bytes.last == 0x0A { bytes.removeLast() }
+        if bytes.last == 0x0D { bytes.removeLast() }
+        guard !bytes.isEmpty else {
+            return .failure(TokenProblem(reason: "it holds no token (the file is empty)"))
+        }
+        guard bytes.count <= 4_096 else {
+            return .failure(TokenProblem(reason: "the token is \(bytes.count) bytes; at most 4096 are accepted"))
+        }
+        if let i = bytes.firstIndex(where: { $0 <= 0x20 || $0 >= 0x7F }) {
+            let what: String
+            switch bytes[i] {
+            case 0x0A: what = "a newline"
+            case 0x0D: what = "a carriage return"
+            case 0x20: what = "a space"
+            case 0x09: what = "a tab"
+            default: what = "the byte 0x\(String(bytes[i], radix: 16))"
+            }
+            return .failure(
+                TokenProblem(
+                    reason:
+                        "the token holds \(what) at byte \(i); it must be one line of visible ASCII characters (only one trailing newline is trimmed)"
+                ))
+        }
+        return .success(String(decoding: bytes, as: UTF8.self))
     }
 
     func run() throws {
@@ -130,9 +209,9 @@ struct Prepaged: ParsableCommand {
         var limits = HTTPLimits()
         limits.maxBodyBytes = maxBodyBytes
         let configuration = ServerConfiguration(
-            host: host, port: port, threads: threads, token: tokenFile.flatMap(Self.readToken),
-            maxSessions: maxSessions, sessionIdleTimeout: Self.parseDuration(sessionIdleTimeout)!,
-            limits: limits)
+            host: host, port: port, threads: threads, token: tokenFile.flatMap { try? Self.readToken($0).get() },
+            maxSessions: maxSessions, memoryLimit: memoryLimit.flatMap(Self.parseBytes),
+            sessionIdleTimeout: Self.parseDuration(sessionIdleTimeout)!, limits: limits)
         let server = Server(configuration: configuration, logger: logger)
         do {
             try server.start()
@@ -142,11 +221,13 @@ struct Prepaged: ParsableCommand {
                 // usage error, not a crash, and a message that names the address.
                 let address = Server.hostPort(host, port)
                 logger.critical("cannot start: address in use", metadata: ["address": "\(address)"])
+                LogQueue.shared.flush(timeoutMilliseconds: 2_000)
                 System.writeStandardError(
                     Array("prepaged: address in use: \(address) (another process listens there)\n".utf8))
                 throw ExitCode(2)
             }
             logger.critical("cannot start", metadata: ["error": "\(error)"])
+            LogQueue.shared.flush(timeoutMilliseconds: 2_000)
             throw ExitCode(1)
         }
         ServiceNotify.send("READY=1\nSTATUS=listening on \(Server.hostPort(host, server.port))")
@@ -165,17 +246,11 @@ struct Prepaged: ParsableCommand {
         server.shutdown()
         server.wait()
         logger.info("stopped")
+        // The log queue's last lines, unless stderr is stuck: exit regardless after a while.
+        LogQueue.shared.flush(timeoutMilliseconds: 1_000)
     }
 }
 
-extension String {
-    var trimmingWhitespace: String {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s.removeFirst() }
-        while let c = s.last, c.isWhitespace { s.removeLast() }
-        return String(s)
-    }
-}
 
 /// The `PREPAGE_<NAME>=value` settings used, for error messages.
 nonisolated(unsafe) var environmentOptions: [String] = []
@@ -184,7 +259,7 @@ nonisolated(unsafe) var environmentOptions: [String] = []
 /// for the options the command line does not give (the command line wins).
 func argumentsWithEnvironment() -> [String] {
     let options = [
-        "host", "port", "threads", "token-file", "max-sessions", "session-idle-timeout",
+        "host", "port", "threads", "token-file", "max-sessions", "memory-limit", "session-idle-timeout",
         "max-body-bytes", "log-level", "log-format", "shutdown-delay",
     ]
     let given = CommandLine.arguments.dropFirst()

@@ -14,12 +14,12 @@ import Testing
     @Test func compareThroughTheServerEqualsInProcess() throws {
         let args = [
             "compare", "--only", "noise-around", "--seeds", "2", "--scale", "0.05",
-            "--policies", "none,forward,readahead,dp,dp-literal,oracle",
+            "--policies", "none,forward,readahead,dp,dp-literal,dp-plus,oracle",
         ]
         let local = try sim(args)
         let remote = try sim(args + ["--server", server.url])
         #expect(local.status == 0 && remote.status == 0, "\(remote.stderr)")
-        #expect(local.stdout.contains("dp-literal"))
+        #expect(local.stdout.contains("dp-literal") && local.stdout.contains("dp-plus"))
         #expect(remote.stdout == local.stdout)
     }
 
@@ -28,7 +28,7 @@ import Testing
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("sim-\(getpid()).trace")
         try trace.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        for policy in ["dp", "readahead"] {
+        for policy in ["dp", "readahead", "dp-plus"] {
             let local = try sim(["replay", "--trace", file.path, "--policy", policy])
             let remote = try sim(["replay", "--trace", file.path, "--policy", policy, "--server", server.url])
             #expect(local.status == 0 && remote.status == 0, "\(remote.stderr)")
@@ -37,8 +37,14 @@ import Testing
     }
 
     @Test func leavesNoSessionBehind() throws {
-        _ = try sim(["compare", "--only", "fsd-clean", "--seeds", "1", "--scale", "0.02", "--policies", "dp", "--server", server.url])
+        let compare = try sim([
+            "compare", "--only", "fsd-clean", "--seeds", "1", "--scale", "0.02", "--policies", "dp,dp-plus",
+            "--server", server.url,
+        ])
+        #expect(compare.status == 0, "\(compare.stderr)")
         let list = try prepagectl(["session", "list", "--url", server.url, "--json"])
+        #expect(list.status == 0, "\(list.stderr)")
+        #expect(list.stdout.contains("\"sessions\""))
         #expect(!list.stdout.contains("prepage-sim-"))
     }
 

@@ -179,6 +179,27 @@ import Testing
         #expect(plus.learned.transitions == 64 && plus.learned.slots.count == 64)
     }
 
+    /// Past a memory budget its tables stop growing: a new case takes the least recently
+    /// used slot, a new transition evicts one, as when full; the windows stay valid.
+    @Test func tablesGrowOnlyWithinTheAllowance() throws {
+        var capped = try Prepager(config: PrepageConfig(policy: .dpPlus))
+        var free = try Prepager(config: PrepageConfig(policy: .dpPlus))
+        var rng = SplitMix64(seed: 9)
+        var base = 0
+        for i in 0..<3_000 {
+            if i % 5 == 0 { base = Int.random(in: 0..<(1 << 30), using: &rng) }
+            let p = base + (i % 5) * Int.random(in: 1...40, using: &rng)
+            let allowance = i < 20 ? Int.max : 0
+            let d = try capped.decide(page: p, stream: 0, growthAllowance: allowance)
+            #expect(d.start <= p && p < d.start + d.count)
+            _ = try free.decide(page: p, stream: 0)
+        }
+        let cappedSlots = capped.snapshot.plus!.slots.count
+        #expect(cappedSlots >= 1 && cappedSlots < 64, "\(cappedSlots) slots")
+        #expect(free.snapshot.plus!.slots.count == 64)
+        #expect(capped.accountedBytes < free.accountedBytes)
+    }
+
     @Test func anIdleSessionHoldsNoTables() throws {
         let plus = try DynamicPrepagePlus(config: PrepageConfig(policy: .dpPlus))
         #expect(plus.accountedBytes == 0)

@@ -75,12 +75,21 @@ func failure(_ s: String, limits: HTTPLimits = .default) -> HTTPError? {
 /// of the given sizes (cycled); after each arrival every complete request is
 /// consumed. Returns every result other than `needMore`, then a final
 /// `needMore` if bytes are left over without a verdict.
-func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default) -> [Parsed] {
+///
+/// After `needMore` and `sendContinue` it drops what the parser no longer needs
+/// (``HTTPParser/discardConsumed()``), as the server does, unless `discard` is `false`.
+func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default, discard: Bool = true) -> [Parsed] {
     var parser = HTTPParser(limits: limits)
     var buffer: [UInt8] = []
     var results: [Parsed] = []
     var sent = 0
     var piece = 0
+    /// Bytes of the request in progress already dropped.
+    var dropped = 0
+    func drop(_ n: Int) -> Int {
+        buffer.removeFirst(n)
+        return n
+    }
     while sent < input.count {
         let n = min(max(1, pieces[piece % pieces.count]), input.count - sent)
         piece += 1
@@ -90,13 +99,17 @@ func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default) -> [P
             let r = parser.parse(buffer)
             switch r {
             case .needMore:
+                if discard { dropped += drop(parser.discardConsumed()) }
                 break loop
             case .sendContinue:
                 results.append(.sendContinue)
+                if discard { dropped += drop(parser.discardConsumed()) }
                 break loop
-            case .request(_, let consumed):
+            case .request(let request, let consumed):
                 precondition(consumed > 0 && consumed <= buffer.count)
-                results.append(Parsed(r))
+                // Reported as if nothing had been dropped: the request's whole length.
+                results.append(.request(Summary(request), consumed: consumed + dropped))
+                dropped = 0
                 buffer.removeFirst(consumed)
                 if buffer.isEmpty { break loop }
             case .failure:
@@ -105,7 +118,7 @@ func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default) -> [P
             }
         }
     }
-    if !buffer.isEmpty { results.append(.needMore) }
+    if !buffer.isEmpty || parser.hasPartialRequest { results.append(.needMore) }
     return results
 }
 

@@ -16,13 +16,15 @@ final class TestServer: @unchecked Sendable {
     init(
         threads: Int = 2, token: String? = nil, maxSessions: Int = 1_000, limits: HTTPLimits = .default,
         idleTimeout: Duration = .seconds(86_400), clock: any WallClock = SystemClock(),
-        drainTimeout: Duration = .seconds(8)
+        drainTimeout: Duration = .seconds(8), memoryLimit: Int? = nil, logger: Logger? = nil
     ) throws {
         let config = ServerConfiguration(
             host: "127.0.0.1", port: 0, threads: threads, token: token, maxSessions: maxSessions,
-            sessionIdleTimeout: idleTimeout, limits: limits, drainTimeout: drainTimeout, clock: clock)
+            memoryLimit: memoryLimit, sessionIdleTimeout: idleTimeout, limits: limits, drainTimeout: drainTimeout,
+            clock: clock)
         server = Server(
-            configuration: config, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            configuration: config,
+            logger: logger ?? Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try server.start()
     }
 

@@ -13,11 +13,14 @@ public final class Session: Sendable {
     public let createdAt: Int64
     let state: Mutex<SessionState>
 
-    init(id: String, config: SessionConfig, prepager: Prepager, now: Int64) {
+    init(id: String, config: SessionConfig, prepager: Prepager, now: Int64, fixedBytes: Int = 0) {
         self.id = id
         self.config = config
         createdAt = now
-        state = Mutex(SessionState(prepager: prepager, lastActivity: now))
+        state = Mutex(
+            SessionState(
+                prepager: prepager, lastActivity: now, fixedBytes: fixedBytes,
+                prepagerBytes: prepager.accountedBytes))
     }
 }
 
@@ -27,6 +30,39 @@ struct SessionState: Sendable {
     var stats = SessionStats()
     /// Last fault, read or reset (wall-clock nanoseconds): what idle expiry looks at.
     var lastActivity: Int64
+    /// Bytes charged to the memory budget for the object, id and labels (at most a
+    /// few tens of KB: 32 bits keep an idle session small).
+    private var fixed: UInt32
+    /// Bytes charged for the policy state: its ``Prepager/accountedBytes`` when last counted.
+    private var policy: UInt32
+
+    var fixedBytes: Int { Int(fixed) }
+    var prepagerBytes: Int { Int(policy) }
+    /// Removed from the store (deleted or expired). Set under this lock, so that a
+    /// fault that finds the session afterwards is not decided here: it looks the id
+    /// up again. Every fault answered is thus in the document of the session that
+    /// decided it.
+    var removed = false
+
+    init(prepager: Prepager, lastActivity: Int64, fixedBytes: Int, prepagerBytes: Int) {
+        self.prepager = prepager
+        self.lastActivity = lastActivity
+        fixed = UInt32(clamping: fixedBytes)
+        policy = UInt32(clamping: prepagerBytes)
+    }
+
+    /// Every byte this session has charged to the budget.
+    var accountedBytes: Int { fixedBytes + prepagerBytes }
+
+    /// Charges the policy state's growth (or shrinking) since it was last counted.
+    @inline(__always)
+    mutating func recount(_ budget: MemoryBudget) {
+        let now = UInt32(clamping: prepager.accountedBytes)
+        if now != policy {
+            budget.adjust(Int(now) - Int(policy))
+            policy = now
+        }
+    }
 
     /// Counts one decided fault.
     @inline(__always)

@@ -19,6 +19,13 @@ public protocol SessionStore: AnyObject, Sendable {
     func expireIdle(now: Int64, idleTimeout: Int64) -> Int
     /// Counters for `/metrics`.
     var counts: SessionCounts { get }
+    /// The memory budget sessions are charged to.
+    var budget: MemoryBudget { get }
+}
+
+extension SessionStore {
+    /// A store that keeps no budget never refuses for memory.
+    public var budget: MemoryBudget { MemoryBudget.unlimited }
 }
 
 /// Session counters for `/metrics`.
@@ -45,9 +52,12 @@ public final class SessionRegistry: SessionStore {
     private let expired = Atomic<UInt64>(0)
     /// Most sessions at once. Default 1,000,000.
     public let maxSessions: Int
+    /// What sessions may hold in memory (`--memory-limit`).
+    public let budget: MemoryBudget
 
-    public init(maxSessions: Int = 1_000_000) {
+    public init(maxSessions: Int = 1_000_000, memoryLimit: Int = Int.max) {
         self.maxSessions = maxSessions
+        budget = MemoryBudget(limit: memoryLimit)
         shards = (0..<Self.shardCount).map { _ in Shard() }
     }
 
@@ -100,7 +110,18 @@ public final class SessionRegistry: SessionStore {
                 live.subtract(1, ordering: .relaxed)
                 return .failure(APIProblemBox(problem: APIProblem(.invalidField, String(describing: error))))
             }
-            let session = Session(id: id, config: config, prepager: prepager, now: now)
+            let fixed = Session.fixedBytes(id: id, config: config)
+            let needed = fixed + prepager.accountedBytes
+            guard budget.reserve(needed) else {
+                live.subtract(1, ordering: .relaxed)
+                return .failure(
+                    APIProblemBox(
+                        problem: APIProblem(
+                            .memoryLimit,
+                            "the sessions' memory budget is spent: \(budget.usedBytes) of \(budget.limit) bytes held (--memory-limit), and this session needs \(needed); delete sessions or raise --memory-limit"
+                        )))
+            }
+            let session = Session(id: id, config: config, prepager: prepager, now: now, fixedBytes: fixed)
             map[id] = session
             created.add(1, ordering: .relaxed)
             return .success((session, true))
@@ -110,8 +131,21 @@ public final class SessionRegistry: SessionStore {
 
     public func remove(_ id: String) -> Session? {
         let removed = shards[shard(id)].map.withLock { $0.removeValue(forKey: id) }
-        if removed != nil { live.subtract(1, ordering: .relaxed) }
+        if let removed {
+            live.subtract(1, ordering: .relaxed)
+            retire(removed)
+        }
         return removed
+    }
+
+    /// Marks a session removed under its lock (a fault that took the lock first is
+    /// in its document; one after looks the id up again) and gives its bytes back.
+    private func retire(_ session: Session) {
+        let bytes = session.state.withLock { st in
+            st.removed = true
+            return st.accountedBytes
+        }
+        budget.adjust(-bytes)
     }
 
     public func list(after: String?, limit: Int) -> (sessions: [Session], more: Bool) {
@@ -148,10 +182,19 @@ public final class SessionRegistry: SessionStore {
             // Find first (no copy of the dictionary), then remove only what expired.
             let n = shard.map.withLock { map in
                 var idle: [String] = []
-                for (id, session) in map where now - session.state.withLock({ $0.lastActivity }) >= idleTimeout {
-                    idle.append(id)
+                var bytes = 0
+                for (id, session) in map {
+                    // Decided and marked under the session's lock: a fault cannot slip in between.
+                    let expired = session.state.withLock { st in
+                        guard now &- st.lastActivity >= idleTimeout else { return false }
+                        st.removed = true
+                        bytes += st.accountedBytes
+                        return true
+                    }
+                    if expired { idle.append(id) }
                 }
                 for id in idle { map.removeValue(forKey: id) }
+                budget.adjust(-bytes)
                 return idle.count
             }
             total += n

@@ -9,7 +9,7 @@ RELEASE     := $(SWIFT) build -c release $(SWIFT_FLAGS)
 # Debian packages the build needs (C client: libcurl + jansson, found by pkg-config).
 DEB_PACKAGES := libcurl4-openssl-dev libjansson-dev pkg-config curl
 
-.PHONY: all deps build run demo test test-swift test-deploy test-schemathesis bench-core check-imports results clean help
+.PHONY: all deps build run demo test test-swift test-deploy test-schemathesis test-python-client bench-core check-imports results clean help
 
 all: build
 
@@ -48,11 +48,11 @@ demo: deps
 
 ## test: every test the project has, in the order CI runs them: layering, the Swift
 ## tests (core, HTTP, server, client, simulator), a mutation fuzzer against the live
-## server (mk/fuzz.mk), openapi.yaml, schemathesis against a live server, the C
-## library under ASan, the deployment files, the post-copy run on userfaultfd, and
-## the QEMU 7.2 patches applied to Debian's source and compiled (make test-qemu
-## migrates a real guest; it needs a full QEMU build, see mk/qemu.mk).
-test: deps check-imports test-swift test-fuzz-server check-openapi test-schemathesis test-c test-deploy postcopy-test qemu-check
+## server (mk/fuzz.mk), openapi.yaml, schemathesis against a live server, the generated
+## Python client against a live server, the C library under ASan, the deployment files,
+## the post-copy run on userfaultfd, and the QEMU 7.2 patches applied to Debian's source
+## and compiled (make test-qemu migrates a real guest; it needs a full QEMU build, see mk/qemu.mk).
+test: deps check-imports test-swift test-fuzz-server check-openapi test-schemathesis test-python-client test-c test-deploy postcopy-test qemu-check
 
 test-swift:
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
@@ -68,9 +68,15 @@ test-deploy: deps
 test-schemathesis:
 	bash scripts/schemathesis.sh --serve .build/debug/prepaged
 
-## check-imports: PrepageCore imports nothing; libraries below the server know no sessions.
+## test-python-client: the Python client generated from openapi.yaml (openapi-python-client) drives a live prepaged.
+test-python-client:
+	bash scripts/test-python-client.sh .build/debug/prepaged
+
+## check-imports: PrepageCore imports nothing; libraries below the server know no sessions;
+## no file points outside the repository (scripts/check-standalone.sh).
 check-imports:
 	@bash scripts/check-imports.sh
+	@bash scripts/check-standalone.sh
 
 ## bench-core: DP decisions per second on a precomputed 10-million-fault FSD trace.
 bench-core: deps

@@ -20,9 +20,13 @@ let package = Package(
         .executable(name: "prepage-sim", targets: ["prepage-sim"]),
         .executable(name: "prepagectl", targets: ["prepagectl"]),
     ],
+    // Pinned to exact versions: neither package depends on another, so these two
+    // lines fix the whole graph. Package.resolved stays out of git because it
+    // records commit ids, and the mirror this project's CI builds from has other
+    // commit ids than GitHub for the same tags (docs/deploy.md).
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         // The algorithms. Swift standard library only: no Foundation, no Glibc, no I/O.

@@ -38,7 +38,7 @@ cc -shared -fPIC -O2 Benchmarks/client-bench/count_alloc.c -o "$work/count_alloc
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
-taskset -c 0 "$PREPAGED" --host 127.0.0.1 --port "$port" --threads 1 --log-level error >"$work/prepaged.log" 2>&1 &
+taskset -c 0 "$PREPAGED" --host 127.0.0.1 --port "$port" --shutdown-delay 0 --threads 1 --log-level error >"$work/prepaged.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 500); do curl -fs "$url/livez" >/dev/null 2>&1 && break; sleep 0.02; done
 

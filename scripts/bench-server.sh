@@ -87,7 +87,7 @@ ticks_per_second="$(getconf CLK_TCK)"
 # --- servers -----------------------------------------------------------------
 prepaged_port="$(free_port)"
 say "starting prepaged on 127.0.0.1:$prepaged_port, pinned to CPU $server_cpu"
-taskset -c "$server_cpu" "$PREPAGED" --host 127.0.0.1 --port "$prepaged_port" --threads 1 \
+taskset -c "$server_cpu" "$PREPAGED" --host 127.0.0.1 --port "$prepaged_port" --shutdown-delay 0 --threads 1 \
     --max-sessions $((idle_sessions + sessions + 16)) --log-level error \
     >"$tmp/prepaged.log" 2>&1 &
 prepaged_pid=$!

@@ -155,7 +155,7 @@ def main():
         tf = tempfile.NamedTemporaryFile("w", delete=False, prefix="fuzz-token-")
         tf.write(a.token + "\n")
         tf.close()
-        proc = subprocess.Popen([a.serve, "--port", str(port), "--threads", "2", "--token-file", tf.name,
+        proc = subprocess.Popen([a.serve, "--port", str(port), "--threads", "2", "--shutdown-delay", "0", "--token-file", tf.name,
                                  "--log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         host = "127.0.0.1"
         for _ in range(200):

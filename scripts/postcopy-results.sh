@@ -31,7 +31,7 @@ if [ -z "${PREPAGED_URL:-}" ]; then
     PREPAGED=${PREPAGED:-.build/release/prepaged}
     [ -x "$PREPAGED" ] || swift build -c release --product prepaged
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    "$PREPAGED" --host 127.0.0.1 --port "$port" --log-level warning >/dev/null 2>&1 &
+    "$PREPAGED" --host 127.0.0.1 --port "$port" --shutdown-delay 0 --log-level warning >/dev/null 2>&1 &
     server_pid=$!
     PREPAGED_URL="http://127.0.0.1:$port"
     for _ in $(seq 1 100); do curl -fs "$PREPAGED_URL/readyz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -63,7 +63,7 @@ if [[ $serve == 1 ]]; then
     token="schemathesis-$port"
     printf '%s\n' "$token" >"$workdir/token"
     # Run from the repository so that the server serves this openapi.yaml.
-    (cd "$root" && exec "$binary" --host 127.0.0.1 --port "$port" --token-file "$workdir/token" --log-level warning) \
+    (cd "$root" && exec "$binary" --host 127.0.0.1 --port "$port" --shutdown-delay 0 --token-file "$workdir/token" --log-level warning) \
         >"$workdir/prepaged.log" 2>&1 &
     server_pid=$!
     stop_server() {

@@ -83,7 +83,7 @@ unset PKG_CONFIG_LIBDIR
 
 # 2. The example agents against a real server.
 # Port 0, read back from the server's "listening address=127.0.0.1:PORT" line.
-"$PREPAGED" --host 127.0.0.1 --port 0 --log-format text >"$work/prepaged.log" 2>&1 &
+"$PREPAGED" --host 127.0.0.1 --port 0 --shutdown-delay 0 --log-format text >"$work/prepaged.log" 2>&1 &
 server_pid=$!
 port=
 for _ in $(seq 1 500); do
@@ -123,6 +123,10 @@ if cc -std=c11 -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -Wall
     if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
         passed=$((passed + BASH_REMATCH[1]))
         failed=$((failed + BASH_REMATCH[2]))
+        ok "test_client reported its tally"
+    else
+        # A run that printed no tally did not run its checks, whatever its exit status.
+        bad "test_client printed no \"N passed, N failed\" line (last line: '$line')"
     fi
     if grep -q "Sanitizer" "$work/test.err"; then bad "sanitizers: errors or leaks reported"; else ok "sanitizers: no errors, no leaks"; fi
     [ "$rc" -eq 0 ] && ok "test_client exit 0" || bad "test_client exit $rc"

@@ -86,7 +86,7 @@ if [ -z "${PREPAGED_URL:-}" ]; then
         }
     fi
     port=$(free_port)
-    "$PREPAGED" --host 127.0.0.1 --port "$port" >"$tmp/prepaged.log" 2>&1 &
+    "$PREPAGED" --host 127.0.0.1 --port "$port" --shutdown-delay 0 >"$tmp/prepaged.log" 2>&1 &
     server_pid=$!
     PREPAGED_URL="http://127.0.0.1:$port"
     for _ in $(seq 1 100); do

@@ -16,3 +16,13 @@ static inline int cepoll_accept4(int fd, int flags) {
 static inline void cepoll_set_thread_name(const char *name) {
     prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }
+
+#include <unistd.h>
+#include <sys/syscall.h>
+
+// The calling thread's CPU affinity mask (sched_getaffinity(2) as a raw system
+// call: glibc's wrapper and CPU_COUNT need _GNU_SOURCE). Returns the bytes of
+// the mask the kernel wrote, or -1 with errno set.
+static inline long cepoll_affinity(unsigned char *mask, unsigned long bytes) {
+    return syscall(SYS_sched_getaffinity, 0, bytes, mask);
+}

@@ -409,7 +409,7 @@ int pp__fail(pp_client *c, int err, const char *fmt, ...) {
     return -1;
 }
 
-/* api.md: a session id matches [A-Za-z0-9._:-]{1,128}. */
+/* docs/api.md: a session id matches [A-Za-z0-9._:-]{1,128}. */
 int pp__valid_id(const char *id) {
     if (id == NULL) return 0;
     size_t n = 0;

@@ -76,7 +76,7 @@ static const char *scan_hex(const char *p, uint64_t *v) {
 }
 
 /* A number as the server may write it: an integer, or a string of decimal
- * or 0x hexadecimal (api.md). */
+ * or 0x hexadecimal (docs/api.md). */
 static const char *scan_number(const char *p, uint64_t *v) {
     if (*p != '"') return scan_dec(p, v);
     p++;

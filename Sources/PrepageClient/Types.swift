@@ -1,5 +1,5 @@
 // Value types of the client: options, session configuration and documents,
-// decisions and errors. Coding keys are the field names of api.md, so a value
+// decisions and errors. Coding keys are the field names of docs/api.md, so a value
 // encodes to the same JSON the server speaks (prepagectl --json relies on it).
 
 /// How a ``PrepageClient`` connects, times out, retries and recovers.
@@ -65,7 +65,7 @@ public struct PrepageClientOptions: Sendable, Hashable {
     }
 }
 
-/// A session's configuration (api.md, dp.md).
+/// A session's configuration (docs/api.md, docs/dp.md).
 ///
 /// `nil` leaves a field to the server's default when creating; in a
 /// ``Session`` returned by the server every field is set.

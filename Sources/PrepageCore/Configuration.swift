@@ -6,7 +6,7 @@
 public enum PolicyName: String, Sendable, Hashable, CaseIterable {
     /// Dynamic Prepage as `docs/dp.md` fixes it.
     case dp
-    /// The paper read to the letter, kept for comparison (`dp.md`, last section).
+    /// The paper read to the letter, kept for comparison (`docs/dp.md`, last section).
     case dpLiteral = "dp-literal"
     /// The faulting page only (QEMU's post-copy default).
     case none
@@ -27,7 +27,7 @@ public enum PolicyName: String, Sendable, Hashable, CaseIterable {
     }
 }
 
-/// A session's configuration: the table of `dp.md`.
+/// A session's configuration: the table of `docs/dp.md`.
 ///
 /// Build one with the memberwise initialiser (every argument has the
 /// documented default) and call ``validated()`` before use: an invalid value
@@ -138,7 +138,7 @@ public struct PrepageConfig: Sendable, Hashable {
         clamp(initialPages ?? minPages, minPages, maxPages)
     }
 
-    /// Checks every field against the table of `dp.md`.
+    /// Checks every field against the table of `docs/dp.md`.
     ///
     /// - Returns: the same configuration with `initialPages` set and clamped.
     /// - Throws: ``ConfigError`` for the first field out of its range, in table order.
@@ -222,7 +222,7 @@ public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// `max(a, min(x, b))`, as `dp.md` defines it.
+/// `max(a, min(x, b))`, as `docs/dp.md` defines it.
 @inline(__always)
 func clamp(_ x: Int, _ a: Int, _ b: Int) -> Int {
     max(a, min(x, b))

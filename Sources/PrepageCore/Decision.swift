@@ -1,4 +1,4 @@
-/// What a fault was taken to mean (`dp.md`, "The answer").
+/// What a fault was taken to mean (`docs/dp.md`, "The answer").
 public enum Outcome: UInt8, Sendable, Hashable, CaseIterable {
     /// The first fault of a stream (step 0).
     case first

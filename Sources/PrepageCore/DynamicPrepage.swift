@@ -1,4 +1,4 @@
-/// The DP (Dynamic Prepage) state of one session, exactly as `dp.md` fixes it.
+/// The DP (Dynamic Prepage) state of one session, exactly as `docs/dp.md` fixes it.
 ///
 /// What is learned — `NMin`, `NMax`, `MinRecord`, `MaxRecord` — is shared by
 /// the session; what a case is doing is kept per stream (vCPU), at most
@@ -43,7 +43,7 @@ public struct DynamicPrepage: Sendable {
         streams = Streams(maxStreams: config.maxStreams)
     }
 
-    /// Decides one fault of page `page` raised by stream `stream` (`dp.md`, "On each fault").
+    /// Decides one fault of page `page` raised by stream `stream` (`docs/dp.md`, "On each fault").
     ///
     /// - Throws: ``FaultError`` for a fault outside guest memory; nothing changes then.
     @inline(__always)

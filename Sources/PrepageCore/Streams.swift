@@ -1,5 +1,5 @@
 /// The streams (vCPUs) of one session and their last windows: step 1 of
-/// `dp.md` and the least-recently-used eviction, shared by every policy that
+/// `docs/dp.md` and the least-recently-used eviction, shared by every policy that
 /// tracks a case per stream.
 ///
 /// Copy on write: the table is a class, copied when a mutation finds it shared.
@@ -107,7 +107,7 @@ struct Streams: Sendable {
     }
 }
 
-/// The case of one stream (`dp.md`, "State"); its window lives beside it in the table.
+/// The case of one stream (`docs/dp.md`, "State"); its window lives beside it in the table.
 struct CaseState: Sendable {
     var ntest: Int
     var caseGuess: Int

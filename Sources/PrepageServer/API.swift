@@ -60,7 +60,7 @@ final class LoopContext {
     }
 }
 
-/// The routes of api.md: from a parsed request to a ``Reply``. Shared by every loop.
+/// The routes of docs/api.md: from a parsed request to a ``Reply``. Shared by every loop.
 final class API: Sendable {
     let store: any SessionStore
     let clock: any WallClock
@@ -96,9 +96,14 @@ final class API: Sendable {
     }
 
     /// Routes and answers one request. Never throws: every failure is a problem reply.
+    ///
+    /// Every JSON answer ends with a newline: `curl` output then ends its line, and JSON
+    /// allows whitespace after the value (RFC 8259 §2), so parsers do not mind.
     func handle(_ req: HTTPRequest, route match: RouteMatch?, _ ctx: LoopContext) -> Reply {
         do {
-            return try dispatch(req, match, ctx)
+            var reply = try dispatch(req, match, ctx)
+            if reply.contentType == Reply.json { reply.body.append(0x0A) }
+            return reply
         } catch {
             if let session = error.unchecked, let peers = cluster.peers {
                 // A restored session at its first use: checked with the peers off the loop,
@@ -115,6 +120,7 @@ final class API: Sendable {
     func problem(_ p: APIProblem, _ ctx: LoopContext) -> Reply {
         var body = ctx.writer().bytes
         body.append(contentsOf: p.body())
+        body.append(0x0A)
         return Reply(
             status: p.kind.status, contentType: APIProblem.contentType, body: body, headers: p.headers,
             problemDetail: p.detail)
@@ -181,7 +187,7 @@ final class API: Sendable {
             for m in metricsSources { m.accumulate(into: &totals) }
             var text = LoopMetrics.render(
                 totals, sessions: store.counts, connections: connections.load(ordering: .relaxed),
-                ready: ready.load(ordering: .relaxed), residentBytes: System.residentBytes(),
+                ready: ready.load(ordering: .relaxed), process: ProcessStats.current(),
                 memory: (store.budget.usedBytes, store.budget.limit), logLinesDropped: LogQueue.shared.dropped)
             if let state = durable.state {
                 var more = ""

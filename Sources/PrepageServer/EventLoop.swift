@@ -69,7 +69,7 @@ final class EventLoop: @unchecked Sendable {
         let api = shared.api
         admit = { request in api.admits(request) }
         self.logger = logger
-        self.logger[metadataKey: "loop"] = "\(index)"
+        self.logger[metadataKey: "loop"] = .stringConvertible(index)
         idPrefix = Array((String(UInt32.random(in: 0...UInt32.max) | 0x1000_0000, radix: 16) + "-").utf8)
         generatedID.reserveCapacity(32)
         try epoll.add(listener, .readable)
@@ -365,7 +365,8 @@ final class EventLoop: @unchecked Sendable {
         context.giveBack(&reply.body)
         let micros = (System.monotonicNanoseconds() &- started) / 1_000
         context.metrics.request(route: route, status: reply.status, micros: micros)
-        let level: Logger.Level = reply.status >= 500 ? .error : .info
+        // A 503 from /readyz is the server saying it is starting or leaving, not a failure.
+        let level: Logger.Level = reply.status >= 500 && route != .readyz ? .error : .info
         if logger.logLevel <= level {
             var metadata: Logger.Metadata = [
                 "method": .string(method ?? request?.methodName ?? "-"),

@@ -71,7 +71,7 @@ public struct PrepageLogHandler: LogHandler {
                 w.raw(",")
                 w.string(key)
                 w.raw(":")
-                w.string(Self.text(value))
+                Self.json(value, &w)
             }
             w.raw("}")
             line = w.bytes
@@ -82,6 +82,45 @@ public struct PrepageLogHandler: LogHandler {
     }
 
     private static let reserved: Set<String> = ["time", "level", "logger", "message"]
+
+    /// A metadata value as JSON: a number given as a number (`.stringConvertible` of an
+    /// integer or a finite floating-point value: `"status":200`) is written as one; a
+    /// string stays a string, even when it holds digits (a request id); arrays and
+    /// dictionaries keep their shape.
+    static func json(_ value: Logger.Metadata.Value, _ w: inout JSONWriter) {
+        switch value {
+        case .string(let s):
+            w.string(s)
+        case .stringConvertible(let c):
+            switch c {
+            case let v as Int: w.int(v)
+            case let v as UInt64: w.uint(v)
+            case let v as Int64: w.int(Int(v))
+            case let v as UInt: w.uint(v)
+            case let v as Int32: w.int(Int(v))
+            case let v as UInt32: w.uint(v)
+            case let v as Double where v.isFinite: w.double(v)
+            case let v as Bool: w.bool(v)
+            default: w.string(c.description)
+            }
+        case .array(let values):
+            w.raw("[")
+            for (i, v) in values.enumerated() {
+                if i > 0 { w.raw(",") }
+                json(v, &w)
+            }
+            w.raw("]")
+        case .dictionary(let d):
+            w.raw("{")
+            for (i, key) in d.keys.sorted().enumerated() {
+                if i > 0 { w.raw(",") }
+                w.string(key)
+                w.raw(":")
+                json(d[key]!, &w)
+            }
+            w.raw("}")
+        }
+    }
 
     /// A metadata value as text, without interpolation for the common cases.
     @inline(__always)

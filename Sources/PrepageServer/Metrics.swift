@@ -1,4 +1,5 @@
 import PrepageCore
+import PrepageSockets
 import Synchronization
 
 /// Counters of one event loop. Only its thread adds to them (relaxed atomics,
@@ -13,12 +14,12 @@ final class LoopMetrics: @unchecked Sendable {
     ]
     static let routeSlots = Route.allCases.count + 1
 
-    // Layout of the counter block.
+    // Layout of the counter block: requests by route and status, then per route the
+    // histogram's buckets (the last is +Inf), its sum (µs) and its count.
     private static let requestsBase = 0
-    private static let bucketsBase = routeSlots * statusSlots
-    private static let durationSum = bucketsBase + bucketsMicros.count + 1
-    private static let durationCount = durationSum + 1
-    private static let outcomesBase = durationCount + 1
+    private static let histogramBase = routeSlots * statusSlots
+    private static let histogramStride = bucketsMicros.count + 3
+    private static let outcomesBase = histogramBase + routeSlots * histogramStride
     private static let pagesAdvised = outcomesBase + Outcome.allCases.count
     private static let size = pagesAdvised + 1
 
@@ -55,9 +56,10 @@ final class LoopMetrics: @unchecked Sendable {
         add(Self.requestsBase + r * Self.statusSlots + Self.statusSlot(status))
         var b = 0
         while b < Self.bucketsMicros.count && micros > Self.bucketsMicros[b] { b += 1 }
-        add(Self.bucketsBase + b)
-        add(Self.durationSum, micros)
-        add(Self.durationCount)
+        let h = Self.histogramBase + r * Self.histogramStride
+        add(h + b)
+        add(h + Self.bucketsMicros.count + 1, micros)
+        add(h + Self.bucketsMicros.count + 2)
     }
 
     /// Counts decided faults.
@@ -75,7 +77,7 @@ final class LoopMetrics: @unchecked Sendable {
 
     /// Renders the Prometheus text format (version 0.0.4) from summed counters.
     static func render(
-        _ t: [UInt64], sessions: SessionCounts, connections: Int, ready: Bool, residentBytes: Int,
+        _ t: [UInt64], sessions: SessionCounts, connections: Int, ready: Bool, process: ProcessStats,
         memory: (used: Int, limit: Int) = (0, 0), logLinesDropped: UInt64 = 0
     ) -> [UInt8] {
         var out = ""
@@ -92,17 +94,23 @@ final class LoopMetrics: @unchecked Sendable {
                 out += "prepage_requests_total{route=\"\(name)\",status=\"\(status)\"} \(v)\n"
             }
         }
-        out += "# HELP prepage_request_duration_seconds Time from a complete request to its response being queued.\n"
+        out += "# HELP prepage_request_duration_seconds Time from a complete request to its response being queued, by route template.\n"
         out += "# TYPE prepage_request_duration_seconds histogram\n"
-        var cumulative: UInt64 = 0
-        for (i, bound) in bucketsMicros.enumerated() {
-            cumulative &+= t[bucketsBase + i]
-            out += "prepage_request_duration_seconds_bucket{le=\"\(seconds(bound))\"} \(cumulative)\n"
+        for r in 0..<routeSlots {
+            let h = histogramBase + r * histogramStride
+            let count = t[h + bucketsMicros.count + 2]
+            guard count > 0 else { continue }
+            let name = r < Route.allCases.count ? Route(rawValue: r)!.template : "unmatched"
+            var cumulative: UInt64 = 0
+            for (i, bound) in bucketsMicros.enumerated() {
+                cumulative &+= t[h + i]
+                out += "prepage_request_duration_seconds_bucket{route=\"\(name)\",le=\"\(seconds(bound))\"} \(cumulative)\n"
+            }
+            cumulative &+= t[h + bucketsMicros.count]
+            out += "prepage_request_duration_seconds_bucket{route=\"\(name)\",le=\"+Inf\"} \(cumulative)\n"
+            out += "prepage_request_duration_seconds_sum{route=\"\(name)\"} \(seconds(t[h + bucketsMicros.count + 1]))\n"
+            out += "prepage_request_duration_seconds_count{route=\"\(name)\"} \(count)\n"
         }
-        cumulative &+= t[bucketsBase + bucketsMicros.count]
-        out += "prepage_request_duration_seconds_bucket{le=\"+Inf\"} \(cumulative)\n"
-        out += "prepage_request_duration_seconds_sum \(seconds(t[durationSum]))\n"
-        out += "prepage_request_duration_seconds_count \(t[durationCount])\n"
         out += "# HELP prepage_faults_total Faults decided, by outcome.\n"
         out += "# TYPE prepage_faults_total counter\n"
         for o in Outcome.allCases {
@@ -126,9 +134,9 @@ final class LoopMetrics: @unchecked Sendable {
         out += "# HELP prepage_ready 1 while the server accepts work, 0 while starting or draining.\n"
         out += "# TYPE prepage_ready gauge\n"
         out += "prepage_ready \(ready ? 1 : 0)\n"
-        out += "# HELP prepage_resident_memory_bytes Resident memory of the process.\n"
+        out += "# HELP prepage_resident_memory_bytes Resident memory of the process (the same as process_resident_memory_bytes).\n"
         out += "# TYPE prepage_resident_memory_bytes gauge\n"
-        out += "prepage_resident_memory_bytes \(residentBytes)\n"
+        out += "prepage_resident_memory_bytes \(process.residentBytes)\n"
         out += "# HELP prepage_session_memory_bytes Bytes sessions account for (ids, labels, learned state).\n"
         out += "# TYPE prepage_session_memory_bytes gauge\n"
         out += "prepage_session_memory_bytes \(memory.used)\n"
@@ -138,7 +146,34 @@ final class LoopMetrics: @unchecked Sendable {
         out += "# HELP prepage_log_lines_dropped_total Log lines dropped because standard error did not keep up.\n"
         out += "# TYPE prepage_log_lines_dropped_total counter\n"
         out += "prepage_log_lines_dropped_total \(logLinesDropped)\n"
+        out += "# HELP prepage_build_info The server's version and API version; the value is always 1.\n"
+        out += "# TYPE prepage_build_info gauge\n"
+        out += "prepage_build_info{version=\"\(API.version)\",api=\"\(API.apiVersion)\"} 1\n"
+        // The standard process metrics of Prometheus' client libraries, by their standard names.
+        out += "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+        out += "# TYPE process_cpu_seconds_total counter\n"
+        out += "process_cpu_seconds_total \(decimal(process.cpuSeconds))\n"
+        out += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+        out += "# TYPE process_resident_memory_bytes gauge\n"
+        out += "process_resident_memory_bytes \(process.residentBytes)\n"
+        out += "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+        out += "# TYPE process_virtual_memory_bytes gauge\n"
+        out += "process_virtual_memory_bytes \(process.virtualBytes)\n"
+        out += "# HELP process_open_fds Number of open file descriptors.\n"
+        out += "# TYPE process_open_fds gauge\n"
+        out += "process_open_fds \(process.openFDs)\n"
+        out += "# HELP process_max_fds Maximum number of open file descriptors.\n"
+        out += "# TYPE process_max_fds gauge\n"
+        out += "process_max_fds \(process.maxFDs)\n"
+        out += "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+        out += "# TYPE process_start_time_seconds gauge\n"
+        out += "process_start_time_seconds \(decimal(process.startTimeSeconds))\n"
         return Array(out.utf8)
+    }
+
+    /// A non-negative value with at most 6 decimals, no exponent (`12.34`).
+    private static func decimal(_ v: Double) -> String {
+        seconds(UInt64(max(0, v * 1_000_000).rounded()))
     }
 
     /// Microseconds as decimal seconds (`0.000025`).

@@ -50,12 +50,19 @@ public final class Server: @unchecked Sendable {
     /// The session store.
     public var store: any SessionStore { shared.api.store }
 
+    /// The server's version (semantic versioning), as `GET /version` and `prepaged --version` say.
+    public static var version: String { API.version }
+
     /// Binds one listener per event loop and starts the loops.
-    /// - Throws: ``SocketError`` when the address cannot be bound.
+    /// - Throws: ``SocketError`` when the address cannot be bound; with `EADDRINUSE`
+    ///   when another socket holds it, even one that would share it (`SO_REUSEPORT`).
     public func start() throws(SocketError) {
         let count = max(1, configuration.threads)
         var listeners: [Int32] = []
         do throws(SocketError) {
+            // The loops' listeners share the port with SO_REUSEPORT, which would let
+            // another process's listener share it too: check that nobody holds it first.
+            try Socket.claim(host: configuration.host, port: configuration.port)
             // The first listener fixes the port (the kernel's choice for port 0); the others share it.
             var port = configuration.port
             for _ in 0..<count {
@@ -146,10 +153,23 @@ public final class Server: @unchecked Sendable {
         logger.info(
             "listening",
             metadata: [
-                "address": "\(configuration.host):\(port)", "threads": "\(count)",
+                "address": "\(Self.hostPort(configuration.host, port))", "threads": .stringConvertible(count),
                 "auth": "\(configuration.token == nil ? "none" : "bearer")",
                 "memory_limit": "\(shared.api.store.budget.limit)",
             ])
+    }
+
+    /// `host:port` as people write it: `[::1]:7070` for IPv6.
+    public static func hostPort(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// Takes the server out of rotation: `/readyz` answers 503 from now on while every
+    /// other route keeps serving. Call it first when stopping, wait long enough for
+    /// load balancers and Kubernetes to see it (prepaged's `--shutdown-delay`), then
+    /// ``shutdown()``.
+    public func withdraw() {
+        shared.api.ready.store(false, ordering: .releasing)
     }
 
     /// Begins a graceful shutdown: `/readyz` answers 503, listeners close, requests in
@@ -291,7 +311,7 @@ final class ServerShared: Sendable {
     @discardableResult
     func expireIdleSessions(logger: Logger) -> Int {
         let n = api.store.expireIdle(now: api.clock.now(), idleTimeout: api.idleTimeout)
-        if n > 0 { logger.info("expired idle sessions", metadata: ["count": "\(n)"]) }
+        if n > 0 { logger.info("expired idle sessions", metadata: ["count": .stringConvertible(n)]) }
         return n
     }
 }

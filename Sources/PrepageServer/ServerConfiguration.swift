@@ -3,11 +3,13 @@ import PrepageSockets
 
 /// Everything that configures a ``Server``; the defaults are the service's.
 public struct ServerConfiguration: Sendable {
-    /// Address to listen on (numeric IPv4). Default `127.0.0.1`.
+    /// Address to listen on: numeric IPv4 or IPv6 (`::` takes IPv4 too), or `localhost`
+    /// (`127.0.0.1`). Default `127.0.0.1`.
     public var host: String
     /// Port; 0 lets the kernel choose (read ``Server/port`` after ``Server/start()``). Default 7070.
     public var port: Int
-    /// Event loops, one thread and one `SO_REUSEPORT` listener each. Default: one per core.
+    /// Event loops, one thread and one `SO_REUSEPORT` listener each. Default: the CPUs the
+    /// process may use, the smaller of its affinity and its cgroup's CPU quota (``CPULimits``).
     public var threads: Int
     /// The bearer token every route but the probes requires; `nil` for none. Default `nil`.
     public var token: String?
@@ -63,7 +65,7 @@ public struct ServerConfiguration: Sendable {
     ) {
         self.host = host
         self.port = port
-        self.threads = threads ?? System.processorCount
+        self.threads = threads ?? CPULimits.current().usable
         self.token = token
         self.maxSessions = maxSessions
         self.memoryLimit = memoryLimit

@@ -20,6 +20,9 @@ public struct SocketError: Error, Sendable, Hashable, CustomStringConvertible {
         SocketError(call: call, errno: Glibc.errno)
     }
 
+    /// Whether the address was taken (`EADDRINUSE`).
+    public var isAddressInUse: Bool { errno == EADDRINUSE }
+
     public var description: String {
         "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))"
     }

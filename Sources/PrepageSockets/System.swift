@@ -53,6 +53,26 @@ public enum System {
         return received
     }
 
+    /// Waits at most `milliseconds` for SIGTERM or SIGINT (blocked by
+    /// ``blockTerminationSignals()``); returns the signal, or `nil` when the time ran out.
+    public static func waitForTerminationSignal(milliseconds: Int) -> Int32? {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        let deadline = monotonicNanoseconds() &+ UInt64(max(0, milliseconds)) &* 1_000_000
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return nil }
+            let left = deadline - now
+            var timeout = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+            let received = sigtimedwait(&set, nil, &timeout)
+            if received > 0 { return received }
+            if errno == EAGAIN { return nil }
+            // EINTR: another signal; wait for the rest of the time.
+        }
+    }
+
     /// Reads a whole small file (a token file); `nil` when it cannot be read.
     public static func readFile(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

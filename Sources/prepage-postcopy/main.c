@@ -484,16 +484,25 @@ int main(int argc, char **argv)
     double bits = (double)(page_size + sizeof(pc_reply)) * 8.0;
     o.session_page_us = bits / (o.link.gbit_per_s * 1000.0);
     o.session_rtt_us = o.link.rtt_us;
+    int measured = 0;
     if (linkp && link.big_gbit > 0 && link.page_p50_us > 0) {
-        o.session_page_us = bits / (link.big_gbit * 1000.0);
-        o.session_rtt_us = link.page_p50_us - o.session_page_us;
+        double page_us = bits / (link.big_gbit * 1000.0);
+        double rtt_us = link.page_p50_us - page_us;
+        /* A measurement the machine disturbed (a round trip that vanishes, or a page that
+         * takes most of a 1-page fetch) would mislead the planner: keep the settings then. */
+        if (rtt_us >= page_us && rtt_us >= 0.25 * o.link.rtt_us) {
+            o.session_page_us = page_us;
+            o.session_rtt_us = rtt_us;
+            measured = 1;
+        } else {
+            fprintf(stderr, "prepage-postcopy: the link measured implausibly (1-page p50 %.1f us, page %.3f us):"
+                            " dp-plus sessions get the link's settings\n", link.page_p50_us, page_us);
+        }
     }
-    if (o.session_rtt_us < 0.001)
-        o.session_rtt_us = 0.001;
     for (size_t i = 0; i < npolicies; i++)
         if (strcmp(policies[i].name, "dp-plus") == 0) {
             fprintf(stderr, "prepage-postcopy: dp-plus sessions get rtt_us %.3f, page_us %.3f (%s)\n",
-                    o.session_rtt_us, o.session_page_us, linkp ? "measured" : "the link's settings");
+                    o.session_rtt_us, o.session_page_us, measured ? "measured" : "the link's settings");
             break;
         }
 

@@ -397,7 +397,7 @@ static int cmp_double(const void *a, const void *b)
 int pc_link_measure_run(const char *host, int port, size_t page_size,
                         const pc_link_config *link, uint64_t pages, pc_link_measure *out)
 {
-    enum { SAMPLES = 200, BIG_REQS = 8 };
+    enum { SAMPLES = 200, BIG_REQS = 8, BIG_TRIALS = 5 };
     uint32_t big = pages >= 256 ? 256 : (uint32_t)pages;
     memset(out, 0, sizeof *out);
     out->rtt_set_us = link->rtt_us;
@@ -427,17 +427,25 @@ int pc_link_measure_run(const char *host, int port, size_t page_size,
     out->page_mean_us = sum / SAMPLES;
     out->samples = SAMPLES;
 
+    /* The best of a few trials: the link is paced, so other work on the machine can
+     * only slow a trial down (one slow trial once read 0.17 Gbit/s of a 1 Gbit/s link,
+     * and a dp-plus session planned one-page windows from it). */
     pc_request reqs[BIG_REQS];
     for (int i = 0; i < BIG_REQS; i++)
         reqs[i] = (pc_request){ 0, big, PC_REQ_FAULT };
-    uint64_t t0 = pc_now_ns();
-    if (pc_source_send(fd, reqs, BIG_REQS) != 0)
-        goto done;
-    for (int i = 0; i < BIG_REQS; i++)
-        if (pc_source_recv(fd, buf, big, page_size) != 0)
+    out->big_gbit = 0;
+    for (int trial = 0; trial < BIG_TRIALS; trial++) {
+        uint64_t t0 = pc_now_ns();
+        if (pc_source_send(fd, reqs, BIG_REQS) != 0)
             goto done;
-    double secs = (double)(pc_now_ns() - t0) / 1e9 - link->rtt_us / 1e6;
-    out->big_gbit = (double)BIG_REQS * big * (page_size + sizeof(pc_reply)) * 8.0 / secs / 1e9;
+        for (int i = 0; i < BIG_REQS; i++)
+            if (pc_source_recv(fd, buf, big, page_size) != 0)
+                goto done;
+        double secs = (double)(pc_now_ns() - t0) / 1e9 - link->rtt_us / 1e6;
+        double gbit = (double)BIG_REQS * big * (page_size + sizeof(pc_reply)) * 8.0 / secs / 1e9;
+        if (gbit > out->big_gbit)
+            out->big_gbit = gbit;
+    }
     rc = 0;
 done:
     free(buf);

@@ -16,8 +16,12 @@ struct Prepagectl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prepagectl",
         abstract: "Talk to prepaged, the Dynamic Prepage oracle: sessions, faults, trace replay.",
+        version: "prepagectl \(prepageVersion) (libprepage \(PrepageClient.libraryVersion))",
         subcommands: [SessionCommand.self, FaultCommand.self, ReplayCommand.self])
 }
+
+/// The project's version, as `prepaged --version` and `GET /version` give it.
+let prepageVersion = "0.1.0"
 
 /// Options every command shares.
 struct Connection: ParsableArguments {
@@ -39,7 +43,7 @@ struct Connection: ParsableArguments {
     )
     var fallback = false
 
-    @Flag(help: "Print JSON, in the shapes of api.md.")
+    @Flag(help: "Print JSON, in the shapes of docs/api.md.")
     var json = false
 
     func client() throws -> PrepageClient {
@@ -82,7 +86,7 @@ func calling<T>(_ body: () throws(PrepageClientError) -> T) throws -> T {
     }
 }
 
-/// A number as api.md accepts it: decimal or 0x hexadecimal.
+/// A number as docs/api.md accepts it: decimal or 0x hexadecimal.
 func parseNumber(_ text: String) -> UInt64? {
     let t = text.trimmingCharacters(in: .whitespaces)
     if t.hasPrefix("0x") || t.hasPrefix("0X") { return UInt64(t.dropFirst(2), radix: 16) }

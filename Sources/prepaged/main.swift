@@ -14,17 +14,23 @@ struct Prepaged: ParsableCommand {
         discussion: """
             Every option can also be given in the environment as PREPAGE_<NAME>, \
             e.g. PREPAGE_PORT=8080 or PREPAGE_SESSION_IDLE_TIMEOUT=15m; a flag on the \
-            command line wins over the environment. SIGTERM or SIGINT drains: /readyz \
-            turns 503, listeners close, requests in flight finish, exit 0 within 10 s.
-            """)
+            command line wins over the environment. SIGTERM or SIGINT: /readyz turns 503 \
+            and every route keeps serving for --shutdown-delay (a second signal cuts it \
+            short), then the listeners close, requests in flight finish (at most 8 s), exit 0. \
+            A port another process holds is an error at start: "address in use", exit 2. \
+            Under systemd (Type=notify) it reports READY=1 once listening and STOPPING=1 on SIGTERM.
+            """,
+        version: "prepaged \(Server.version)")
 
-    @Option(help: "Address to listen on (numeric IPv4).")
+    @Option(help: "Address to listen on: numeric IPv4 or IPv6 (0.0.0.0, ::1; :: takes IPv4 too); localhost is 127.0.0.1.")
     var host = "127.0.0.1"
 
     @Option(help: "Port to listen on; 0 lets the kernel choose.")
     var port = 7_070
 
-    @Option(help: "Event loops, one thread each (default: one per core, here \(System.processorCount)).")
+    @Option(
+        help:
+            "Event loops, one thread each (default: the CPUs this process may use, the smaller of its CPU affinity and its cgroup's CPU quota; here \(CPULimits.current().usable)).")
     var threads: Int?
 
     @Option(
@@ -87,10 +93,20 @@ struct Prepaged: ParsableCommand {
     @Option(help: "Log line format: text or json.")
     var logFormat = "text"
 
+    @Option(
+        help:
+            "On SIGTERM, serve this long with /readyz at 503 before closing the listeners, so load balancers stop sending first: seconds, or 5s, 1m; 0 closes at once.")
+    var shutdownDelay = "5s"
+
     func validate() throws {
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        guard host == "localhost" || (octets.count == 4 && octets.allSatisfy { UInt8($0) != nil }) else {
-            throw ValidationError("--host \"\(host)\" is not a numeric IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)")
+        guard Socket.isNumericAddress(host) else {
+            throw ValidationError(
+                "--host \"\(host)\" is not a numeric IPv4 or IPv6 address; accepted: e.g. 127.0.0.1, 0.0.0.0, ::1, :: (no brackets), or localhost (127.0.0.1)"
+            )
+        }
+        guard let delay = Self.parseDuration(shutdownDelay), delay <= .seconds(3_600) else {
+            throw ValidationError(
+                "--shutdown-delay \"\(shutdownDelay)\" is not a duration up to 1h; give seconds, or 5s, 1m; 0 closes at once")
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 … 65535, got \(port)") }
         if let threads, !Self.threadsRange.contains(threads) {
@@ -123,9 +139,10 @@ struct Prepaged: ParsableCommand {
                 "--snapshot-interval \"\(snapshotInterval)\" is not accepted; give 10ms … 1h, e.g. 1s, 250ms, 2m")
         }
         for url in Self.list(peers) {
-            let parts = url.split(separator: ":")
-            guard url.hasPrefix("http://"), parts.count == 3, let port = Int(parts[2].split(separator: "/").first ?? ""),
-                (1...65_535).contains(port)
+            let rest = url.hasSuffix("/") ? String(url.dropLast()) : url
+            guard url.hasPrefix("http://"), let colon = rest.lastIndex(of: ":"),
+                rest.distance(from: rest.startIndex, to: colon) > "http://".count,
+                let port = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(port)
             else {
                 throw ValidationError("--peers: \"\(url)\" is not http://host:port")
             }
@@ -242,6 +259,8 @@ struct Prepaged: ParsableCommand {
         LoggingSystem.bootstrap { label in PrepageLogHandler(label: label, level: level, format: format) }
         let logger = Logger(label: "prepaged")
 
+        // `localhost` is 127.0.0.1, and every message says so.
+        let host = self.host == "localhost" ? "127.0.0.1" : self.host
         var limits = HTTPLimits()
         limits.maxBodyBytes = maxBodyBytes
         let configuration = ServerConfiguration(
@@ -254,12 +273,33 @@ struct Prepaged: ParsableCommand {
         do {
             try server.start()
         } catch {
+            if error.isAddressInUse {
+                // Another process listens there (or a socket of an earlier run is bound): a
+                // usage error, not a crash, and a message that names the address.
+                let address = Server.hostPort(host, port)
+                logger.critical("cannot start: address in use", metadata: ["address": "\(address)"])
+                LogQueue.shared.flush(timeoutMilliseconds: 2_000)
+                System.writeStandardError(
+                    Array("prepaged: address in use: \(address) (another process listens there)\n".utf8))
+                throw ExitCode(2)
+            }
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             LogQueue.shared.flush(timeoutMilliseconds: 2_000)
             throw ExitCode(1)
         }
+        ServiceNotify.send("READY=1\nSTATUS=listening on \(Server.hostPort(host, server.port))")
         let signal = System.waitForTerminationSignal()
-        logger.info("draining", metadata: ["signal": "\(signal)"])
+        ServiceNotify.send("STOPPING=1")
+        let delay = Self.parseDuration(shutdownDelay)!
+        let delayMilliseconds = Int(delay.components.seconds) * 1_000
+        server.withdraw()
+        logger.info(
+            "shutting down: /readyz answers 503, serving until the delay ends",
+            metadata: ["signal": .stringConvertible(signal), "delay_ms": .stringConvertible(delayMilliseconds)])
+        if delayMilliseconds > 0, let second = System.waitForTerminationSignal(milliseconds: delayMilliseconds) {
+            logger.info("second signal: the delay is cut short", metadata: ["signal": .stringConvertible(second)])
+        }
+        logger.info("draining")
         server.shutdown()
         server.wait()
         logger.info("stopped")
@@ -278,6 +318,7 @@ func argumentsWithEnvironment() -> [String] {
     let options = [
         "host", "port", "threads", "token-file", "max-sessions", "memory-limit", "session-idle-timeout",
         "max-body-bytes", "state-dir", "snapshot-interval", "peers", "peer-state-dirs", "log-level", "log-format",
+        "shutdown-delay",
     ]
     let given = CommandLine.arguments.dropFirst()
     var fromEnvironment: [String] = []

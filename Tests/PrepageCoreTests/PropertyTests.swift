@@ -2,7 +2,7 @@ import PrepageCore
 import PrepageSimulator
 import Testing
 
-/// Invariants of `dp.md` over seeded random traces and random valid configurations.
+/// Invariants of `docs/dp.md` over seeded random traces and random valid configurations.
 @Suite struct PropertyTests {
     /// A random valid configuration.
     static func config(_ rng: inout SplitMix64, policy: PolicyName) -> PrepageConfig {

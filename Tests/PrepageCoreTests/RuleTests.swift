@@ -1,7 +1,7 @@
 import PrepageCore
 import Testing
 
-/// One test per rule of `dp.md`, each from a fresh state and hand-computed expectations.
+/// One test per rule of `docs/dp.md`, each from a fresh state and hand-computed expectations.
 @Suite struct RuleTests {
     /// A state with `max_pages = 64` unless told otherwise.
     func dp(

@@ -21,7 +21,10 @@ import Testing
         var log = ""
         var port: Int?
 
-        init(_ arguments: [String], environment: [String: String]? = nil) throws {
+        /// - Parameter address: the pattern of the address in the listening line (the port is after its last `:`).
+        init(_ arguments: [String], environment: [String: String]? = nil, address: String = #"127\.0\.0\.1:[0-9]+"#)
+            throws
+        {
             process.executableURL = CLITests.binary
             process.arguments = arguments
             if let environment { process.environment = environment }
@@ -35,8 +38,8 @@ import Testing
                 let chunk = reader.availableData
                 if chunk.isEmpty { break }
                 log += String(decoding: chunk, as: UTF8.self)
-                if let range = log.range(of: #"127\.0\.0\.1:[0-9]+"#, options: .regularExpression) {
-                    port = Int(log[range].split(separator: ":")[1])
+                if let range = log.range(of: address, options: .regularExpression) {
+                    port = Int(log[range].split(separator: ":").last!)
                 }
             }
         }
@@ -71,15 +74,16 @@ import Testing
         for text in [
             "--host", "127.0.0.1", "--port", "7070", "--threads", "--token-file", "--max-sessions", "1000000",
             "--session-idle-timeout", "24h", "--max-body-bytes", "4194304", "--log-level", "info", "--log-format",
-            "text", "PREPAGE_",
+            "text", "--shutdown-delay", "5s", "PREPAGE_",
         ] {
             #expect(r.output.contains(text), "\(text) missing from --help")
         }
     }
 
     @Test(arguments: [
-        ["--port", "70000"], ["--port", "x"], ["--host", "::1"], ["--host", "256.0.0.1"], ["--threads", "0"],
-        ["--session-idle-timeout", "5x"],
+        ["--port", "70000"], ["--port", "x"], ["--host", "[::1]"], ["--host", "256.0.0.1"], ["--host", "example.com"],
+        ["--host", "::g"], ["--threads", "0"], ["--session-idle-timeout", "5x"], ["--shutdown-delay", "5x"],
+        ["--shutdown-delay", "2h"],
         ["--log-level", "loud"], ["--log-format", "xml"], ["--max-sessions", "0"], ["--bogus"],
         ["--token-file", "/nonexistent/token"],
     ])
@@ -104,7 +108,10 @@ import Testing
         // Environment gives the port and format; the command line wins for threads.
         let server = try Launched(
             ["--threads", "1"],
-            environment: ["PREPAGE_PORT": "0", "PREPAGE_LOG_FORMAT": "json", "PREPAGE_THREADS": "bogus"])
+            environment: [
+                "PREPAGE_PORT": "0", "PREPAGE_LOG_FORMAT": "json", "PREPAGE_THREADS": "bogus",
+                "PREPAGE_SHUTDOWN_DELAY": "0",
+            ])
         let p = server.process
         let bound = try #require(server.port, "no listening line in: \(server.log)")
         let c = try RawClient(port: bound)
@@ -119,20 +126,26 @@ import Testing
         #expect(p.terminationReason == .exit)
         #expect(p.terminationStatus == 0)
         #expect(c.isClosedByServer())
-        // One JSON log line per request, with method, route, status, microseconds and request id.
+        // One JSON log line per request, with method, route, status, microseconds and request
+        // id; numbers are JSON numbers, strings stay strings.
         let line = try #require(log.split(separator: "\n").first { $0.contains("cli-test-1") })
+        #expect(line.contains(#""status":200,"#), "\(line)")
         let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         #expect(object?["message"] as? String == "request")
         #expect(object?["method"] as? String == "GET")
         #expect(object?["route"] as? String == "/livez")
-        #expect(object?["status"] as? String == "200")
-        #expect(Int(object?["us"] as? String ?? "") != nil)
+        #expect(object?["status"] as? Int == 200)
+        #expect((object?["us"] as? Int).map { $0 >= 0 } == true)
+        #expect(object?["loop"] as? Int == 0)
+        #expect(object?["request_id"] as? String == "cli-test-1")
+        let listening = try #require(log.split(separator: "\n").first { $0.contains("\"listening\"") })
+        #expect(listening.contains(#""threads":1"#), "\(listening)")
         #expect(log.contains("draining"))
     }
 
     @Test func textLogLineCarriesTheProblemDetail() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
-        let server = try Launched(["--port", "0", "--threads", "1", "--log-format", "text"])
+        let server = try Launched(["--port", "0", "--threads", "1", "--log-format", "text", "--shutdown-delay", "0"])
         let p = server.process
         let c = try RawClient(port: try #require(server.port))
         #expect(try c.request("GET", "/sessions/x%20y", headers: [("X-Request-ID", "bad-id-1")]).status == 400)
@@ -149,5 +162,109 @@ import Testing
             #expect(line.contains(field), "\(field) missing from \(line)")
         }
         #expect(line.contains(" us="))
+    }
+
+    /// A second prepaged on a port in use must not start: SO_REUSEPORT would let it
+    /// join the first one's listener group and take part of its connections.
+    @Test func aPortInUseExits2NamingTheAddress() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let first = try Launched(["--port", "0", "--threads", "2", "--shutdown-delay", "0"])
+        let port = try #require(first.port, "no listening line in: \(first.log)")
+        for host in ["127.0.0.1", "0.0.0.0", "localhost"] {
+            let second = try Self.run(["--host", host, "--port", "\(port)", "--threads", "2"])
+            #expect(second.status == 2, "\(host): \(second.output)")
+            let named = host == "localhost" ? "127.0.0.1" : host
+            #expect(second.output.contains("address in use: \(named):\(port)"), "\(second.output)")
+        }
+        // The first one never shared its port: every new connection reaches it.
+        for _ in 0..<20 {
+            #expect(try RawClient(port: port).request("GET", "/livez").status == 200)
+        }
+        kill(first.process.processIdentifier, SIGTERM)
+        first.process.waitUntilExit()
+        #expect(first.process.terminationStatus == 0)
+    }
+
+    @Test func listensOnIPv6Loopback() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let server = try Launched(
+            ["--host", "::1", "--port", "0", "--threads", "1", "--shutdown-delay", "0"], address: #"\[::1\]:[0-9]+"#)
+        let port = try #require(server.port, "no [::1]:PORT in: \(server.log)")
+        let r = try RawClient(port: port, host: "::1").request("GET", "/version")
+        #expect(r.status == 200)
+        #expect(r.json["version"] as? String == "0.1.0")
+        // ::1 is IPv6 only: nothing answers on 127.0.0.1 at that port.
+        #expect(throws: (any Error).self) { try RawClient(port: port, host: "127.0.0.1") }
+        kill(server.process.processIdentifier, SIGTERM)
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+    }
+
+    @Test func theWildcardIPv6AddressTakesIPv4Too() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let server = try Launched(
+            ["--host", "::", "--port", "0", "--threads", "1", "--shutdown-delay", "0"], address: #"\[::\]:[0-9]+"#)
+        let port = try #require(server.port, "no [::]:PORT in: \(server.log)")
+        #expect(try RawClient(port: port, host: "::1").request("GET", "/livez").status == 200)
+        #expect(try RawClient(port: port, host: "127.0.0.1").request("GET", "/livez").status == 200)
+        kill(server.process.processIdentifier, SIGTERM)
+        server.process.waitUntilExit()
+    }
+
+    /// SIGTERM: readiness turns 503 first while every route keeps serving, new
+    /// connections included, for the shutdown delay; then the listeners close and the
+    /// process exits 0.
+    @Test func sigtermKeepsServingWithReadinessDownForTheDelay() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let server = try Launched(["--port", "0", "--threads", "2", "--shutdown-delay", "3s", "--log-format", "json"])
+        let port = try #require(server.port)
+        let kept = try RawClient(port: port)
+        #expect(try kept.request("PUT", "/sessions/drain", body: "{}").status == 201)
+        #expect(try RawClient(port: port).request("GET", "/readyz").status == 200)
+        kill(server.process.processIdentifier, SIGTERM)
+        var readiness = 200
+        for _ in 0..<200 where readiness == 200 {
+            readiness = try RawClient(port: port).request("GET", "/readyz").status
+            if readiness == 200 { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        #expect(readiness == 503)
+        // Still serving: on a connection opened before the signal and on new ones.
+        #expect(try kept.request("POST", "/sessions/drain/fault", body: #"{"page":1}"#).status == 200)
+        let fresh = try RawClient(port: port)
+        #expect(try fresh.request("POST", "/sessions/drain/fault", body: #"{"page":2}"#).status == 200)
+        #expect(try fresh.request("GET", "/livez").status == 200)
+        server.readRest()
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+        #expect(throws: (any Error).self) { try RawClient(port: port).request("GET", "/livez") }
+        let log = server.log
+        let shutting = try #require(log.range(of: "shutting down"))
+        let draining = try #require(log.range(of: "\"draining\""))
+        #expect(shutting.lowerBound < draining.lowerBound)
+        #expect(log.contains(#""delay_ms":3000"#))
+    }
+
+    @Test func versionFlagsNameTheProjectVersion() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let spec = try String(
+            contentsOf: Self.binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("openapi.yaml"), encoding: .utf8)
+        let line = try #require(spec.split(separator: "\n").first { $0.hasPrefix("  version: ") })
+        let version = line.dropFirst("  version: ".count)
+        let prepaged = try Self.run(["--version"])
+        #expect(prepaged.status == 0)
+        #expect(prepaged.output == "prepaged \(version)\n")
+        let ctl = Self.binary.deletingLastPathComponent().appendingPathComponent("prepagectl")
+        try #require(FileManager.default.isExecutableFile(atPath: ctl.path), "build prepagectl first")
+        let p = Process()
+        p.executableURL = ctl
+        p.arguments = ["--version"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(out.hasPrefix("prepagectl \(version) (libprepage 1."), "\(out)")
     }
 }

@@ -35,7 +35,8 @@ import Testing
                 Thread { while !reader.availableData.isEmpty {} }.start()
             }
             process.executableURL = URL(fileURLWithPath: HostileBinaryTests.binary)
-            process.arguments = ["--port", "\(port)", "--threads", "2"] + arguments
+            // No shutdown delay: these tests are about the drain itself, which then begins at SIGTERM.
+            process.arguments = ["--port", "\(port)", "--threads", "2", "--shutdown-delay", "0"] + arguments
             process.standardError = stderr
             process.standardOutput = FileHandle.nullDevice
             try process.run()

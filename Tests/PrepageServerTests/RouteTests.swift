@@ -3,7 +3,7 @@ import PrepageHTTP
 import PrepageServer
 import Testing
 
-/// Every route and error of api.md, over real sockets against a server on port 0.
+/// Every route and error of docs/api.md, over real sockets against a server on port 0.
 @Suite struct RouteTests {
     @Test func probesVersionAndOpenAPI() throws {
         let s = try TestServer()
@@ -366,12 +366,45 @@ import Testing
         #expect(text.contains("prepage_sessions_live 1\n"))
         #expect(text.contains("prepage_sessions_created_total 1\n"))
         #expect(text.contains("prepage_sessions_expired_total 0\n"))
-        #expect(text.contains("prepage_request_duration_seconds_count"))
-        #expect(text.contains(#"prepage_request_duration_seconds_bucket{le="+Inf"}"#))
+        // The duration histogram by route: faults apart from the rest.
+        #expect(text.contains(#"prepage_request_duration_seconds_count{route="/sessions/{id}/fault"} 2"#))
+        #expect(text.contains(#"prepage_request_duration_seconds_count{route="/sessions/{id}"} 1"#))
+        #expect(text.contains(#"prepage_request_duration_seconds_bucket{route="/sessions/{id}/fault",le="+Inf"} 2"#))
+        #expect(text.contains(#"prepage_request_duration_seconds_count{route="unmatched"} 1"#))
+        #expect(!text.contains(#"route="/livez""#), "a route never requested has no series")
         #expect(!text.contains("\"m\""), "no per-session labels")
         #expect(text.contains("prepage_resident_memory_bytes "))
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            #expect(line.hasPrefix("prepage_"), "\(line)")
+        #expect(text.contains(#"prepage_build_info{version="0.1.0",api="1"} 1"#))
+        // The standard process metrics, with plausible values.
+        func value(_ name: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
         }
+        #expect((value("process_resident_memory_bytes") ?? 0) > 1_000_000)
+        #expect((value("process_virtual_memory_bytes") ?? 0) >= (value("process_resident_memory_bytes") ?? 1))
+        #expect((value("process_open_fds") ?? 0) >= 3, "stdio and at least the listener")
+        #expect((value("process_max_fds") ?? 0) >= (value("process_open_fds") ?? 1))
+        #expect((value("process_cpu_seconds_total") ?? -1) >= 0)
+        let started = try #require(value("process_start_time_seconds"))
+        let now = Date().timeIntervalSince1970
+        #expect(started > now - 86_400 * 7 && started <= now + 1, "the test process started recently: \(started)")
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            #expect(line.hasPrefix("prepage_") || line.hasPrefix("process_"), "\(line)")
+        }
+    }
+
+    @Test func jsonAnswersAndProblemsEndWithANewline() throws {
+        let s = try TestServer()
+        let c = try s.client()
+        let created = try c.request("PUT", "/sessions/nl", body: "{}")
+        #expect(created.status == 201)
+        #expect(created.text.hasSuffix("}\n"))
+        let fault = try c.request("POST", "/sessions/nl/fault", body: #"{"page":5}"#)
+        #expect(fault.text.hasSuffix("}\n"))
+        #expect(fault.header("content-length") == String(fault.text.utf8.count))
+        let problem = try c.request("GET", "/sessions/none")
+        #expect(problem.status == 404)
+        #expect(problem.text.hasSuffix("}\n"))
+        #expect(try c.request("GET", "/livez").text == "{\"status\":\"ok\"}\n")
+        #expect(try c.request("GET", "/metrics").text.hasSuffix("\n"))
     }
 }

@@ -69,8 +69,8 @@ final class RawClient {
     let fd: Int32
     private var buffer: [UInt8] = []
 
-    init(port: Int) throws {
-        fd = try Socket.connect(host: "127.0.0.1", port: port)
+    init(port: Int, host: String = "127.0.0.1") throws {
+        fd = try Socket.connect(host: host, port: port)
     }
 
     deinit { Socket.close(fd) }

@@ -71,7 +71,9 @@ final class Peers: Sendable {
         guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
             (1...65_535).contains(port), colon != rest.startIndex, !rest[..<colon].contains("/")
         else { return nil }
-        return (String(rest[..<colon]), port)
+        var host = rest[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }  // [::1]
+        return (String(host), port)
     }
 
     /// Where session `id` is now, with what it learned: released by the first peer that

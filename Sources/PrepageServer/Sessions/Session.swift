@@ -213,7 +213,7 @@ struct SessionStats: Sendable, Hashable {
 }
 
 extension Session {
-    /// Writes the session document (api.md, "Session document").
+    /// Writes the session document (docs/api.md, "Session document").
     func writeDocument(_ w: inout JSONWriter) {
         let (snapshot, stats) = state.withLock { st in
             st.materialize()

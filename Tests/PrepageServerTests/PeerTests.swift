@@ -143,9 +143,10 @@ import Testing
     }
 
     /// A stopped (drained) instance's sessions are adopted from its directory with
-    /// everything; when it comes back, its sessions that moved are taken back from the
-    /// peer at their first use, with what they learned meanwhile.
-    @Test func aStoppedInstancesSessionsAreAdoptedAndTakenBackWhenItReturns() throws {
+    /// everything, and recorded there as moved: when it comes back it does not restore
+    /// them, and their clients' re-creation there pulls them back with what they
+    /// learned meanwhile; the sessions that never moved come back with it.
+    @Test func aStoppedInstancesSessionsAreAdoptedAndComeBackWithTheirClients() throws {
         let cluster = try Cluster()
         let a = try cluster.client(0)
         let config = #"{"policy":"dp","max_pages":64}"#
@@ -163,15 +164,45 @@ import Testing
             try Self.learn(b, "s\(k)", faults: 30, seed: UInt64(100 + k))
         }
         let onB = try (0..<2).map { try b.request("GET", "/sessions/s\($0)/state").text }
-        // A comes back: s0 and s1 are used on B now, s2 and s3 never moved.
         try cluster.start(0)
         let a2 = try cluster.client(0)
         for k in 0..<2 {
+            // Not brought back: its client meets a 404 there and re-creates it, which pulls it from B.
+            #expect(try a2.request("GET", "/sessions/s\(k)").status == 404)
+            #expect(try a2.request("PUT", "/sessions/s\(k)", body: config).status == 201)
             #expect(Self.learned(try a2.request("GET", "/sessions/s\(k)/state").text) == Self.learned(onB[k]))
             #expect(try b.request("GET", "/sessions/s\(k)").status == 404)
         }
         for k in 2..<4 {
             #expect(Self.learned(try a2.request("GET", "/sessions/s\(k)/state").text) == Self.learned(before[k]))
         }
+    }
+
+    /// Without shared storage: a session re-created on B while A is away starts fresh
+    /// there; when A comes back with its restored copy, that copy is checked with the
+    /// peers at its first use and B's — the one the client used meanwhile — replaces it.
+    @Test func aRestoredSessionThatMovedMeanwhileIsTakenFromThePeerAtItsFirstUse() throws {
+        let base = NSTemporaryDirectory() + "prepage-peers-\(UUID().uuidString.prefix(8))"
+        let ports = [Cluster.freePort(), Cluster.freePort()]
+        func start(_ i: Int) throws -> TestServer {
+            try TestServer(
+                stateDirectory: "\(base)/\(i)", snapshotInterval: .seconds(3_600), port: ports[i],
+                peers: ["http://127.0.0.1:\(ports[1 - i])"])
+        }
+        var a: TestServer? = try start(0)
+        let b = try start(1)
+        let config = #"{"max_pages":64}"#
+        #expect(try a!.client().request("PUT", "/sessions/m", body: config).status == 201)
+        try Self.learn(try a!.client(), "m", faults: 60, seed: 7)
+        a!.stop()
+        a = nil
+        let cb = try b.client()
+        #expect(try cb.request("PUT", "/sessions/m", body: config).status == 201)  // A is away: fresh
+        try Self.learn(cb, "m", faults: 40, seed: 8)
+        let onB = try cb.request("GET", "/sessions/m/state").text
+        a = try start(0)
+        let ca = try a!.client()
+        #expect(Self.learned(try ca.request("GET", "/sessions/m/state").text) == Self.learned(onB))
+        #expect(try cb.request("GET", "/sessions/m").status == 404)
     }
 }

@@ -110,18 +110,74 @@ final class Peers: Sendable {
         }
         guard fromDirectories, !directories.isEmpty else { return nil }
         // A peer that answers is the authority on its sessions; one that does not may have
-        // left them in its directory (a live peer's files are only what it last saved).
-        var best: SessionImage?
+        // left them in its directory (a live peer's files are only what it last saved). A
+        // peer that still holds its directory runs: it is draining (its listeners closed, its
+        // last snapshot on its way: the lock is let go when it is written) or starting (it
+        // answers soon): wait for either, for a while.
+        // A copy in a stopped peer's directory: the newest (most faults) is taken.
+        var candidates: [(Int, SessionImage)] = []
+        let deadline = System.monotonicNanoseconds() + PeerDirectory.waitNanoseconds
         for k in silent {
-            guard let image = directories[k].find(id), image.config == config else { continue }
-            if best == nil || image.stats.faults > best!.stats.faults
-                || (image.stats.faults == best!.stats.faults && image.lastActivity > best!.lastActivity)
-            {
-                best = image
+            waiting: while true {
+                if !directories[k].isHeld {
+                    guard let image = directories[k].find(id), image.config == config else { break waiting }
+                    candidates.append((k, image))
+                    break waiting
+                }
+                guard System.monotonicNanoseconds() < deadline else { break waiting }
+                switch exchange(peers[k], path: "/sessions/\(id)/release", body: body) {
+                case .answered(200, let answer):
+                    let image: SessionImage? = answer.withUnsafeBytes { raw in
+                        var s = JSONScanner(raw)
+                        return try? StateDocument.read(&s, body: raw)
+                    }
+                    if let image, image.config == config {
+                        pulled.add(1, ordering: .relaxed)
+                        peers[k].skipUntil.store(0, ordering: .relaxed)
+                        return image
+                    }
+                    break waiting
+                case .answered:
+                    break waiting  // it runs and does not have it: its files are not the truth
+                case .failed:
+                    System.sleep(milliseconds: 5)
+                }
             }
         }
-        if best != nil { adopted.add(1, ordering: .relaxed) }
-        return best
+        candidates.sort { a, b in
+            (a.1.stats.faults, a.1.lastActivity) > (b.1.stats.faults, b.1.lastActivity)
+        }
+        for (k, _) in candidates {
+            taking: while true {
+                switch directories[k].take(id, config: config) {
+                case .taken(let image):
+                    adopted.add(1, ordering: .relaxed)
+                    return image
+                case .absent:
+                    break taking  // taken meanwhile by another instance
+                case .busy:
+                    // Another instance is taking from it, or the peer started again: then it answers soon.
+                    guard System.monotonicNanoseconds() < deadline else { break taking }
+                    switch exchange(peers[k], path: "/sessions/\(id)/release", body: body) {
+                    case .answered(200, let answer):
+                        let image: SessionImage? = answer.withUnsafeBytes { raw in
+                            var s = JSONScanner(raw)
+                            return try? StateDocument.read(&s, body: raw)
+                        }
+                        if let image, image.config == config {
+                            pulled.add(1, ordering: .relaxed)
+                            return image
+                        }
+                        break taking
+                    case .answered:
+                        break taking
+                    case .failed:
+                        System.sleep(milliseconds: 2)
+                    }
+                }
+            }
+        }
+        return nil
     }
 
     enum Exchange {
@@ -185,6 +241,8 @@ final class PeerDirectory: Sendable {
         /// File names and sizes when read: the directory changed when they differ.
         var signature: [String: Int] = [:]
         var sessions: [String: Session] = [:]
+        /// The next LSN of the directory's journal, when read.
+        var nextLSN: UInt64 = 1
     }
 
     private let cache = Mutex(Cache())
@@ -197,27 +255,69 @@ final class PeerDirectory: Sendable {
     /// last snapshot is on its way) before reading what is there.
     static let waitNanoseconds: UInt64 = 2_000_000_000
 
+    /// Whether the peer holds its directory (it runs: draining, or starting).
+    var isHeld: Bool { Files.isLocked(path + "/LOCK") }
+
+    /// The session `id` as the directory holds it now.
     func find(_ id: String) -> SessionImage? {
-        // A peer still running (draining, its listeners closed) writes its last snapshot
-        // before it lets go of the directory: wait for that, for a while.
-        let deadline = System.monotonicNanoseconds() + Self.waitNanoseconds
-        while Files.isLocked(path + "/LOCK") && System.monotonicNanoseconds() < deadline {
-            System.sleep(milliseconds: 5)
+        cache.withLock { c -> SessionImage? in
+            refresh(&c)
+            return c.sessions[id]?.image()
         }
+    }
+
+    /// The directory's file names and sizes.
+    private var signature: [String: Int]? {
         guard let names = try? Files.list(path) else { return nil }
         var signature: [String: Int] = [:]
         for name in names where !name.hasSuffix(".tmp") && name != "LOCK" {
             signature[name] = Files.size(path + "/" + name) ?? -1
         }
-        return cache.withLock { c -> SessionImage? in
-            if c.signature != signature || c.sessions.isEmpty {
-                guard let restored = try? Restored.read(directory: path, removeTemporaries: false, threads: 1) else {
-                    return nil
-                }
-                c.signature = signature
-                c.sessions = Dictionary(restored.sessions.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            }
-            return c.sessions[id]?.image()
+        return signature
+    }
+
+    /// Reads the directory again when it changed since it was last read.
+    private func refresh(_ c: inout Cache) {
+        guard let now = signature else { return }
+        guard c.signature != now || c.sessions.isEmpty else { return }
+        guard let restored = try? Restored.read(directory: path, removeTemporaries: false, threads: 1) else { return }
+        c.signature = now
+        c.nextLSN = restored.nextLSN
+        c.sessions = Dictionary(restored.sessions.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// What ``take(_:config:)`` found.
+    enum Take {
+        /// The session as the peer last saved it, now recorded there as moved.
+        case taken(SessionImage)
+        /// Not there (or there with another configuration).
+        case absent
+        /// The peer holds its directory: it runs (draining, or starting again).
+        case busy
+    }
+
+    /// Takes session `id` from the directory of a peer that is not running: under the
+    /// directory's lock (the peer cannot start meanwhile), reads its newest copy and
+    /// records in the peer's own journal that it moved away (a delete), so that the
+    /// peer does not bring it back when it restarts.
+    func take(_ id: String, config: SessionConfig) -> Take {
+        // The movers of this process take turns (under the cache's lock); the file lock
+        // keeps the peer (and other instances taking from it) out meanwhile.
+        cache.withLock { c -> Take in
+            guard let lock = try? Files.tryLock(path + "/LOCK") else { return .busy }
+            defer { Files.close(lock) }
+            refresh(&c)
+            guard let session = c.sessions[id], session.config == config else { return .absent }
+            let image = session.image()
+            guard let journal = try? Journal(directory: path, nextLSN: c.nextLSN) else { return .absent }
+            _ = journal.append(.delete(id: id))
+            let durable = (try? journal.syncAll()) != nil
+            journal.close()
+            guard durable else { return .absent }
+            c.sessions[id] = nil
+            c.nextLSN += 1
+            if let now = signature { c.signature = now }
+            return .taken(image)
         }
     }
 }

@@ -19,9 +19,10 @@ import Synchronization
 /// first use: when a peer has it now, the peer's copy — the one its client has
 /// been using meanwhile — replaces the restored one.
 ///
-/// These calls block the event loop that serves the request, with short
-/// timeouts (connect 100 ms, answer 1 s); a peer that fails is skipped for 1 s.
-/// They happen when a session moves, never on a fault of a session in place.
+/// These calls run on the mover threads (``Movers``; never on an event loop: the
+/// request waits, parked), with short timeouts (connect 100 ms, answer 1 s); a peer
+/// that fails is skipped for 1 s. They happen when a session moves, never on a fault
+/// of a session in place.
 final class Peers: Sendable {
     final class Peer: Sendable {
         let url: String

@@ -430,16 +430,11 @@ int main(int argc, char **argv)
     if (o.local_window > 0) {
         fprintf(stderr, "prepage-postcopy: DEVELOPMENT ORACLE: fixed window of %lld pages, no prepaged\n",
                 (long long)o.local_window);
-    } else if (!pc_oracle_has_client()) {
-        fprintf(stderr, "prepage-postcopy: built without libprepage: only --local-window (development) works\n");
-        return 1;
     }
-#if defined(PP_VERSION_MAJOR)
     if (o.local_window <= 0 && pp_global_init() != 0) {
         fprintf(stderr, "prepage-postcopy: pp_global_init failed\n");
         return 1;
     }
-#endif
 
     pc_policy policies[MAX_POLICIES];
     size_t npolicies = 0;

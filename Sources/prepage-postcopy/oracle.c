@@ -7,29 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* libprepage is compiled in once the client library is (its header defines
- * the version macros); before that only the development oracle exists. */
-#if defined(PP_VERSION_MAJOR)
-#define PC_HAVE_CLIENT 1
-#else
-#define PC_HAVE_CLIENT 0
-#endif
-
 struct pc_oracle {
     int64_t local_window;
     uint64_t memory_pages;
     char error[512];
     uint64_t submitted_page;  /* the development oracle's submitted fault */
-#if PC_HAVE_CLIENT
     pp_client *client;
     char session_id[160];
-#endif
 };
-
-int pc_oracle_has_client(void)
-{
-    return PC_HAVE_CLIENT;
-}
 
 int pc_policy_parse(const char *text, pc_policy *out)
 {
@@ -86,7 +71,6 @@ int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size
         *out = o;
         return PC_ORACLE_OK;
     }
-#if PC_HAVE_CLIENT
     pp_options opts;
     pp_options_init(&opts);
     opts.base_url = cfg->server_url;
@@ -109,16 +93,8 @@ int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size
     if (cfg->max_pages > 0)
         sc.max_pages = cfg->max_pages;
     if (cfg->policy.window > 0) {
-#if defined(PP_HAVE_POLICY_FIELDS)
         sc.forward_pages = cfg->policy.window - 1;
         sc.backward_pages = 0;
-#else
-        snprintf(err, errlen, "policy %s:%lld: this build's client cannot send forward_pages",
-                 cfg->policy.name, (long long)cfg->policy.window);
-        pp_client_free(o->client);
-        free(o);
-        return PC_ORACLE_REJECTED;
-#endif
     }
     if (strcmp(cfg->policy.name, "dp-plus") == 0) {
         /* dp-plus takes the link's round trip and one page's transfer time: this link's, measured. */
@@ -138,11 +114,6 @@ int pc_oracle_open(const pc_oracle_config *cfg, pc_oracle **out, char *err, size
     }
     *out = o;
     return PC_ORACLE_OK;
-#else
-    snprintf(err, errlen, "built without libprepage (the C client): only --local-window works");
-    free(o);
-    return PC_ORACLE_ERROR;
-#endif
 }
 
 static void local_window(const pc_oracle *o, uint64_t page, pc_window *out)
@@ -154,14 +125,12 @@ static void local_window(const pc_oracle *o, uint64_t page, pc_window *out)
         out->count = o->memory_pages - out->start;
 }
 
-#if PC_HAVE_CLIENT
 static void window_of(const pp_decision *d, pc_window *out)
 {
     out->start = d->start;
     out->count = d->count;
     out->fallback = d->outcome == PP_FALLBACK;
 }
-#endif
 
 int pc_oracle_ask(pc_oracle *o, uint64_t page, uint32_t stream, pc_window *out)
 {
@@ -169,7 +138,6 @@ int pc_oracle_ask(pc_oracle *o, uint64_t page, uint32_t stream, pc_window *out)
         local_window(o, page, out);
         return 0;
     }
-#if PC_HAVE_CLIENT
     pp_decision d;
     pp_decision_init(&d);
     if (pp_fault_page(o->client, o->session_id, page, stream, &d) != 0) {
@@ -179,11 +147,6 @@ int pc_oracle_ask(pc_oracle *o, uint64_t page, uint32_t stream, pc_window *out)
     }
     window_of(&d, out);
     return 0;
-#else
-    (void)stream;
-    snprintf(o->error, sizeof o->error, "no oracle");
-    return -1;
-#endif
 }
 
 int pc_oracle_submit(pc_oracle *o, uint64_t page, uint32_t stream)
@@ -191,18 +154,12 @@ int pc_oracle_submit(pc_oracle *o, uint64_t page, uint32_t stream)
     o->submitted_page = page;
     if (o->local_window > 0)
         return 0;
-#if PC_HAVE_CLIENT
     if (pp_fault_submit_page(o->client, o->session_id, page, stream) != 0) {
         snprintf(o->error, sizeof o->error, "fault %llu: %s", (unsigned long long)page,
                  pp_client_errstr(o->client));
         return -1;
     }
     return 0;
-#else
-    (void)stream;
-    snprintf(o->error, sizeof o->error, "no oracle");
-    return -1;
-#endif
 }
 
 int pc_oracle_collect(pc_oracle *o, long wait_ms, pc_window *out)
@@ -211,7 +168,6 @@ int pc_oracle_collect(pc_oracle *o, long wait_ms, pc_window *out)
         local_window(o, o->submitted_page, out);
         return 0;
     }
-#if PC_HAVE_CLIENT
     pp_decision d;
     pp_decision_init(&d);
     int rc = pp_fault_collect(o->client, wait_ms, &d);
@@ -224,25 +180,16 @@ int pc_oracle_collect(pc_oracle *o, long wait_ms, pc_window *out)
     }
     window_of(&d, out);
     return 0;
-#else
-    (void)wait_ms;
-    (void)out;
-    return -1;
-#endif
 }
 
 void pc_oracle_pollinfo(pc_oracle *o, int *fd, long *timeout_ms)
 {
     *fd = -1;
     *timeout_ms = 0;
-#if PC_HAVE_CLIENT
     if (o->local_window <= 0 && pp_fault_pollinfo(o->client, fd, timeout_ms) != 0) {
         *fd = -1;
         *timeout_ms = 0;
     }
-#else
-    (void)o;
-#endif
 }
 
 const char *pc_oracle_error(const pc_oracle *o)
@@ -256,7 +203,6 @@ void pc_oracle_close(pc_oracle *o, pc_oracle_summary *summary)
         memset(summary, 0, sizeof *summary);
     if (o == NULL)
         return;
-#if PC_HAVE_CLIENT
     if (o->client != NULL) {
         pp_session *doc = NULL;
         if (pp_session_delete_ex(o->client, o->session_id, &doc) == 0 && doc != NULL && summary) {
@@ -268,6 +214,5 @@ void pc_oracle_close(pc_oracle *o, pc_oracle_summary *summary)
         pp_session_free(doc);
         pp_client_free(o->client);
     }
-#endif
     free(o);
 }

@@ -76,7 +76,5 @@ typedef struct pc_oracle_summary {
 /* Deletes the session and frees the oracle; fills *summary (may be NULL)
  * from the session's final document. NULL-safe. */
 void pc_oracle_close(pc_oracle *o, pc_oracle_summary *summary);
-/* Whether libprepage was compiled in. */
-int pc_oracle_has_client(void);
 
 #endif

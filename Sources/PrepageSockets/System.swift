@@ -153,4 +153,29 @@ extension System {
     public static func writeStandardError(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { writeStandardError($0) }
     }
+
+    /// Writes bytes to standard error in one `write` (a log line stays whole).
+    public static func writeStandardError(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = retryingEINTR { Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    /// The absolute path of the running executable (`/proc/self/exe`), if known.
+    public static func executablePath() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4_096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The current working directory, if known.
+    public static func currentDirectory() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4_096)
+        guard getcwd(&buffer, buffer.count) != nil else { return nil }
+        return String(cString: buffer)
+    }
 }

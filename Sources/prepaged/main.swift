@@ -348,7 +348,10 @@ do {
         Prepaged.exit()
     }
     if code == .validationFailure {
-        // A bad flag value: a clear message and exit 2 (usage), as the issue asks.
+        // A bad flag value: the message names the flag and what it accepts, and the exit
+        // status is 2, the shells' and getopt tools' status for a usage error (not
+        // ArgumentParser's 64), so a service manager or script tells a mistake in the
+        // configuration, which a restart will not fix, from a failure at run time (1).
         System.writeStandardError(Array((Prepaged.fullMessage(for: error) + "\n").utf8))
         if !environmentOptions.isEmpty {
             System.writeStandardError(

@@ -149,98 +149,104 @@ final class API: Sendable {
             throw APIProblem(.routeNotFound, "no route for \(Inputs.quoted(req.path)); see /openapi.yaml")
         }
         let route = match.route
-        let method = req.method == .head ? HTTPMethod.get : req.method
-        guard route.serves(req.method) else {
+        guard let operation = route.operation(for: req.method) else {
             throw APIProblem(
                 .methodNotAllowed, "\(req.methodName) is not served on \(route.template); allowed: \(route.allow)",
                 headers: [("Allow", route.allow)])
         }
-        switch route {
-        case .livez, .healthz:
-            return fixed(#"{"status":"ok"}"#, ctx)
-        case .readyz:
-            guard ready.load(ordering: .relaxed) else {
-                throw APIProblem(.unavailable, "not ready: starting or draining for shutdown")
-            }
-            if let failure = durable.failure {
-                throw APIProblem(.unavailable, "not ready: the state directory failed (\(failure))")
-            }
-            return fixed(#"{"status":"ready"}"#, ctx)
-        case .version:
-            var w = ctx.writer()
-            w.raw("{")
-            w.key("version")
-            w.string(Self.version)
-            w.raw(",")
-            w.key("api")
-            w.string(Self.apiVersion)
-            w.raw("}")
-            return Reply(status: 200, contentType: Reply.json, body: w.bytes)
-        case .openapi:
-            guard let openAPI else {
-                throw APIProblem(
-                    .routeNotFound, "openapi.yaml was not found beside the executable or in the working directory")
-            }
-            return Reply(status: 200, contentType: "application/yaml", body: openAPI)
-        case .metrics:
-            var totals: [UInt64] = []
-            for m in metricsSources { m.accumulate(into: &totals) }
-            var text = LoopMetrics.render(
-                totals, sessions: store.counts, connections: connections.load(ordering: .relaxed),
-                ready: ready.load(ordering: .relaxed), process: ProcessStats.current(),
-                memory: (store.budget.usedBytes, store.budget.limit), logLinesDropped: LogQueue.shared.dropped)
-            if let state = durable.state {
-                var more = ""
-                state.counters.render(into: &more)
-                text.append(contentsOf: more.utf8)
-            }
-            if let peers = cluster.peers {
-                var more = "# HELP prepage_sessions_moved_total Sessions moved to or from this instance: pulled from a peer, adopted from a peer's state directory, released to a peer.\n"
-                more += "# TYPE prepage_sessions_moved_total counter\n"
-                more += "prepage_sessions_moved_total{how=\"pulled\"} \(peers.pulled.load(ordering: .relaxed))\n"
-                more += "prepage_sessions_moved_total{how=\"adopted\"} \(peers.adopted.load(ordering: .relaxed))\n"
-                more += "prepage_sessions_moved_total{how=\"released\"} \(peers.released.load(ordering: .relaxed))\n"
-                text.append(contentsOf: more.utf8)
-            }
-            return Reply(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
-        case .listSessions:
-            return try list(req, ctx)
-        case .session:
-            let id = try SessionID.parse(match.rawID!)
-            switch method {
-            case .put: return try create(id, req, ctx)
-            case .delete:
-                guard let session = store.remove(id) else { throw notFound(id) }
-                return document(session, status: 200, ctx)
-            default:
-                return document(try find(id), status: 200, ctx)
-            }
-        case .resetSession:
-            let session = try find(try SessionID.parse(match.rawID!))
-            do {
-                try store.reset(session, now: clock.now())
-            } catch {
-                throw error.problem
-            }
-            return document(session, status: 200, ctx)
-        case .releaseSession:
-            return try release(try SessionID.parse(match.rawID!), req, ctx)
-        case .sessionState:
-            let session = try find(try SessionID.parse(match.rawID!))
-            var w = ctx.writer()
-            StateDocument.write(session.image(), &w)
-            return Reply(status: 200, contentType: Reply.json, body: w.bytes)
-        case .fault:
-            return try fault(try SessionID.parse(match.rawID!), req, ctx)
-        case .faults:
-            return try faults(try SessionID.parse(match.rawID!), req, ctx)
+        // One handler per operationId of openapi.yaml, named as the operation.
+        switch operation {
+        case .livez: return livez(ctx)
+        case .healthz: return healthz(ctx)
+        case .readyz: return try readyz(ctx)
+        case .metrics: return metrics(ctx)
+        case .version: return version(ctx)
+        case .openapiSpec: return try openapiSpec()
+        case .listSessions: return try listSessions(req, ctx)
+        case .createSession: return try createSession(try SessionID.parse(match.rawID!), req, ctx)
+        case .getSession: return try getSession(try SessionID.parse(match.rawID!), ctx)
+        case .deleteSession: return try deleteSession(try SessionID.parse(match.rawID!), ctx)
+        case .getSessionState: return try getSessionState(try SessionID.parse(match.rawID!), ctx)
+        case .resetSession: return try resetSession(try SessionID.parse(match.rawID!), ctx)
+        case .postFault: return try postFault(try SessionID.parse(match.rawID!), req, ctx)
+        case .postFaults: return try postFaults(try SessionID.parse(match.rawID!), req, ctx)
+        case .releaseSession: return try releaseSession(try SessionID.parse(match.rawID!), req, ctx)
         }
+    }
+
+    // MARK: - Probes and service documents
+
+    /// `GET /livez`.
+    private func livez(_ ctx: LoopContext) -> Reply {
+        fixed(#"{"status":"ok"}"#, ctx)
+    }
+
+    /// `GET /healthz`.
+    private func healthz(_ ctx: LoopContext) -> Reply {
+        fixed(#"{"status":"ok"}"#, ctx)
+    }
+
+    /// `GET /readyz`.
+    private func readyz(_ ctx: LoopContext) throws(APIProblem) -> Reply {
+        guard ready.load(ordering: .relaxed) else {
+            throw APIProblem(.unavailable, "not ready: starting or draining for shutdown")
+        }
+        if let failure = durable.failure {
+            throw APIProblem(.unavailable, "not ready: the state directory failed (\(failure))")
+        }
+        return fixed(#"{"status":"ready"}"#, ctx)
+    }
+
+    /// `GET /version`.
+    private func version(_ ctx: LoopContext) -> Reply {
+        var w = ctx.writer()
+        w.raw("{")
+        w.key("version")
+        w.string(Self.version)
+        w.raw(",")
+        w.key("api")
+        w.string(Self.apiVersion)
+        w.raw("}")
+        return Reply(status: 200, contentType: Reply.json, body: w.bytes)
+    }
+
+    /// `GET /openapi.yaml`.
+    private func openapiSpec() throws(APIProblem) -> Reply {
+        guard let openAPI else {
+            throw APIProblem(
+                .routeNotFound, "openapi.yaml was not found beside the executable or in the working directory")
+        }
+        return Reply(status: 200, contentType: "application/yaml", body: openAPI)
+    }
+
+    /// `GET /metrics`.
+    private func metrics(_ ctx: LoopContext) -> Reply {
+        var totals: [UInt64] = []
+        for m in metricsSources { m.accumulate(into: &totals) }
+        var text = LoopMetrics.render(
+            totals, sessions: store.counts, connections: connections.load(ordering: .relaxed),
+            ready: ready.load(ordering: .relaxed), process: ProcessStats.current(),
+            memory: (store.budget.usedBytes, store.budget.limit), logLinesDropped: LogQueue.shared.dropped)
+        if let state = durable.state {
+            var more = ""
+            state.counters.render(into: &more)
+            text.append(contentsOf: more.utf8)
+        }
+        if let peers = cluster.peers {
+            var more = "# HELP prepage_sessions_moved_total Sessions moved to or from this instance: pulled from a peer, adopted from a peer's state directory, released to a peer.\n"
+            more += "# TYPE prepage_sessions_moved_total counter\n"
+            more += "prepage_sessions_moved_total{how=\"pulled\"} \(peers.pulled.load(ordering: .relaxed))\n"
+            more += "prepage_sessions_moved_total{how=\"adopted\"} \(peers.adopted.load(ordering: .relaxed))\n"
+            more += "prepage_sessions_moved_total{how=\"released\"} \(peers.released.load(ordering: .relaxed))\n"
+            text.append(contentsOf: more.utf8)
+        }
+        return Reply(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
     }
 
     // MARK: - Faults
 
     /// `POST /sessions/{id}/fault`: the hot path. Takes the session lock once and does not allocate.
-    private func fault(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+    private func postFault(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
         var session = try find(id)
         let input = try faultInput(req)
         let budget = store.budget
@@ -302,7 +308,7 @@ final class API: Sendable {
     }
 
     /// `POST /sessions/{id}/faults`: every fault checked first, then all decided under one lock.
-    private func faults(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+    private func postFaults(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
         var session = try find(id)
         guard req.contentType == .json || req.contentType == .none else {
             throw unsupported(req, accepted: "application/json")
@@ -422,7 +428,8 @@ final class API: Sendable {
 
     // MARK: - Sessions
 
-    private func create(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+    /// `PUT /sessions/{id}`: a session from a configuration, or from a state document.
+    private func createSession(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
         guard Inputs.isEmpty(query: req.query) else {
             throw APIProblem(
                 .invalidQuery, "PUT /sessions/{id} takes no query parameters; give the configuration in the JSON body")
@@ -465,7 +472,8 @@ final class API: Sendable {
         return reply
     }
 
-    private func list(_ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+    /// `GET /sessions`: a page of session documents in id order.
+    private func listSessions(_ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
         let (limit, after) = try Inputs.listQuery(req.query)
         let (sessions, more) = store.list(after: after, limit: limit)
         var w = ctx.writer()
@@ -489,6 +497,36 @@ final class API: Sendable {
         w.key("next")
         if more || written < sessions.count { w.string(sessions[written - 1].id) } else { w.raw("null") }
         w.raw("}")
+        return Reply(status: 200, contentType: Reply.json, body: w.bytes)
+    }
+
+    /// `GET /sessions/{id}`.
+    private func getSession(_ id: String, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        document(try find(id), status: 200, ctx)
+    }
+
+    /// `DELETE /sessions/{id}`: the session's last document.
+    private func deleteSession(_ id: String, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        guard let session = store.remove(id) else { throw notFound(id) }
+        return document(session, status: 200, ctx)
+    }
+
+    /// `POST /sessions/{id}/reset`: back to a fresh session with the same configuration.
+    private func resetSession(_ id: String, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        let session = try find(id)
+        do {
+            try store.reset(session, now: clock.now())
+        } catch {
+            throw error.problem
+        }
+        return document(session, status: 200, ctx)
+    }
+
+    /// `GET /sessions/{id}/state`: the state document a `PUT` restores.
+    private func getSessionState(_ id: String, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+        let session = try find(id)
+        var w = ctx.writer()
+        StateDocument.write(session.image(), &w)
         return Reply(status: 200, contentType: Reply.json, body: w.bytes)
     }
 
@@ -521,7 +559,7 @@ final class API: Sendable {
 
     /// `POST /sessions/{id}/release`: the session leaves this instance for the caller's
     /// (a peer's), with its whole state.
-    private func release(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
+    private func releaseSession(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
         guard let registry = store as? SessionRegistry else {
             throw APIProblem(.routeNotFound, "this server's session store does not release sessions")
         }

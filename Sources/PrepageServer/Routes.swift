@@ -29,15 +29,34 @@ public enum Route: Int, Sendable, CaseIterable {
         Self.methodTable[rawValue]
     }
 
-    /// Whether `method` is served: checked on every request, without building an array.
+    /// The operation of openapi.yaml that `method` names on this route (HEAD names GET's);
+    /// `nil` when the method is not served here. Checked on every request, without allocating.
+    @inline(__always)
+    public func operation(for method: HTTPMethod) -> APIOperation? {
+        switch (self, method) {
+        case (.livez, .get), (.livez, .head): .livez
+        case (.healthz, .get), (.healthz, .head): .healthz
+        case (.readyz, .get), (.readyz, .head): .readyz
+        case (.metrics, .get), (.metrics, .head): .metrics
+        case (.version, .get), (.version, .head): .version
+        case (.openapi, .get), (.openapi, .head): .openapiSpec
+        case (.listSessions, .get), (.listSessions, .head): .listSessions
+        case (.session, .get), (.session, .head): .getSession
+        case (.session, .put): .createSession
+        case (.session, .delete): .deleteSession
+        case (.sessionState, .get), (.sessionState, .head): .getSessionState
+        case (.resetSession, .post): .resetSession
+        case (.fault, .post): .postFault
+        case (.faults, .post): .postFaults
+        case (.releaseSession, .post): .releaseSession
+        default: nil
+        }
+    }
+
+    /// Whether `method` is served.
     @inline(__always)
     func serves(_ method: HTTPMethod) -> Bool {
-        switch self {
-        case .livez, .healthz, .readyz, .metrics, .version, .openapi, .listSessions, .sessionState:
-            method == .get || method == .head
-        case .session: method == .get || method == .head || method == .put || method == .delete
-        case .resetSession, .fault, .faults, .releaseSession: method == .post
-        }
+        operation(for: method) != nil
     }
 
     private static let methodTable: [[HTTPMethod]] = allCases.map { route in
@@ -56,6 +75,17 @@ public enum Route: Int, Sendable, CaseIterable {
 
     /// Index for per-route metrics; `Route.allCases.count` is "no route".
     static let unmatchedIndex = Route.allCases.count
+}
+
+/// The operations of openapi.yaml, one per served path and method. Each case is spelled
+/// as its `operationId`, and ``API`` answers it with the handler of the same name.
+public enum APIOperation: String, Sendable, CaseIterable {
+    case livez, healthz, readyz, metrics, version, openapiSpec
+    case listSessions, createSession, getSession, deleteSession, getSessionState
+    case resetSession, postFault, postFaults, releaseSession
+
+    /// The `operationId` in openapi.yaml.
+    public var operationId: String { rawValue }
 }
 
 /// A request path resolved against the route table.

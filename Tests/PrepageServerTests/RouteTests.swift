@@ -407,4 +407,60 @@ import Testing
         #expect(try c.request("GET", "/livez").text == "{\"status\":\"ok\"}\n")
         #expect(try c.request("GET", "/metrics").text.hasSuffix("\n"))
     }
+
+    /// openapi.yaml's operations, parsed simply: (path, METHOD) → operationId, and every
+    /// operationId a response's `links` name.
+    static func openAPIOperations() throws -> (operations: [String: String], linked: Set<String>) {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("openapi.yaml")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        var operations: [String: String] = [:]
+        var linked: Set<String> = []
+        var inPaths = false
+        var path: String?
+        var method: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("paths:") { inPaths = true; continue }
+            if inPaths, let first = line.first, first != " ", first != "#" { break }
+            guard inPaths else { continue }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("  /"), line.hasSuffix(":") {
+                path = String(line.dropFirst(2).dropLast())
+                method = nil
+            } else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                method = String(trimmed.dropLast()).uppercased()
+            } else if trimmed.hasPrefix("operationId: ") {
+                let id = String(trimmed.dropFirst("operationId: ".count))
+                if line.hasPrefix("      "), !line.hasPrefix("       "), let path, let method {
+                    operations["\(method) \(path)"] = id
+                } else {
+                    linked.insert(id)
+                }
+            }
+        }
+        return (operations, linked)
+    }
+
+    @Test func everyOperationOfOpenAPIIsServedUnderItsOperationId() throws {
+        let spec = try Self.openAPIOperations()
+        #expect(spec.operations.count >= 15)
+        var served: [String: String] = [:]
+        for route in Server.routes {
+            for method in route.methods where method != .head {
+                served["\(method.name) \(route.template)"] = route.operation(for: method)?.operationId
+            }
+        }
+        #expect(served == spec.operations)
+        // Each operation is served on one path and method, and the table names no other.
+        #expect(Set(APIOperation.allCases.map(\.operationId)) == Set(spec.operations.values))
+        #expect(Set(spec.operations.values).count == spec.operations.count)
+        // HEAD is GET's operation wherever GET is served.
+        for route in Server.routes where route.methods.contains(.get) {
+            #expect(route.operation(for: .head) == route.operation(for: .get))
+        }
+        // A method the table does not serve names no operation (the 405 path).
+        #expect(Route.fault.operation(for: .get) == nil)
+        #expect(Route.session.operation(for: .post) == nil)
+        #expect(spec.linked.isSubset(of: Set(spec.operations.values)), "links name \(spec.linked.sorted())")
+    }
 }

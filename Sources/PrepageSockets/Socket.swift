@@ -12,7 +12,8 @@ public enum IOResult: Sendable, Equatable {
 }
 
 /// POSIX socket calls on raw descriptors. Every socket made here is
-/// non-blocking (except client sockets made by ``connect(host:port:)``) and close-on-exec.
+/// non-blocking (except client sockets made by ``connect(host:port:timeoutMilliseconds:)``)
+/// and close-on-exec.
 public enum Socket {
     /// Opens a TCP listener on `host:port`.
     ///
@@ -164,22 +165,6 @@ public enum Socket {
     /// Closes a descriptor. `EINTR` is not retried (Linux closes the descriptor anyway).
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
-    }
-
-    /// Opens a blocking, close-on-exec client connection with `TCP_NODELAY`: for tests and tools.
-    public static func connect(host: String, port: Int) throws(SocketError) -> Int32 {
-        let address = try SocketAddress(host: host, port: port)
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .last("socket") }
-        do throws(SocketError) {
-            let result = address.withSockaddr { raw, length in retryingEINTR { Glibc.connect(fd, raw, length) } }
-            guard result == 0 else { throw .last("connect") }
-            try setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, name: "setsockopt(TCP_NODELAY)")
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
-        return fd
     }
 
     /// Opens a blocking, close-on-exec client connection with `TCP_NODELAY` to `host`

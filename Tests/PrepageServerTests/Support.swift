@@ -168,3 +168,11 @@ final class RawClient {
 enum TestError: Error { case timeout, closed }
 
 
+
+extension Socket {
+    /// A blocking client connection to a test server on loopback (the server's own
+    /// client calls, in Peers, go through the timed connect this wraps).
+    static func connect(host: String, port: Int) throws(SocketError) -> Int32 {
+        try connect(host: host, port: port, timeoutMilliseconds: 30_000)
+    }
+}

@@ -75,10 +75,8 @@ let package = Package(
         // Benchmarks are not tests: `make bench-*` runs them in release mode.
         .executableTarget(
             name: "prepage-bench",
-            dependencies: ["PrepageCore", "PrepageSimulator", "CMallocCounter"],
+            dependencies: ["PrepageCore", "PrepageSimulator", "CAllocationCounter"],
             path: "Benchmarks/prepage-bench"),
-        // Interposes malloc to count allocations; linked into the benchmarks only.
-        .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
 
         // The spec's vectors, loaded once for every test target that replays them.
         .target(
@@ -94,7 +92,8 @@ let package = Package(
                 "PrepageServer", "PrepageCore", "PrepageHTTP", "PrepageSockets", "CAllocationCounter",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // Counts the allocations of the calling thread (interposes malloc in the test process).
+        // The one malloc interposer: counts the allocations of the calling thread and of the
+        // process, for the allocation tests, prepage-bench and (as LD_PRELOAD) bench-client.
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         // prepagectl is a dependency so that `swift test` builds the executable its tests run.
         .testTarget(

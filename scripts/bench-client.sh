@@ -9,8 +9,9 @@
 #                (the two alternate in blocks of 1,000 faults, each on its own connection)
 #   wrk -c1      wrk's round trip for the same requests: the floor of the loopback path
 # Reports faults/s, p50/p99 round trip, client CPU time per fault, and malloc calls per fault in
-# both client modes (an LD_PRELOAD counter, Benchmarks/client-bench/count_alloc.c). A benchmark, not a test: it prints
-# numbers and asserts none. FAULTS, SEED, WRK_SECONDS, DEADLINE_MS and PREPAGED override.
+# both client modes (an LD_PRELOAD counter: Tests/CAllocationCounter built with -DAC_REPORT_AT_EXIT).
+# A benchmark, not a test: it prints numbers and asserts none.
+# FAULTS, SEED, WRK_SECONDS, DEADLINE_MS and PREPAGED override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,8 @@ trap cleanup EXIT
 
 cc -std=c11 -O2 -Ibuild/include Benchmarks/client-bench/bench_client.c build/lib/libprepage.a \
     $(pkg-config --cflags --libs libcurl jansson) -lpthread -o "$work/bench_client"
-cc -shared -fPIC -O2 Benchmarks/client-bench/count_alloc.c -o "$work/count_alloc.so"
+cc -shared -fPIC -O2 -DAC_REPORT_AT_EXIT -ITests/CAllocationCounter/include Tests/CAllocationCounter/allocation_counter.c \
+    -o "$work/count_alloc.so"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"

@@ -1,4 +1,4 @@
-import CMallocCounter
+import CAllocationCounter
 import Glibc
 import PrepageCore
 import PrepageSimulator
@@ -58,7 +58,7 @@ func run(_ policy: PolicyName, streams: Int, pages: [Int], ids: [UInt32]) {
         for _ in 0..<3 {
             var dp = try! Prepager(config: PrepageConfig(policy: policy, maxPages: 512))
             checksum = 0
-            let a0 = mc_allocations()
+            let a0 = ac_process_allocations()
             let t0 = now()
             pages.withUnsafeBufferPointer { p in
                 ids.withUnsafeBufferPointer { s in
@@ -70,7 +70,7 @@ func run(_ policy: PolicyName, streams: Int, pages: [Int], ids: [UInt32]) {
             }
             let elapsed = now() - t0
             // The first decision of each stream grows the stream table; count the rest.
-            allocations = mc_allocations() - a0
+            allocations = ac_process_allocations() - a0
             best = min(best, elapsed)
         }
         let rate = Double(faults) / best

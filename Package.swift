@@ -92,6 +92,7 @@ let package = Package(
                 "PrepageServer", "PrepageCore", "PrepageHTTP", "PrepageSockets", "CAllocationCounter",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .testTarget(name: "PrepageSocketsTests", dependencies: ["PrepageSockets"]),
         // The one malloc interposer: counts the allocations of the calling thread and of the
         // process, for the allocation tests, prepage-bench and (as LD_PRELOAD) bench-client.
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),

@@ -80,18 +80,48 @@ import Testing
         }
     }
 
+    /// The host message's list of what is accepted.
+    static let hostAccepted =
+        "is not a numeric IPv4 or IPv6 address; accepted: e.g. 127.0.0.1, 0.0.0.0, ::1, :: (no brackets), "
+        + "or localhost (127.0.0.1)"
+
     @Test(arguments: [
-        ["--port", "70000"], ["--port", "x"], ["--host", "[::1]"], ["--host", "256.0.0.1"], ["--host", "example.com"],
-        ["--host", "::g"], ["--threads", "0"], ["--session-idle-timeout", "5x"], ["--shutdown-delay", "5x"],
-        ["--shutdown-delay", "2h"],
-        ["--log-level", "loud"], ["--log-format", "xml"], ["--max-sessions", "0"], ["--bogus"],
-        ["--token-file", "/nonexistent/token"],
+        (["--port", "70000"], "Error: --port must be 0 … 65535, got 70000"),
+        (["--port", "x"], "Error: The value 'x' is invalid for '--port <port>'"),
+        (["--host", "[::1]"], "Error: --host \"[::1]\" \(hostAccepted)"),
+        (["--host", "256.0.0.1"], "Error: --host \"256.0.0.1\" \(hostAccepted)"),
+        (["--host", "example.com"], "Error: --host \"example.com\" \(hostAccepted)"),
+        (["--host", "::g"], "Error: --host \"::g\" \(hostAccepted)"),
+        (["--threads", "0"], "Error: --threads must be 1 … 1024, got 0"),
+        (
+            ["--session-idle-timeout", "5x"],
+            "Error: --session-idle-timeout \"5x\" is not a duration in 0 … 3650d; "
+                + "give seconds, or 30s, 15m, 24h, 2d; 0 never"
+        ),
+        (
+            ["--shutdown-delay", "5x"],
+            "Error: --shutdown-delay \"5x\" is not a duration up to 1h; give seconds, or 5s, 1m; 0 closes at once"
+        ),
+        (
+            ["--shutdown-delay", "2h"],
+            "Error: --shutdown-delay \"2h\" is not a duration up to 1h; give seconds, or 5s, 1m; 0 closes at once"
+        ),
+        (
+            ["--log-level", "loud"],
+            "Error: --log-level \"loud\" is unknown; accepted: trace, debug, info, notice, warning, error, critical"
+        ),
+        (["--log-format", "xml"], "Error: --log-format \"xml\" is unknown; accepted: text, json"),
+        (["--max-sessions", "0"], "Error: --max-sessions must be 1 … 100000000, got 0"),
+        (["--bogus"], "Error: Unknown option '--bogus'"),
+        (["--token-file", "/nonexistent/token"], "Error: --token-file /nonexistent/token: cannot read it"),
     ])
-    func badFlagValueExits2WithAClearMessage(_ arguments: [String]) throws {
+    func badFlagValueExits2WithAClearMessage(_ arguments: [String], _ message: String) throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
         let r = try Self.run(arguments)
         #expect(r.status == 2, "\(arguments): \(r.output)")
-        #expect(r.output.contains("Error") || r.output.contains("error"), "\(r.output)")
+        // The message is the first line, then the usage.
+        #expect(r.output.split(separator: "\n").first.map(String.init) == message, "\(r.output)")
+        #expect(r.output.contains("Usage: prepaged <options>"), "\(r.output)")
     }
 
     @Test func badEnvironmentValueExits2() throws {

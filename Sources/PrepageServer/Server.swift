@@ -31,15 +31,14 @@ public final class Server: @unchecked Sendable {
     /// Every route served, as data (the route-coverage test compares it with openapi.yaml).
     public static var routes: [Route] { Route.allCases }
 
-    /// - Parameters:
-    ///   - store: where sessions live. Default: an in-memory ``SessionRegistry`` of `maxSessions`.
-    public init(configuration: ServerConfiguration, logger: Logger, store: (any SessionStore)? = nil) {
+    public init(configuration: ServerConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        let store =
-            store ?? SessionRegistry(maxSessions: configuration.maxSessions, memoryLimit: configuration.effectiveMemoryLimit)
+        let registry = SessionRegistry(
+            maxSessions: configuration.maxSessions, memoryLimit: configuration.effectiveMemoryLimit)
+        store = registry
         shared = ServerShared(
-            configuration: configuration, store: store, openAPI: Self.loadOpenAPI(configuration.openAPIPath))
+            configuration: configuration, store: registry, openAPI: Self.loadOpenAPI(configuration.openAPIPath))
         janitorWake = try? EventFD()
         snapshotWake = try? EventFD()
         if shared.api.openAPI == nil {
@@ -47,8 +46,8 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// The session store.
-    public var store: any SessionStore { shared.api.store }
+    /// Where the sessions live: in memory, with the state directory's journal when there is one.
+    public let store: SessionRegistry
 
     /// The server's version (semantic versioning), as `GET /version` and `prepaged --version` say.
     public static var version: String { API.version }

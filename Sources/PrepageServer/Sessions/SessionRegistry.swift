@@ -1,10 +1,13 @@
 import PrepageCore
 import Synchronization
 
-/// Where sessions live: the boundary a durable or distributed store would replace.
+/// Where sessions live, as the routes see them.
 ///
+/// Internal: the one store is ``SessionRegistry``, and the durable state (Durable/) is
+/// built into it (it appends to the registry's journal and snapshots the registry
+/// itself) rather than plugged in behind this protocol, so no other module implements it.
 /// Every method is safe from any thread and holds a lock only briefly.
-public protocol SessionStore: AnyObject, Sendable {
+protocol SessionStore: AnyObject, Sendable {
     /// Looks a session up.
     func session(_ id: String) -> Session?
     /// Creates a session, or finds the existing one.
@@ -29,7 +32,7 @@ public protocol SessionStore: AnyObject, Sendable {
 
 extension SessionStore {
     /// A store that keeps no budget never refuses for memory.
-    public var budget: MemoryBudget { MemoryBudget.unlimited }
+    var budget: MemoryBudget { MemoryBudget.unlimited }
 }
 
 /// Session counters for `/metrics`.
@@ -39,8 +42,8 @@ public struct SessionCounts: Sendable, Hashable {
     public var expired: UInt64
 }
 
-/// An error of the store, as an API problem (public wrapper for the protocol).
-public struct APIProblemBox: Error {
+/// An error of the store, as an API problem.
+struct APIProblemBox: Error {
     let problem: APIProblem
 }
 
@@ -99,7 +102,7 @@ public final class SessionRegistry: SessionStore {
         shards[shard(id)].map.withLock { $0[id] }
     }
 
-    public func create(id: String, config: SessionConfig, now: Int64) throws(APIProblemBox) -> (
+    func create(id: String, config: SessionConfig, now: Int64) throws(APIProblemBox) -> (
         session: Session, created: Bool
     ) {
         let payload = journal.map { _ in Journal.payload(.create(id: id, config: config, createdAt: now)) }
@@ -161,7 +164,7 @@ public final class SessionRegistry: SessionStore {
         return (session, isNew)
     }
 
-    public func install(id: String, image: SessionImage, now: Int64) throws(APIProblemBox) -> (
+    func install(id: String, image: SessionImage, now: Int64) throws(APIProblemBox) -> (
         session: Session, created: Bool
     ) {
         var image = image
@@ -217,7 +220,7 @@ public final class SessionRegistry: SessionStore {
         return (session, isNew)
     }
 
-    public func reset(_ session: Session, now: Int64) throws(APIProblemBox) {
+    func reset(_ session: Session, now: Int64) throws(APIProblemBox) {
         let journal = self.journal
         let budget = self.budget
         let lsn: UInt64? = session.state.withLock { st in

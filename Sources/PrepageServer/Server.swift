@@ -35,7 +35,8 @@ public final class Server: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         let registry = SessionRegistry(
-            maxSessions: configuration.maxSessions, memoryLimit: configuration.effectiveMemoryLimit)
+            maxSessions: configuration.maxSessions, memoryLimit: configuration.effectiveMemoryLimit,
+            advice: configuration.limitAdvice)
         store = registry
         shared = ServerShared(
             configuration: configuration, store: registry, openAPI: Self.loadOpenAPI(configuration.openAPIPath))

@@ -45,6 +45,9 @@ public struct ServerConfiguration: Sendable {
     /// `--peer-state-dirs`: their state directories on shared storage, read when a peer
     /// does not answer. Default none.
     public var peerStateDirectories: [String]
+    /// What a 429 (session limit) or 507 (memory limit) tells the client to do; prepaged
+    /// names its flags. Default: advice that names none.
+    public var limitAdvice: LimitAdvice
 
     public init(
         host: String = "127.0.0.1",
@@ -61,7 +64,8 @@ public struct ServerConfiguration: Sendable {
         stateDirectory: String? = nil,
         snapshotInterval: Duration = .seconds(1),
         peers: [String] = [],
-        peerStateDirectories: [String] = []
+        peerStateDirectories: [String] = [],
+        limitAdvice: LimitAdvice = LimitAdvice()
     ) {
         self.host = host
         self.port = port
@@ -78,6 +82,7 @@ public struct ServerConfiguration: Sendable {
         self.snapshotInterval = snapshotInterval
         self.peers = peers
         self.peerStateDirectories = peerStateDirectories
+        self.limitAdvice = limitAdvice
     }
 
     /// ``memoryLimit``, or its default on this machine.

@@ -87,6 +87,10 @@ struct Prepaged: ParsableCommand {
 
     static var defaultMemoryLimit: Int { ServerConfiguration().effectiveMemoryLimit }
 
+    /// What a client refused for a limit is told to do: the flags that raise it.
+    static let limitAdvice = LimitAdvice(
+        sessions: "delete some or raise --max-sessions", memory: "delete sessions or raise --memory-limit")
+
     @Option(help: "Lowest level logged: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -268,7 +272,7 @@ struct Prepaged: ParsableCommand {
             maxSessions: maxSessions, memoryLimit: memoryLimit.flatMap(Self.parseBytes),
             sessionIdleTimeout: Self.parseDuration(sessionIdleTimeout)!, limits: limits, stateDirectory: stateDir,
             snapshotInterval: Self.parseInterval(snapshotInterval)!, peers: Self.list(peers),
-            peerStateDirectories: Self.list(peerStateDirs))
+            peerStateDirectories: Self.list(peerStateDirs), limitAdvice: Self.limitAdvice)
         let server = Server(configuration: configuration, logger: logger)
         do {
             try server.start()

@@ -131,6 +131,40 @@ import Testing
         #expect(r.output.contains("xml"))
     }
 
+    /// A session refused for a limit is told which flag raises it (the server library's
+    /// own advice names no flags; prepaged gives its command line's).
+    @Test func aSessionRefusedForALimitIsToldTheFlagThatRaisesIt() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path))
+        let few = try Launched(["--port", "0", "--threads", "1", "--shutdown-delay", "0", "--max-sessions", "1"])
+        let c = try RawClient(port: try #require(few.port, "no listening line in: \(few.log)"))
+        #expect(try c.request("PUT", "/sessions/a", body: "{}").status == 201)
+        let r = try c.request("PUT", "/sessions/b", body: "{}")
+        #expect(r.status == 429)
+        #expect(
+            r.json["detail"] as? String
+                == "the server holds its limit of 1 sessions; delete some or raise --max-sessions")
+
+        let small = try Launched(["--port", "0", "--threads", "1", "--shutdown-delay", "0", "--memory-limit", "1M"])
+        let m = try RawClient(port: try #require(small.port, "no listening line in: \(small.log)"))
+        let labels = (0..<16).map {
+            "\"k\($0)\(String(repeating: "x", count: 120))\":\"\(String(repeating: "v", count: 1_024))\""
+        }
+        let body = "{\"labels\":{\(labels.joined(separator: ","))}}"
+        var refused: Response?
+        for i in 0..<200 {
+            let r = try m.request("PUT", "/sessions/m\(i)", body: body)
+            if r.status != 201 {
+                refused = r
+                break
+            }
+        }
+        let full = try #require(refused, "1 MiB held 200 sessions of 16 large labels")
+        #expect(full.status == 507)
+        let detail = try #require(full.json["detail"] as? String)
+        #expect(detail.hasPrefix("the sessions' memory budget is spent: "))
+        #expect(detail.hasSuffix("; delete sessions or raise --memory-limit"))
+    }
+
     /// Starts the binary on port 0, reads the port from its log, serves a request,
     /// then SIGTERM: it drains and exits 0.
     @Test func servesThenExitsZeroOnSIGTERM() throws {

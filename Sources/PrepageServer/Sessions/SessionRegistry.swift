@@ -47,6 +47,23 @@ struct APIProblemBox: Error {
     let problem: APIProblem
 }
 
+/// What the problem of a refused session tells the client to do about the limit.
+/// The server's own words name no flags; prepaged gives its command line's.
+public struct LimitAdvice: Sendable, Hashable {
+    /// After "the server holds its limit of N sessions; ".
+    public var sessions: String
+    /// After "the sessions' memory budget is spent: …; ".
+    public var memory: String
+
+    public init(
+        sessions: String = "delete some or raise the server's session limit",
+        memory: String = "delete sessions or raise the server's memory limit"
+    ) {
+        self.sessions = sessions
+        self.memory = memory
+    }
+}
+
 /// The in-memory store: sessions spread over 64 shards by the hash of their id,
 /// each shard a dictionary behind its own short lock.
 public final class SessionRegistry: SessionStore {
@@ -63,9 +80,12 @@ public final class SessionRegistry: SessionStore {
     private let journalBox = JournalBox()
     /// What sessions may hold in memory (`--memory-limit`).
     public let budget: MemoryBudget
+    /// What a refusal for a limit tells the client to do (the command line names its flags).
+    let advice: LimitAdvice
 
-    public init(maxSessions: Int = 1_000_000, memoryLimit: Int = Int.max) {
+    public init(maxSessions: Int = 1_000_000, memoryLimit: Int = Int.max, advice: LimitAdvice = LimitAdvice()) {
         self.maxSessions = maxSessions
+        self.advice = advice
         budget = MemoryBudget(limit: memoryLimit)
         shards = (0..<Self.shardCount).map { _ in Shard() }
     }
@@ -126,7 +146,7 @@ public final class SessionRegistry: SessionStore {
                         APIProblemBox(
                             problem: APIProblem(
                                 .tooManySessions,
-                                "the server holds its limit of \(maxSessions) sessions; delete some or raise --max-sessions"
+                                "the server holds its limit of \(maxSessions) sessions; \(advice.sessions)"
                             )))
                 }
                 let (exchanged, original) = live.compareExchange(
@@ -149,7 +169,7 @@ public final class SessionRegistry: SessionStore {
                     APIProblemBox(
                         problem: APIProblem(
                             .memoryLimit,
-                            "the sessions' memory budget is spent: \(budget.usedBytes) of \(budget.limit) bytes held (--memory-limit), and this session needs \(needed); delete sessions or raise --memory-limit"
+                            "the sessions' memory budget is spent: \(budget.usedBytes) of \(budget.limit) bytes held, and this session needs \(needed); \(advice.memory)"
                         )))
             }
             let lsn = journal?.append(type: 1, payload: payload ?? [])
@@ -186,7 +206,7 @@ public final class SessionRegistry: SessionStore {
                     APIProblemBox(
                         problem: APIProblem(
                             .memoryLimit,
-                            "the sessions' memory budget is spent: \(budget.usedBytes) of \(budget.limit) bytes held (--memory-limit), and this session needs \(needed); delete sessions or raise --memory-limit"
+                            "the sessions' memory budget is spent: \(budget.usedBytes) of \(budget.limit) bytes held, and this session needs \(needed); \(advice.memory)"
                         )))
             }
             if !replaced {
@@ -198,7 +218,7 @@ public final class SessionRegistry: SessionStore {
                             APIProblemBox(
                                 problem: APIProblem(
                                     .tooManySessions,
-                                    "the server holds its limit of \(maxSessions) sessions; delete some or raise --max-sessions"
+                                    "the server holds its limit of \(maxSessions) sessions; \(advice.sessions)"
                                 )))
                     }
                     let (exchanged, original) = live.compareExchange(

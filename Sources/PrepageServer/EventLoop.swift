@@ -350,16 +350,19 @@ final class EventLoop: @unchecked Sendable {
         var reply = reply
         let echoed = request?.requestID.flatMap(Self.acceptableRequestID)
         if echoed == nil { nextRequestID() }
-        HTTPResponseWriter.appendHead(
-            status: reply.status, contentType: reply.contentType, contentLength: reply.body.count,
-            extraHeaders: reply.headers, keepAlive: keepAlive, isHTTP10: request?.isHTTP10 ?? false,
-            date: date, into: &c.output)
-        // The head ends with an empty line; X-Request-ID goes before it, written from bytes
-        // (no String or array per response on the hot path).
-        c.output.removeLast(2)
-        c.output.append(contentsOf: Self.requestIDName)
-        if let echoed { c.output.append(contentsOf: echoed.utf8) } else { c.output.append(contentsOf: generatedID) }
-        c.output.append(contentsOf: Self.crlfcrlf)
+        // X-Request-ID is written from bytes (no String or array per response on the hot path).
+        let isHTTP10 = request?.isHTTP10 ?? false
+        if var echoed {
+            echoed.withUTF8 { id in
+                Self.appendHead(
+                    reply, keepAlive: keepAlive, isHTTP10: isHTTP10, date: date, requestID: UnsafeRawBufferPointer(id),
+                    into: &c.output)
+            }
+        } else {
+            generatedID.withUnsafeBytes { id in
+                Self.appendHead(reply, keepAlive: keepAlive, isHTTP10: isHTTP10, date: date, requestID: id, into: &c.output)
+            }
+        }
         let hasBody = !(reply.status < 200 || reply.status == 204 || reply.status == 304)
         if request?.method != .head && hasBody { c.output.append(contentsOf: reply.body) }
         context.giveBack(&reply.body)
@@ -380,8 +383,15 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    private static let requestIDName = Array("X-Request-ID: ".utf8)
-    private static let crlfcrlf = Array("\r\n\r\n".utf8)
+    private static func appendHead(
+        _ reply: Reply, keepAlive: Bool, isHTTP10: Bool, date: [UInt8], requestID: UnsafeRawBufferPointer,
+        into out: inout [UInt8]
+    ) {
+        HTTPResponseWriter.appendHead(
+            status: reply.status, contentType: reply.contentType, contentLength: reply.body.count,
+            extraHeaders: reply.headers, keepAlive: keepAlive, isHTTP10: isHTTP10, date: date, requestID: requestID,
+            into: &out)
+    }
 
     /// An `X-Request-ID` worth echoing: 1 … 200 visible ASCII characters.
     private static func acceptableRequestID(_ id: String) -> String? {

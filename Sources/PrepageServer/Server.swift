@@ -304,8 +304,9 @@ final class ServerShared: Sendable {
         sessionSweepInterval = idle <= 0 ? 0 : UInt64(max(1_000_000_000, min(60_000_000_000, idle / 10)))
     }
 
+    /// The configured wall clock's time in whole seconds: what the `Date` header says.
     func clockSeconds() -> Int64 {
-        System.wallNanoseconds() / 1_000_000_000
+        api.clock.now() / 1_000_000_000
     }
 
     @discardableResult

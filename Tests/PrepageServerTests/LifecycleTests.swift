@@ -129,6 +129,13 @@ import Testing
         #expect((after.json["stats"] as? [String: Any])?["last_fault_at"] as? String == "2027-01-15T08:01:01.123Z")
     }
 
+    @Test func dateHeaderComesFromTheClock() throws {
+        let clock = ManualClock(nanoseconds: 1_800_000_000_123_000_000)  // 2027-01-15T08:00:00.123Z
+        let s = try TestServer(clock: clock)
+        let r = try s.client().request("GET", "/livez")
+        #expect(r.header("date") == "Fri, 15 Jan 2027 08:00:00 GMT")
+    }
+
     /// The repository's openapi.yaml, parsed simply: `paths:` keys and their operations.
     static func openAPIRoutes() throws -> [String: Set<String>] {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

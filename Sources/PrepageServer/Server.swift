@@ -244,7 +244,7 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Removes sessions idle for `sessionIdleTimeout` by the configured clock.
-    /// The loops call it periodically; tests call it after moving a ``ManualClock``.
+    /// The loops call it periodically; tests call it after moving the clock they gave the server.
     @discardableResult
     public func expireIdleSessions() -> Int {
         shared.expireIdleSessions(logger: logger)

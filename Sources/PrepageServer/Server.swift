@@ -244,7 +244,9 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Removes sessions idle for `sessionIdleTimeout` by the configured clock.
-    /// The loops call it periodically; tests call it after moving the clock they gave the server.
+    /// The server does the same by itself on its janitor thread (`prepaged-expiry`, off the
+    /// event loops), every tenth of the timeout (1 … 60 s); tests call it after moving the
+    /// clock they gave the server.
     @discardableResult
     public func expireIdleSessions() -> Int {
         shared.expireIdleSessions(logger: logger)

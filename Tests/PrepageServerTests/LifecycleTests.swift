@@ -182,8 +182,15 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("openapi.yaml")
         let text = try String(contentsOf: url, encoding: .utf8)
             .replacingOccurrences(of: "\n    ", with: " ")  // the description's lines, joined
+        // "Problem `type`s are …: `a`, `b` (400), `c` (401), …": a kind's status is the first after it.
+        let list = try #require(text.range(of: "Problem `type`s are ")).upperBound
         for kind in ProblemKind.allCases {
-            #expect(text.contains("`\(kind.rawValue)`"), "openapi.yaml does not name the problem type \(kind.rawValue)")
+            guard let named = text.range(of: "`\(kind.rawValue)`", range: list..<text.endIndex) else {
+                Issue.record("openapi.yaml does not name the problem type \(kind.rawValue)")
+                continue
+            }
+            let status = text[named.upperBound...].firstMatch(of: #/\((\d{3})\)/#).map { String($0.1) }
+            #expect(status == "\(kind.status)", "openapi.yaml lists \(kind.rawValue) as \(status ?? "no status")")
         }
     }
 

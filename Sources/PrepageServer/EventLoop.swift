@@ -54,10 +54,8 @@ final class EventLoop: @unchecked Sendable {
     private var drainDeadline: UInt64 = 0
     private var nextSweep: UInt64 = 0
 
-    /// Stop parsing a connection's input while this much output waits (a client that does not read).
-    private static let outputHighWater = 1 << 20
-    /// How long a closing connection's unread input is drained before closing.
-    private static let lingerNanos: UInt64 = 2_000_000_000
+    /// The connections' timeouts, from the server's limits.
+    private let timeouts: ConnectionMachine.Timeouts
 
     init(index: Int, listener: Int32, shared: ServerShared, metrics: LoopMetrics, logger: Logger) throws(SocketError) {
         self.index = index
@@ -66,6 +64,9 @@ final class EventLoop: @unchecked Sendable {
         epoll = try Epoll(capacity: 512)
         wake = try EventFD()
         context = LoopContext(metrics: metrics)
+        timeouts = ConnectionMachine.Timeouts(
+            idle: UInt64(shared.limits.keepAliveIdleTimeout.nanoseconds),
+            request: UInt64(shared.limits.requestDeadline.nanoseconds))
         let api = shared.api
         admit = { request in api.admits(request) }
         self.logger = logger
@@ -101,7 +102,7 @@ final class EventLoop: @unchecked Sendable {
         // Requests still incomplete when the drain ends get no answer; they are counted.
         var incomplete = 0
         for case let c? in connections {
-            if !c.isLingering && c.hasPendingInput { incomplete += 1 }
+            if !c.machine.isLingering && c.hasPendingInput { incomplete += 1 }
             close(c)
         }
         if incomplete > 0 {
@@ -189,8 +190,8 @@ final class EventLoop: @unchecked Sendable {
     private func longestIdle() -> Connection? {
         var best: Connection? = nil
         for case let c? in connections
-        where !c.isLingering && !c.closeAfterWrite && !c.hasPendingInput && !c.hasPendingOutput {
-            if best == nil || c.lastActivity < best!.lastActivity { best = c }
+        where c.machine.isIdle(hasPendingInput: c.hasPendingInput, hasPendingOutput: c.hasPendingOutput) {
+            if best == nil || c.machine.lastActivity < best!.machine.lastActivity { best = c }
         }
         return best
     }
@@ -211,36 +212,27 @@ final class EventLoop: @unchecked Sendable {
         case .wouldBlock:
             return
         case .endOfFile:
-            c.peerClosed = true
-            if c.isLingering || !c.hasPendingOutput {
-                close(c)
-            } else {
-                // Stop watching input; send what is queued, then close.
-                c.closeAfterWrite = true
-                flush(c)
+            switch c.machine.peerClosedInput(hasPendingOutput: c.hasPendingOutput) {
+            case .close: close(c)
+            case .flushThenClose: flush(c)
             }
-            return
         case .bytes(let n):
-            c.lastActivity = System.monotonicNanoseconds()
-            c.receivedAny = true
-            if c.isLingering { return }  // draining a closing connection: discard
-            c.input.append(contentsOf: readBuffer[0..<n])
-            process(c)
+            switch c.machine.bytesRead(now: System.monotonicNanoseconds()) {
+            case .discard: return  // draining a closing connection
+            case .parse:
+                c.input.append(contentsOf: readBuffer[0..<n])
+                process(c)
+            }
         }
     }
 
     /// Parses and answers every complete request in the input, in order, then writes once.
     ///
-    /// Parsing pauses while more than ``outputHighWater`` bytes of responses wait; when
-    /// they all went out at once, it resumes on the requests still in the input.
+    /// Parsing pauses while ``ConnectionMachine/outputHighWater`` bytes of responses wait;
+    /// when they all went out at once, it resumes on the requests still in the input.
     private func process(_ c: Connection) {
-        while true {
-            var paused = false
-            parsing: while !c.closeAfterWrite && !c.parked {
-                guard c.output.count - c.outputStart < Self.outputHighWater else {
-                    paused = true
-                    break parsing
-                }
+        repeat {
+            parsing: while c.machine.nextParse(pendingOutput: c.output.count - c.outputStart) == .parse {
                 let result = c.input.withUnsafeBytes { raw in
                     c.parser.parse(UnsafeRawBufferPointer(rebasing: raw[c.inputStart...]))
                 }
@@ -255,7 +247,7 @@ final class EventLoop: @unchecked Sendable {
                     break parsing
                 case .request(let request, let consumed):
                     c.inputStart += consumed
-                    c.requestStarted = 0
+                    c.machine.requestParsed()
                     answer(request, on: c, started: System.monotonicNanoseconds())
                 case .failure(let error):
                     let kind = Self.problemKind(error)
@@ -263,7 +255,7 @@ final class EventLoop: @unchecked Sendable {
                     finish(
                         reply, request: nil, route: nil, on: c, keepAlive: false,
                         started: System.monotonicNanoseconds(), method: "-")
-                    c.closeAfterWrite = true
+                    c.machine.requestFailed()
                     c.inputStart = c.input.count
                 }
             }
@@ -275,18 +267,10 @@ final class EventLoop: @unchecked Sendable {
                 c.input.removeFirst(c.inputStart)
             }
             c.inputStart = 0
-            if c.hasPendingInput {
-                if c.requestStarted == 0 { c.requestStarted = c.lastActivity }
-            } else {
-                c.requestStarted = 0
-            }
-            // Draining: a connection with nothing more to answer closes once its answers are
-            // out; requests already received (here or still in the kernel) are answered first.
-            if draining && !c.hasPendingInput && !Socket.hasUnreadInput(c.fd) { c.closeAfterWrite = true }
+            // Requests already received (here or still in the kernel) are answered before a drain closes.
+            c.machine.inputParsed(hasPendingInput: c.hasPendingInput, unreadInKernel: { Socket.hasUnreadInput(c.fd) })
             flush(c)
-            // Sent everything at once: no writable event will come to resume the parsing.
-            guard paused, connections[Int(c.fd)] === c, !c.writeBlocked, !c.isLingering else { return }
-        }
+        } while c.machine.resumesAfterFlush()
     }
 
     private func answer(_ request: HTTPRequest, on c: Connection, started: UInt64) {
@@ -295,15 +279,14 @@ final class EventLoop: @unchecked Sendable {
         if let work = reply.deferred {
             // Waits for other instances: done by a mover thread; this connection waits,
             // the loop goes on with the others.
-            c.parked = true
+            c.machine.deferred()
             let job = Movers.Job(
                 loop: self, fd: c.fd, serial: c.serial, request: request, route: match?.route, started: started, work: work)
             if !shared.movers.submit(job) {
-                c.parked = false
                 let busy = shared.api.problem(
                     APIProblem(.unavailable, "the server is stopping; retry on another instance"), context)
                 finish(busy, request: request, route: match?.route, on: c, keepAlive: false, started: started, method: nil)
-                c.closeAfterWrite = true
+                c.machine.deferralRefused()
             }
             return
         }
@@ -324,22 +307,20 @@ final class EventLoop: @unchecked Sendable {
         }
         for done in ready {
             guard Int(done.fd) < connections.count, let c = connections[Int(done.fd)], c.serial == done.serial,
-                c.parked
+                c.machine.replyArrived()
             else { continue }
-            c.parked = false
             send(done.reply, for: done.request, route: done.route, on: c, started: done.started)
             process(c)
         }
     }
 
     private func send(_ reply: Reply, for request: HTTPRequest, route: Route?, on c: Connection, started: UInt64) {
-        let match = route
         // While draining, the connection stays open only for requests already received:
         // bytes after this request, here or unread in the kernel.
-        let keepAlive =
-            request.keepAlive && (!draining || c.inputStart < c.input.count || Socket.hasUnreadInput(c.fd))
-        finish(reply, request: request, route: match, on: c, keepAlive: keepAlive, started: started, method: nil)
-        if !keepAlive { c.closeAfterWrite = true }
+        let keepAlive = c.machine.keepsAlive(
+            requested: request.keepAlive, moreInput: { c.inputStart < c.input.count || Socket.hasUnreadInput(c.fd) })
+        finish(reply, request: request, route: route, on: c, keepAlive: keepAlive, started: started, method: nil)
+        c.machine.answered(keepAlive: keepAlive)
     }
 
     /// Frames a reply into the connection's output, counts it and logs it.
@@ -360,7 +341,8 @@ final class EventLoop: @unchecked Sendable {
             }
         } else {
             generatedID.withUnsafeBytes { id in
-                Self.appendHead(reply, keepAlive: keepAlive, isHTTP10: isHTTP10, date: date, requestID: id, into: &c.output)
+                Self.appendHead(
+                    reply, keepAlive: keepAlive, isHTTP10: isHTTP10, date: date, requestID: id, into: &c.output)
             }
         }
         let hasBody = !(reply.status < 200 || reply.status == 204 || reply.status == 304)
@@ -429,13 +411,12 @@ final class EventLoop: @unchecked Sendable {
     private func onWritable(_ c: Connection) {
         flush(c)
         // Input that waited while the output was blocked.
-        if let still = connections[Int(c.fd)], still === c, !c.writeBlocked, !c.isLingering, c.hasPendingInput {
-            process(c)
-        }
+        if c.machine.parsesAfterWritable(hasPendingInput: c.hasPendingInput) { process(c) }
     }
 
     /// Sends queued output; turns `EPOLLOUT` on only while a write would block.
     private func flush(_ c: Connection) {
+        var now: UInt64 = 0
         while c.hasPendingOutput {
             let result: IOResult
             do {
@@ -449,35 +430,33 @@ final class EventLoop: @unchecked Sendable {
             switch result {
             case .bytes(let n):
                 c.outputStart += n
-                c.lastActivity = System.monotonicNanoseconds()
+                now = System.monotonicNanoseconds()
+                c.machine.wrote(now: now)
             case .wouldBlock, .endOfFile:
-                if !c.writeBlocked {
-                    c.writeBlocked = true
-                    try? epoll.modify(c.fd, .writable)
-                }
+                if c.machine.writeWouldBlock() { try? epoll.modify(c.fd, .writable) }
                 return
             }
         }
         c.output.removeAll(keepingCapacity: c.output.capacity <= 65_536)
         c.outputStart = 0
-        if c.writeBlocked {
-            c.writeBlocked = false
+        switch c.machine.writeFinished(now: now != 0 ? now : System.monotonicNanoseconds(), timeouts: timeouts) {
+        case .none:
+            break
+        case .resumeReading:
             try? epoll.modify(c.fd, .readable)
-        }
-        if c.closeAfterWrite {
-            if c.peerClosed {
-                close(c)
-            } else {
-                // Lingering close: shut our side, drain what the peer still sends, so the
-                // kernel does not answer it with a reset that could destroy our response.
-                Socket.shutdownWrite(c.fd)
-                c.lingerUntil = System.monotonicNanoseconds() &+ Self.lingerNanos
-            }
+        case .close:
+            close(c)
+        case .shutdownAndLinger(let resumeReading):
+            // Lingering close: shut our side, drain what the peer still sends, so the
+            // kernel does not answer it with a reset that could destroy our response.
+            if resumeReading { try? epoll.modify(c.fd, .readable) }
+            Socket.shutdownWrite(c.fd)
         }
     }
 
     private func close(_ c: Connection) {
         guard Int(c.fd) < connections.count, connections[Int(c.fd)] === c else { return }
+        c.machine.closed()
         epoll.remove(c.fd)
         Socket.close(c.fd)
         connections[Int(c.fd)] = nil
@@ -498,34 +477,23 @@ final class EventLoop: @unchecked Sendable {
             dateSecond = second
             date = HTTPDate.imfFixdate(epochSeconds: second)
         }
-        let idle = UInt64(shared.limits.keepAliveIdleTimeout.nanoseconds)
-        let deadline = UInt64(shared.limits.requestDeadline.nanoseconds)
         for case let c? in connections {
-            if c.parked { continue }  // its reply is being made off the loop
-            if c.isLingering {
-                if now >= c.lingerUntil { close(c) }
-            } else if c.requestStarted != 0 && now &- c.requestStarted >= deadline && !c.closeAfterWrite
-                && !c.receivedAny
+            switch c.machine.tick(
+                now: now, timeouts: timeouts, hasPendingInput: c.hasPendingInput, hasPendingOutput: c.hasPendingOutput)
             {
-                // A connection that sent nothing within the request deadline: closed, no answer.
+            case .none:
+                break
+            case .close:
                 close(c)
-            } else if c.requestStarted != 0 && now &- c.requestStarted >= deadline && !c.closeAfterWrite {
-                // Slowloris: the whole request must arrive within the deadline (the first from accept).
+            case .requestTimeout:
                 let reply = shared.api.problem(
                     APIProblem(.requestTimeout, "the request did not arrive within \(shared.limits.requestDeadline)"),
                     context)
                 c.parser.reset()
                 c.input.removeAll()
                 c.inputStart = 0
-                c.requestStarted = 0
                 finish(reply, request: nil, route: nil, on: c, keepAlive: false, started: now, method: "-")
-                c.closeAfterWrite = true
                 flush(c)
-            } else if !c.hasPendingInput && !c.hasPendingOutput && now &- c.lastActivity >= idle {
-                close(c)
-            } else if c.writeBlocked && now &- c.lastActivity >= idle {
-                // A client that stopped reading its responses: nothing moved for the idle timeout.
-                close(c)
             }
         }
     }
@@ -543,15 +511,10 @@ final class EventLoop: @unchecked Sendable {
         Socket.close(listener)
         listener = -1
         for case let c? in connections {
-            if c.isLingering || c.parked { continue }
-            // Bytes the kernel holds but this loop has not read yet (their event is
-            // still to come) are a request in flight too: it finishes.
-            let unread = Socket.hasUnreadInput(c.fd)
-            if !c.hasPendingInput && !c.hasPendingOutput && !unread {
-                close(c)
-            } else if !c.hasPendingInput && !unread {
-                c.closeAfterWrite = true
-            }
+            let action = c.machine.drain(
+                hasPendingInput: c.hasPendingInput, hasPendingOutput: c.hasPendingOutput,
+                unreadInKernel: { Socket.hasUnreadInput(c.fd) })
+            if action == .close { close(c) }
         }
     }
 }

@@ -55,8 +55,9 @@ import Testing
     @Test func shutdownDoesNotWaitForeverForAStalledRequest() throws {
         let s = try TestServer(threads: 1, drainTimeout: .milliseconds(300))
         let stalled = try s.client()
+        // Read by the loop or still in the kernel at the drain, the partial request is in flight
+        // either way (ConnectionStateTests): the drain waits for it until the drain timeout.
         try stalled.send("GET /livez HTTP/1.1\r\nHost: x\r\n")
-        Thread.sleep(forTimeInterval: 0.1)
         s.server.shutdown()
         let done = DispatchSemaphore(value: 0)
         Thread {

@@ -164,14 +164,15 @@ struct ConnectionMachine: Equatable {
 
     /// The input was parsed as far as it goes (its rest compacted): a request begun and not
     /// complete starts, or keeps, its deadline; while draining, a connection with nothing
-    /// more to answer closes once its answers are out.
+    /// more to answer closes once its answers are out. One waiting for a reply made off the
+    /// loop has an answer still to come: its reply says `Connection: close` (``keepsAlive``).
     mutating func inputParsed(hasPendingInput: Bool, unreadInKernel: () -> Bool) {
         if hasPendingInput {
             if requestStarted == 0 { requestStarted = lastActivity }
         } else {
             requestStarted = 0
         }
-        if draining && phase == .open && !hasPendingInput && !unreadInKernel() { phase = .closing }
+        if draining && phase == .open && !awaitingReply && !hasPendingInput && !unreadInKernel() { phase = .closing }
     }
 
     /// After the answers were flushed: parse again when parsing paused at the high-water mark

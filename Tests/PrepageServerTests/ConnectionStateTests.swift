@@ -310,6 +310,25 @@ import Testing
         #expect(a63 == .parse)
     }
 
+    @Test func whileDrainingADeferredRequestGetsItsReplyBeforeTheConnectionCloses() {
+        var m = keptAlive()
+        let drained = m.drain(hasPendingInput: true, hasPendingOutput: false, unreadInKernel: { false })
+        #expect(drained == .finish)
+        m.requestParsed()
+        m.deferred()
+        m.inputParsed(hasPendingInput: false, unreadInKernel: { false })
+        #expect(m.phase == .open)  // not shut before the reply is written
+        let written = m.writeFinished(now: 3_000, timeouts: timeouts)
+        #expect(written == .none)
+        let arrived = m.replyArrived()
+        #expect(arrived)
+        let keepAlive = m.keepsAlive(requested: true, moreInput: { false })
+        #expect(!keepAlive)
+        m.answered(keepAlive: keepAlive)
+        let sent = m.writeFinished(now: 4_000, timeouts: timeouts)
+        #expect(sent == .shutdownAndLinger(resumeReading: false))
+    }
+
     @Test func aDeferralRefusedClosesAfterItsAnswer() {
         var m = ConnectionMachine(now: 100)
         m.deferred()

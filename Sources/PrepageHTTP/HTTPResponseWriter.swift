@@ -104,6 +104,9 @@ public enum HTTPResponseWriter {
 
     /// Appends only the head (status line, headers, empty line) for a body of
     /// `contentLength` bytes, which the caller appends itself (or not, for HEAD).
+    ///
+    /// - Parameter requestID: the `X-Request-ID` value, written last, from bytes (no
+    ///   String per response); CR, LF and NUL dropped. Empty: no `X-Request-ID`.
     public static func appendHead(
         status: Int,
         contentType: String?,
@@ -112,6 +115,7 @@ public enum HTTPResponseWriter {
         keepAlive: Bool,
         isHTTP10: Bool = false,
         date: [UInt8],
+        requestID: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
         into out: inout [UInt8]
     ) {
         appendStatic(&out, "HTTP/1.1 ")
@@ -143,6 +147,15 @@ public enum HTTPResponseWriter {
             appendClean(&out, name)
             appendStatic(&out, ": ")
             appendClean(&out, value)
+            appendStatic(&out, "\r\n")
+        }
+        if !requestID.isEmpty {
+            appendStatic(&out, "X-Request-ID: ")
+            if !requestID.contains(where: { $0 == Bytes.cr || $0 == Bytes.lf || $0 == 0 }) {
+                out.append(contentsOf: requestID)
+            } else {
+                for b in requestID where b != Bytes.cr && b != Bytes.lf && b != 0 { out.append(b) }
+            }
             appendStatic(&out, "\r\n")
         }
         appendStatic(&out, "\r\n")

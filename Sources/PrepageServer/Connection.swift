@@ -1,6 +1,7 @@
 import PrepageHTTP
 
-/// One client connection, owned by the event loop that accepted it.
+/// One client connection, owned by the event loop that accepted it: its descriptor,
+/// buffers and parser. Where it is in its life is ``machine``.
 final class Connection {
     let fd: Int32
     var parser: HTTPParser
@@ -10,33 +11,15 @@ final class Connection {
     /// Responses not yet sent start at `outputStart`.
     var output: [UInt8] = []
     var outputStart = 0
-    /// Monotonic time of the last byte read or written.
-    var lastActivity: UInt64
-    /// Monotonic time the request now arriving began; 0 when between requests.
-    /// A new connection starts under the deadline at accept: until its first
-    /// request is complete it is not an idle keep-alive connection.
-    var requestStarted: UInt64
-    /// A byte has been received on this connection.
-    var receivedAny = false
-    /// Close once the output is sent (an error, `Connection: close`, draining).
-    var closeAfterWrite = false
-    /// `EPOLLOUT` is on: a write would block.
-    var writeBlocked = false
-    /// The write side is shut; unread input is drained until this monotonic time, then closed.
-    var lingerUntil: UInt64 = 0
-    /// The peer closed its side.
-    var peerClosed = false
-    /// A request of this connection is being served off the loop (``Reply/deferred``):
-    /// nothing more is parsed until its reply is back.
-    var parked = false
+    /// The lifecycle: what the loop does on each event.
+    var machine: ConnectionMachine
     /// Tells this connection from a later one on the same descriptor.
     var serial: UInt64 = 0
 
     init(fd: Int32, limits: HTTPLimits, now: UInt64, admit: (@Sendable (HTTPRequest) -> Bool)? = nil) {
         self.fd = fd
         parser = HTTPParser(limits: limits, admit: admit)
-        lastActivity = now
-        requestStarted = now
+        machine = ConnectionMachine(now: now)
         input.reserveCapacity(2_048)
         output.reserveCapacity(2_048)
     }
@@ -45,5 +28,4 @@ final class Connection {
     /// consumed into the parser's body).
     var hasPendingInput: Bool { inputStart < input.count || parser.hasPartialRequest }
     var hasPendingOutput: Bool { outputStart < output.count }
-    var isLingering: Bool { lingerUntil != 0 }
 }

@@ -244,7 +244,9 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Removes sessions idle for `sessionIdleTimeout` by the configured clock.
-    /// The loops call it periodically; tests call it after moving a ``ManualClock``.
+    /// The server does the same by itself on its janitor thread (`prepaged-expiry`, off the
+    /// event loops), every tenth of the timeout (1 … 60 s); tests call it after moving the
+    /// clock they gave the server.
     @discardableResult
     public func expireIdleSessions() -> Int {
         shared.expireIdleSessions(logger: logger)
@@ -304,8 +306,9 @@ final class ServerShared: Sendable {
         sessionSweepInterval = idle <= 0 ? 0 : UInt64(max(1_000_000_000, min(60_000_000_000, idle / 10)))
     }
 
+    /// The configured wall clock's time in whole seconds: what the `Date` header says.
     func clockSeconds() -> Int64 {
-        System.wallNanoseconds() / 1_000_000_000
+        api.clock.now() / 1_000_000_000
     }
 
     @discardableResult

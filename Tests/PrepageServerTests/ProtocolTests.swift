@@ -180,6 +180,14 @@ import Testing
         #expect(c.isClosedByServer())
     }
 
+    @Test func connectionThatSendsNothingIsClosedUnanswered() throws {
+        var limits = HTTPLimits()
+        limits.requestDeadline = .milliseconds(300)
+        let s = try TestServer(limits: limits)
+        let c = try s.client()
+        #expect(throws: TestError.closed) { try c.readResponse(timeout: 5) }
+    }
+
     @Test func idleKeepAliveConnectionIsClosed() throws {
         var limits = HTTPLimits()
         limits.keepAliveIdleTimeout = .milliseconds(300)

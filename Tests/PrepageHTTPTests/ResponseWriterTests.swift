@@ -83,7 +83,7 @@ import Testing
         (404, "Not Found"), (405, "Method Not Allowed"), (409, "Conflict"), (413, "Content Too Large"),
         (415, "Unsupported Media Type"), (422, "Unprocessable Content"), (429, "Too Many Requests"),
         (431, "Request Header Fields Too Large"), (500, "Internal Server Error"), (501, "Not Implemented"),
-        (503, "Service Unavailable"), (505, "HTTP Version Not Supported"),
+        (503, "Service Unavailable"), (505, "HTTP Version Not Supported"), (507, "Insufficient Storage"),
     ])
     func namesEveryStatusOfTheAPI(status: Int, phrase: String) {
         #expect(HTTPStatus.reasonPhrase(status) == phrase)

@@ -10,8 +10,8 @@ public enum HTTPParseResult: Sendable {
     /// A complete request occupying the first `consumed` bytes. Drop them and
     /// call again: the rest of the buffer may hold the next (pipelined) request.
     case request(HTTPRequest, consumed: Int)
-    /// The bytes are not an acceptable request: answer `error.status` with a
-    /// problem+json body and close the connection.
+    /// The bytes are not an acceptable request: answer the problem of
+    /// `error.kind` with a problem+json body and close the connection.
     case failure(HTTPError)
 }
 

@@ -258,8 +258,7 @@ final class EventLoop: @unchecked Sendable {
                     c.requestStarted = 0
                     answer(request, on: c, started: System.monotonicNanoseconds())
                 case .failure(let error):
-                    let kind = Self.problemKind(error)
-                    let reply = shared.api.problem(APIProblem(kind, error.detail), context)
+                    let reply = shared.api.problem(APIProblem(error), context)
                     finish(
                         reply, request: nil, route: nil, on: c, keepAlive: false,
                         started: System.monotonicNanoseconds(), method: "-")
@@ -400,17 +399,6 @@ final class EventLoop: @unchecked Sendable {
         while shift >= 0 {
             generatedID.append(Self.hexDigits[Int((idCounter >> UInt64(shift)) & 0xF)])
             shift -= 4
-        }
-    }
-
-    private static func problemKind(_ error: HTTPError) -> ProblemKind {
-        switch error.kind {
-        case .malformedRequest: .malformedRequest
-        case .bodyTooLarge: .bodyTooLarge
-        case .requestLineTooLong: .uriTooLong
-        case .headersTooLarge: .headersTooLarge
-        case .unsupportedTransferCoding: .notImplemented
-        case .unsupportedVersion: .httpVersionNotSupported
         }
     }
 

@@ -3,7 +3,8 @@ import Testing
 @testable import PrepageHTTP
 @testable import PrepageServer
 
-/// The one error vocabulary: the parser's kinds become the API's problems.
+/// The one error vocabulary: the parser's kinds become the API's problems, and
+/// the metrics count every problem's status.
 @Suite struct ProblemTests {
     @Test func mapsEveryParserErrorKindToItsProblemAndStatus() {
         let expected: [HTTPError.Kind: (ProblemKind, Int)] = [
@@ -27,4 +28,13 @@ import Testing
         }
     }
 
+    @Test func countsEveryProblemStatusInItsOwnSlot() {
+        // The successes, then each problem status once, ascending: one slot per status.
+        #expect(LoopMetrics.statuses.prefix(2) == [200, 201])
+        #expect(LoopMetrics.statuses.dropFirst(2) == ArraySlice(Set(LoopMetrics.statuses.dropFirst(2)).sorted()))
+        for kind in ProblemKind.allCases {
+            #expect(LoopMetrics.statusSlot(kind.status) < LoopMetrics.statuses.count, "\(kind)")
+        }
+        #expect(LoopMetrics.statusSlot(418) == LoopMetrics.statuses.count)
+    }
 }

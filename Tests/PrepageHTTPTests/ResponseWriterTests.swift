@@ -1,6 +1,19 @@
 import Testing
 @testable import PrepageHTTP
 
+/// A whole response as the server writes one: the head from
+/// ``HTTPResponseWriter/appendHead(status:contentType:contentLength:extraHeaders:keepAlive:isHTTP10:date:into:)``
+/// for a body of `body.count` bytes, then the body, unless answering HEAD or the status has none.
+private func appendResponse(
+    status: Int, contentType: String?, extraHeaders: [(String, String)] = [], body: [UInt8], headOnly: Bool = false,
+    keepAlive: Bool, isHTTP10: Bool = false, date: [UInt8], into out: inout [UInt8]
+) {
+    HTTPResponseWriter.appendHead(
+        status: status, contentType: contentType, contentLength: body.count, extraHeaders: extraHeaders,
+        keepAlive: keepAlive, isHTTP10: isHTTP10, date: date, into: &out)
+    if !headOnly && HTTPResponseWriter.hasBody(status) { out.append(contentsOf: body) }
+}
+
 @Suite struct ResponseWriterTests {
     let date = HTTPDate.imfFixdate(epochSeconds: 784_111_777)
 
@@ -8,7 +21,7 @@ import Testing
 
     @Test func writesAWholeResponseInOneBuffer() {
         var out: [UInt8] = []
-        HTTPResponseWriter.append(
+        appendResponse(
             status: 200, contentType: "application/json", extraHeaders: [("X-Request-ID", "r1")],
             body: bytes("{\"ok\":true}"), keepAlive: true, date: date, into: &out)
         #expect(text(out) == """
@@ -24,13 +37,13 @@ import Testing
 
     @Test func appendsToWhatIsAlreadyThere() {
         var out = bytes("previous")
-        HTTPResponseWriter.append(status: 404, contentType: nil, body: [], keepAlive: true, date: [], into: &out)
+        appendResponse(status: 404, contentType: nil, body: [], keepAlive: true, date: [], into: &out)
         #expect(text(out) == "previousHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
     }
 
     @Test func keepsContentLengthAndOmitsTheBodyForHead() {
         var out: [UInt8] = []
-        HTTPResponseWriter.append(
+        appendResponse(
             status: 200, contentType: "text/plain", body: bytes("hello"), headOnly: true,
             keepAlive: true, date: [], into: &out)
         #expect(text(out) == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n")
@@ -38,23 +51,23 @@ import Testing
 
     @Test func saysCloseWhenNotKeepingAlive() {
         var out: [UInt8] = []
-        HTTPResponseWriter.append(status: 400, contentType: nil, body: [], keepAlive: false, date: [], into: &out)
+        appendResponse(status: 400, contentType: nil, body: [], keepAlive: false, date: [], into: &out)
         #expect(text(out).contains("\r\nConnection: close\r\n"))
     }
 
     @Test func confirmsKeepAliveToHTTP10Only() {
         var ten: [UInt8] = []
-        HTTPResponseWriter.append(status: 200, contentType: nil, body: [], keepAlive: true, isHTTP10: true, date: [], into: &ten)
+        appendResponse(status: 200, contentType: nil, body: [], keepAlive: true, isHTTP10: true, date: [], into: &ten)
         #expect(text(ten).contains("\r\nConnection: keep-alive\r\n"))
         var eleven: [UInt8] = []
-        HTTPResponseWriter.append(status: 200, contentType: nil, body: [], keepAlive: true, date: [], into: &eleven)
+        appendResponse(status: 200, contentType: nil, body: [], keepAlive: true, date: [], into: &eleven)
         #expect(!text(eleven).contains("Connection"))
         #expect(text(ten).hasPrefix("HTTP/1.1 200 OK\r\n"))
     }
 
     @Test func dropsLineBreaksFromHeaderValues() {
         var out: [UInt8] = []
-        HTTPResponseWriter.append(
+        appendResponse(
             status: 200, contentType: nil, extraHeaders: [("X-Request-ID", "a\r\nSet-Cookie: x=1")],
             body: [], keepAlive: true, date: [], into: &out)
         #expect(text(out).contains("X-Request-ID: aSet-Cookie: x=1\r\n"))
@@ -63,7 +76,7 @@ import Testing
 
     @Test func writesNoLengthOrBodyFor204() {
         var out: [UInt8] = []
-        HTTPResponseWriter.append(status: 204, contentType: nil, body: bytes("x"), keepAlive: true, date: [], into: &out)
+        appendResponse(status: 204, contentType: nil, body: bytes("x"), keepAlive: true, date: [], into: &out)
         #expect(text(out) == "HTTP/1.1 204 No Content\r\n\r\n")
     }
 
@@ -88,7 +101,7 @@ import Testing
     func namesEveryStatusOfTheAPI(status: Int, phrase: String) {
         #expect(HTTPStatus.reasonPhrase(status) == phrase)
         var out: [UInt8] = []
-        HTTPResponseWriter.append(status: status, contentType: nil, body: [], keepAlive: true, date: [], into: &out)
+        appendResponse(status: status, contentType: nil, body: [], keepAlive: true, date: [], into: &out)
         #expect(text(out).hasPrefix("HTTP/1.1 \(status) \(phrase)\r\n"))
     }
 }

@@ -1,4 +1,5 @@
 import PrepageCore
+import PrepageHTTP
 
 /// Where a fault is: a page number, or a byte address to divide by the page size.
 enum FaultLocation: Hashable {
@@ -296,14 +297,18 @@ enum Inputs {
     // MARK: Form and query
 
     /// `page=P` or `addr=A`, optional `stream=S`, as `application/x-www-form-urlencoded`
-    /// or a query string. Numbers in decimal or `0x` hexadecimal.
+    /// or a query string. Numbers in decimal or `0x` hexadecimal. A malformed `%`
+    /// escape or text that is not UTF-8 is an invalid field.
     static func fault(form: UnsafeRawBufferPointer) throws(APIProblem) -> FaultInput {
+        let fields: FormFields
+        do {
+            fields = try FormFields(parsing: form)
+        } catch {
+            throw APIProblem(.invalidField, error.detail)
+        }
         var location: FaultLocation?
         var stream: UInt32?
-        for pair in form.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            let name = percentDecoded(parts[0])
-            let value = parts.count > 1 ? percentDecoded(parts[1]) : ""
+        for (name, value) in fields.fields {
             switch name {
             case "page", "addr":
                 guard location == nil else { throw APIProblem(.invalidField, "give one of page or addr, once") }
@@ -321,14 +326,18 @@ enum Inputs {
     }
 
     /// Query parameters of `GET /sessions`: `limit` (1 … 1000, default 100) and `after`.
+    /// A malformed `%` escape or text that is not UTF-8 is an invalid query.
     static func listQuery(_ query: String?) throws(APIProblem) -> (limit: Int, after: String?) {
         var limit = 100
         var after: String?
         guard let query else { return (limit, nil) }
-        for pair in Array(query.utf8).split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            let name = percentDecoded(parts[0])
-            let value = parts.count > 1 ? percentDecoded(parts[1]) : ""
+        let fields: FormFields
+        do {
+            fields = try FormFields(query: query)
+        } catch {
+            throw APIProblem(.invalidQuery, error.detail)
+        }
+        for (name, value) in fields.fields {
             switch name {
             case "limit":
                 guard let v = Int(value), (1...1_000).contains(v) else {
@@ -435,34 +444,5 @@ enum Inputs {
         var w = JSONWriter()
         w.string(s.utf8.count > 200 ? String(s.prefix(200)) + "…" : s)
         return String(decoding: w.bytes, as: UTF8.self)
-    }
-
-    /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
-    /// Invalid escapes are kept as they are; invalid UTF-8 is replaced.
-    static func percentDecoded<C: Collection<UInt8>>(_ raw: C) -> String where C.Index == Int {
-        var out: [UInt8] = []
-        out.reserveCapacity(raw.count)
-        var i = raw.startIndex
-        func hex(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-            default: nil
-            }
-        }
-        while i < raw.endIndex {
-            let c = raw[i]
-            if c == UInt8(ascii: "+") {
-                out.append(0x20)
-            } else if c == UInt8(ascii: "%"), i + 2 < raw.endIndex, let h = hex(raw[i + 1]), let l = hex(raw[i + 2]) {
-                out.append(h << 4 | l)
-                i += 2
-            } else {
-                out.append(c)
-            }
-            i += 1
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

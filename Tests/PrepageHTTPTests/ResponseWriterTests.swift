@@ -163,6 +163,20 @@ private func appendResponse(
         #expect(e?.kind == .malformedRequest)
     }
 
+    @Test(arguments: [
+        ("a=%", "\"%\""), ("a=%4", "\"%4\""), ("a=%zz", "\"%zz\""), ("%G1=1", "\"%G1\""), ("a=%41%4", "\"%4\""),
+        ("a=%%41", "\"%%4\""),
+    ])
+    func namesTheFieldAndItsBadEscape(form: String, escape: String) throws {
+        let e = try #require(#expect(throws: HTTPError.self) { try FormFields(parsing: bytes(form)) })
+        #expect(e.detail.hasPrefix("The form field \"\(form)\" has the malformed escape \(escape);"), "\(e.detail)")
+    }
+
+    @Test func namesAFieldThatIsNotUTF8() throws {
+        let e = try #require(#expect(throws: HTTPError.self) { try FormFields(parsing: bytes("a=1&b=%FF")) })
+        #expect(e.detail.contains("\"b=%FF\" does not decode to UTF-8"), "\(e.detail)")
+    }
+
     @Test func percentDecodesStrings() {
         #expect(FormEncoding.percentDecode("a%2Fb+c") == "a/b+c")
         #expect(FormEncoding.percentDecode("a%2Fb+c", plusAsSpace: true) == "a/b c")

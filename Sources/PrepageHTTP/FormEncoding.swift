@@ -73,16 +73,6 @@ public struct FormFields: Sendable {
         try self.init(parsing: Array(query.utf8))
     }
 
-    /// The first value of `name` (exact, case-sensitive match), or `nil`.
-    public func value(_ name: String) -> String? {
-        fields.first { $0.name == name }?.value
-    }
-
-    /// Every value of `name`, in order.
-    public func values(_ name: String) -> [String] {
-        fields.filter { $0.name == name }.map(\.value)
-    }
-
     private static func decode(_ part: ArraySlice<UInt8>, piece: [UInt8]) throws(HTTPError) -> String {
         let shown = { piece.withUnsafeBytes { Bytes.quoted($0, 0..<piece.count) } }
         guard let bytes = FormEncoding.percentDecode(part, plusAsSpace: true) else {

@@ -77,10 +77,12 @@ public struct FormFields: Sendable {
         let shown = { piece.withUnsafeBytes { Bytes.quoted($0, 0..<piece.count) } }
         guard let bytes = FormEncoding.percentDecode(part, plusAsSpace: true) else {
             throw .malformed(
-                "The form field \(shown()) has the malformed escape \(badEscape(part)); a % must be followed by two hex digits (%25 for % itself).")
+                "The form field \(shown()) has the malformed escape \(badEscape(part)); "
+                    + "a % must be followed by two hex digits (%25 for % itself).")
         }
         guard let s = String(validating: bytes, as: UTF8.self) else {
-            throw .malformed("The form field \(shown()) does not decode to UTF-8; percent-encode the UTF-8 bytes of the text.")
+            throw .malformed(
+                "The form field \(shown()) does not decode to UTF-8; percent-encode the UTF-8 bytes of the text.")
         }
         return s
     }

@@ -44,7 +44,9 @@ import Testing
         #expect(e.kind == .malformedRequest)
         #expect(e.detail.contains("RFC 9112 §6.1"))
         // The order does not matter.
-        #expect(failure(post + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n")?.kind == .malformedRequest)
+        #expect(
+            failure(post + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n")?.kind
+                == .malformedRequest)
     }
 
     @Test func acceptsABodyAtTheLimit() throws {
@@ -194,7 +196,9 @@ import Testing
         #expect(request(head + "0\r\n" + at + "\r\n", limits: big) != nil)
         let over = "T: " + String(repeating: "v", count: 64 - 4) + "\r\n"  // 65 bytes
         #expect(failure(head + "0\r\n" + over + "\r\n", limits: limits)?.kind == .headersTooLarge)
-        #expect(failure(head + "0\r\nT: " + String(repeating: "v", count: 100), limits: limits)?.kind == .headersTooLarge)
+        #expect(
+            failure(head + "0\r\nT: " + String(repeating: "v", count: 100), limits: limits)?.kind
+                == .headersTooLarge)
     }
 
     // MARK: Transfer-Encoding
@@ -206,7 +210,9 @@ import Testing
     @Test func rejectsOtherCodingsBeforeChunkedWith501() throws {
         let e = try #require(failure(post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"))
         #expect(e.kind == .unsupportedTransferCoding)
-        #expect(failure(post + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")?.kind == .unsupportedTransferCoding)
+        #expect(
+            failure(post + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")?.kind
+                == .unsupportedTransferCoding)
     }
 
     @Test func rejectsCodingsNotEndingInChunkedWith400() {
@@ -256,6 +262,8 @@ import Testing
 
     @Test func refusesAnOversizedBodyInsteadOfAskingForIt() {
         let limits = HTTPLimits(maxBodyBytes: 16)
-        #expect(failure(post + "Expect: 100-continue\r\nContent-Length: 17\r\n\r\n", limits: limits)?.kind == .bodyTooLarge)
+        #expect(
+            failure(post + "Expect: 100-continue\r\nContent-Length: 17\r\n\r\n", limits: limits)?.kind
+                == .bodyTooLarge)
     }
 }

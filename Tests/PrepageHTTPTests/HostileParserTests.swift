@@ -180,7 +180,9 @@ import Testing
             let last = results.last
             if size > clamped.maxBodyBytes, case .failure(let kind)? = last {
                 // Over the body limit, unless an earlier limit (line, headers, framing) spoke first.
-                let expected: [HTTPError.Kind] = [.bodyTooLarge, .requestLineTooLong, .headersTooLarge, .malformedRequest]
+                let expected: [HTTPError.Kind] = [
+                    .bodyTooLarge, .requestLineTooLong, .headersTooLarge, .malformedRequest,
+                ]
                 #expect(expected.contains(kind), "\(input.prefix(80)): \(kind)")
             } else if size > clamped.maxBodyBytes {
                 Issue.record("\(declared) over \(clamped.maxBodyBytes) not refused: \(results)")

@@ -1,5 +1,6 @@
 /// Byte-level helpers shared by the parser and the encoders (ASCII only).
-enum Bytes {
+/// Public: ``hexValue(_:)``, the package's one hexadecimal-digit decoder.
+public enum Bytes {
     static let cr: UInt8 = 0x0D
     static let lf: UInt8 = 0x0A
     static let space: UInt8 = 0x20
@@ -46,9 +47,11 @@ enum Bytes {
         return o1 || o2 ? Int.max : r
     }
 
-    /// The value of a hexadecimal digit, or `nil`.
-    @inline(__always)
-    static func hexValue(_ b: UInt8) -> Int? {
+    /// The value of a hexadecimal digit (`0-9`, `a-f`, `A-F`), or `nil`: the one
+    /// hex-digit decoder of the package (chunk sizes, `%` escapes, and the
+    /// server's JSON `\u` escapes and `0x` numbers).
+    @inlinable
+    public static func hexValue(_ b: UInt8) -> Int? {
         switch b {
         case 0x30...0x39: Int(b - 0x30)
         case 0x41...0x46: Int(b - 0x41 + 10)

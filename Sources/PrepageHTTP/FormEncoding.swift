@@ -42,9 +42,11 @@ public struct FormFields: Sendable {
     /// Parses `name=value&name=value` (bytes of a form body).
     ///
     /// Empty pieces (`a=1&&b=2`) are skipped; a piece without `=` is a name
-    /// with an empty value; `+` is a space.
-    /// - Throws: ``HTTPError`` (400) naming the piece with a bad `%` escape or
-    ///   that does not decode to UTF-8.
+    /// with an empty value; `+` is a space. Malformed input is refused, never
+    /// guessed at: a `%` must start an escape of two hex digits, and the
+    /// decoded bytes must be UTF-8.
+    /// - Throws: ``HTTPError`` (``HTTPError/Kind/malformedRequest``) naming the
+    ///   piece and its bad `%` escape, or the piece that does not decode to UTF-8.
     public init(parsing bytes: some Collection<UInt8>) throws(HTTPError) {
         fields = []
         var piece: [UInt8] = []
@@ -71,23 +73,35 @@ public struct FormFields: Sendable {
         try self.init(parsing: Array(query.utf8))
     }
 
-    /// The first value of `name` (exact, case-sensitive match), or `nil`.
-    public func value(_ name: String) -> String? {
-        fields.first { $0.name == name }?.value
-    }
-
-    /// Every value of `name`, in order.
-    public func values(_ name: String) -> [String] {
-        fields.filter { $0.name == name }.map(\.value)
-    }
-
     private static func decode(_ part: ArraySlice<UInt8>, piece: [UInt8]) throws(HTTPError) -> String {
-        guard let bytes = FormEncoding.percentDecode(part, plusAsSpace: true),
-            let s = String(validating: bytes, as: UTF8.self)
-        else {
-            let shown = piece.withUnsafeBytes { Bytes.quoted($0, 0..<piece.count) }
-            throw .malformed("The form field \(shown) is not valid form encoding; a % must be followed by two hex digits and the decoded text must be UTF-8.")
+        let shown = { piece.withUnsafeBytes { Bytes.quoted($0, 0..<piece.count) } }
+        guard let bytes = FormEncoding.percentDecode(part, plusAsSpace: true) else {
+            throw .malformed(
+                "The form field \(shown()) has the malformed escape \(badEscape(part)); "
+                    + "a % must be followed by two hex digits (%25 for % itself).")
+        }
+        guard let s = String(validating: bytes, as: UTF8.self) else {
+            throw .malformed(
+                "The form field \(shown()) does not decode to UTF-8; percent-encode the UTF-8 bytes of the text.")
         }
         return s
+    }
+
+    /// The first `%` of `part` not followed by two hex digits, with what follows it (at most two bytes), quoted.
+    private static func badEscape(_ part: ArraySlice<UInt8>) -> String {
+        var i = part.startIndex
+        while i < part.endIndex {
+            if part[i] == 0x25 {  // '%'
+                let end = min(i + 3, part.endIndex)
+                if end - i < 3 || Bytes.hexValue(part[i + 1]) == nil || Bytes.hexValue(part[i + 2]) == nil {
+                    let escape = Array(part[i..<end])
+                    return escape.withUnsafeBytes { Bytes.quoted($0, 0..<escape.count) }
+                }
+                i += 3
+            } else {
+                i += 1
+            }
+        }
+        return "\"%\""
     }
 }

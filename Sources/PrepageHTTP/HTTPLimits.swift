@@ -2,8 +2,8 @@
 ///
 /// The parser enforces the byte limits; the server enforces the timeouts and
 /// the connection count (they are kept here so that one value documents them
-/// all). Over a limit the parser answers a ``HTTPError`` with the status of
-/// the API contract, and the connection is closed.
+/// all). Over a limit the parser answers a ``HTTPError`` of the limit's kind
+/// (the server answers its status), and the connection is closed.
 public struct HTTPLimits: Sendable, Hashable {
     /// Longest request line, in bytes, without its CRLF. Default: 8,192.
     /// Over it: 414. Empty lines before the request line (which RFC 9112 §2.2

@@ -32,6 +32,7 @@ public enum HTTPStatus {
         case 501: "Not Implemented"
         case 503: "Service Unavailable"
         case 505: "HTTP Version Not Supported"
+        case 507: "Insufficient Storage"
         default: "Unknown"
         }
     }
@@ -39,68 +40,16 @@ public enum HTTPStatus {
 
 /// Encodes whole responses into one byte buffer, so the server sends each
 /// response with a single write (no Nagle / delayed-ACK stall between head and body).
+///
+/// The head is the status line (always `HTTP/1.1`, RFC 9110 §2.5), `Date`,
+/// `Content-Type`, `Content-Length`, `Connection`, the extra headers and an
+/// empty line; the caller appends the body after it (none for HEAD). CR, LF
+/// and NUL are dropped from header names and values, so an echoed value cannot
+/// split the response. For 1xx, 204 and 304 no `Content-Length` is written and
+/// no body follows (RFC 9110 §8.6, §15.3.5).
 public enum HTTPResponseWriter {
     /// The interim response to `Expect: 100-continue`.
     public static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
-
-    /// Appends a complete response to `out`.
-    ///
-    /// Writes the status line (always `HTTP/1.1`, RFC 9110 §2.5), `Date`,
-    /// `Content-Type`, `Content-Length`, `Connection`, the extra headers, an
-    /// empty line and the body.
-    ///
-    /// - Parameters:
-    ///   - status: the status code; its reason phrase comes from ``HTTPStatus``.
-    ///   - contentType: the `Content-Type` value, or `nil` for none.
-    ///   - extraHeaders: further `(name, value)` pairs, in order. CR, LF and NUL
-    ///     in them are dropped, so an echoed value cannot split the response.
-    ///   - body: the body bytes.
-    ///   - headOnly: answering `HEAD`: `Content-Length` is the body's, the body is omitted.
-    ///   - keepAlive: `false` adds `Connection: close` (the caller then closes).
-    ///   - isHTTP10: the request was HTTP/1.0: with `keepAlive`, adds
-    ///     `Connection: keep-alive`, which HTTP/1.0 clients need to keep the connection.
-    ///   - date: the `Date` value (see ``HTTPDate/imfFixdate(epochSeconds:)``;
-    ///     cache it per second). Empty: no `Date` header.
-    ///   - out: the buffer to append to.
-    ///
-    /// > Note: for 1xx, 204 and 304 no `Content-Length` and no body are written (RFC 9110 §8.6, §15.3.5).
-    public static func append(
-        status: Int,
-        contentType: String?,
-        extraHeaders: [(String, String)] = [],
-        body: UnsafeRawBufferPointer,
-        headOnly: Bool = false,
-        keepAlive: Bool,
-        isHTTP10: Bool = false,
-        date: [UInt8],
-        into out: inout [UInt8]
-    ) {
-        appendHead(
-            status: status, contentType: contentType, contentLength: body.count,
-            extraHeaders: extraHeaders, keepAlive: keepAlive, isHTTP10: isHTTP10, date: date, into: &out)
-        if !headOnly && hasBody(status) {
-            out.append(contentsOf: body)
-        }
-    }
-
-    /// Appends a complete response to `out`; see the other overload.
-    public static func append(
-        status: Int,
-        contentType: String?,
-        extraHeaders: [(String, String)] = [],
-        body: [UInt8],
-        headOnly: Bool = false,
-        keepAlive: Bool,
-        isHTTP10: Bool = false,
-        date: [UInt8],
-        into out: inout [UInt8]
-    ) {
-        body.withUnsafeBytes { raw in
-            append(
-                status: status, contentType: contentType, extraHeaders: extraHeaders, body: raw,
-                headOnly: headOnly, keepAlive: keepAlive, isHTTP10: isHTTP10, date: date, into: &out)
-        }
-    }
 
     /// Appends only the head (status line, headers, empty line) for a body of
     /// `contentLength` bytes, which the caller appends itself (or not, for HEAD).

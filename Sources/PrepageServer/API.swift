@@ -346,7 +346,7 @@ final class API: Sendable {
             if memory > 0 && page >= memory {
                 throw APIProblem(
                     .faultBeyondMemory,
-                    "\(batch.addresses ? "addrs" : "pages")[\(i)]: page \(page) is outside guest memory; accepted: 0 … \(memory - 1) (memory_pages = \(memory))"
+                    "\(batch.addresses ? "addrs" : "pages")[\(i)]: \(FaultError.beyondMemory(page: page, memoryPages: memory))"
                 )
             }
             values[i] = UInt64(page)

@@ -126,15 +126,4 @@ extension EventLoop {
             shift -= 4
         }
     }
-
-    static func problemKind(_ error: HTTPError) -> ProblemKind {
-        switch error.kind {
-        case .malformedRequest: .malformedRequest
-        case .bodyTooLarge: .bodyTooLarge
-        case .requestLineTooLong: .uriTooLong
-        case .headersTooLarge: .headersTooLarge
-        case .unsupportedTransferCoding: .notImplemented
-        case .unsupportedVersion: .httpVersionNotSupported
-        }
-    }
 }

@@ -56,8 +56,7 @@ extension EventLoop {
                     c.machine.requestParsed()
                     answer(request, on: c, started: System.monotonicNanoseconds())
                 case .failure(let error):
-                    let kind = Self.problemKind(error)
-                    let reply = shared.api.problem(APIProblem(kind, error.detail), context)
+                    let reply = shared.api.problem(APIProblem(error), context)
                     finish(
                         reply, request: nil, route: nil, on: c, keepAlive: false,
                         started: System.monotonicNanoseconds(), method: "-")

@@ -5,8 +5,9 @@ import Synchronization
 /// Counters of one event loop. Only its thread adds to them (relaxed atomics,
 /// uncontended, no lock); a scrape of `/metrics` sums every loop's counters.
 final class LoopMetrics: @unchecked Sendable {
-    /// Statuses counted separately; anything else falls in the last slot.
-    static let statuses = [200, 201, 400, 401, 404, 405, 408, 409, 413, 414, 415, 422, 429, 431, 500, 501, 503, 505, 507]
+    /// Statuses counted separately: the successes the API answers, then every
+    /// problem's status, ascending. Anything else falls in the last slot.
+    static let statuses = [200, 201] + Set(ProblemKind.allCases.map(\.status)).sorted()
     static let statusSlots = statuses.count + 1
     /// Upper bounds of the duration histogram, in microseconds (10 µs … 1 s).
     static let bucketsMicros: [UInt64] = [

@@ -1,3 +1,5 @@
+import PrepageHTTP
+
 /// Every kind of error the API answers, each with its status, title and a
 /// stable `type` URI (RFC 9457): clients match on `type`, never on `detail`.
 ///
@@ -77,6 +79,19 @@ public enum ProblemKind: String, Sendable, CaseIterable {
         case .memoryLimit: "Memory budget spent"
         }
     }
+
+    /// The problem of a request the parser refused: the one mapping from the
+    /// HTTP layer's kinds to the API's.
+    init(_ kind: HTTPError.Kind) {
+        switch kind {
+        case .malformedRequest: self = .malformedRequest
+        case .bodyTooLarge: self = .bodyTooLarge
+        case .requestLineTooLong: self = .uriTooLong
+        case .headersTooLarge: self = .headersTooLarge
+        case .unsupportedTransferCoding: self = .notImplemented
+        case .unsupportedVersion: self = .httpVersionNotSupported
+        }
+    }
 }
 
 /// An error answer: a kind plus what exactly was wrong and what is accepted.
@@ -93,6 +108,11 @@ struct APIProblem: Error {
         self.kind = kind
         self.detail = detail
         self.headers = headers
+    }
+
+    /// The answer to a request the parser refused: its kind's problem, with its detail.
+    init(_ error: HTTPError) {
+        self.init(ProblemKind(error.kind), error.detail)
     }
 
     /// `{"type","title","status","detail"}` as `application/problem+json` (RFC 9457 §3).

@@ -36,15 +36,17 @@ import Testing
         "Content-Length: \r\n",
     ])
     func rejectsBadContentLength(_ field: String) {
-        #expect(failure(post + field + "\r\n{}")?.status == 400)
+        #expect(failure(post + field + "\r\n{}")?.kind == .malformedRequest)
     }
 
     @Test func rejectsContentLengthWithTransferEncodingCitingRFC9112() throws {
         let e = try #require(failure(post + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
-        #expect(e.status == 400)
+        #expect(e.kind == .malformedRequest)
         #expect(e.detail.contains("RFC 9112 §6.1"))
         // The order does not matter.
-        #expect(failure(post + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n")?.status == 400)
+        #expect(
+            failure(post + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n")?.kind
+                == .malformedRequest)
     }
 
     @Test func acceptsABodyAtTheLimit() throws {
@@ -57,18 +59,18 @@ import Testing
         let limits = HTTPLimits(maxBodyBytes: 16)
         // Only the head has arrived: the answer does not wait for the body.
         let e = try #require(failure(post + "Content-Length: 17\r\n\r\n", limits: limits))
-        #expect(e.status == 413)
+        #expect(e.kind == .bodyTooLarge)
         #expect(e.detail.contains("16"))
     }
 
     @Test func rejectsAHugeContentLengthWithoutOverflow() {
-        #expect(failure(post + "Content-Length: 99999999999999999999999999999\r\n\r\n")?.status == 413)
+        #expect(failure(post + "Content-Length: 99999999999999999999999999999\r\n\r\n")?.kind == .bodyTooLarge)
     }
 
     @Test func enforcesTheDefaultBodyLimitOf4MiB() {
         #expect(HTTPLimits().maxBodyBytes == 4_194_304)
         #expect(Parsed(parseOne(post + "Content-Length: 4194304\r\n\r\n")) == .needMore)
-        #expect(failure(post + "Content-Length: 4194305\r\n\r\n")?.status == 413)
+        #expect(failure(post + "Content-Length: 4194305\r\n\r\n")?.kind == .bodyTooLarge)
     }
 
     // MARK: chunked
@@ -106,7 +108,7 @@ import Testing
         "3;a b\r\nabc\r\n0\r\n\r\n",
     ])
     func rejectsMalformedChunkExtensions(_ chunks: String) {
-        #expect(failure(chunked(chunks))?.status == 400)
+        #expect(failure(chunked(chunks))?.kind == .malformedRequest)
     }
 
     @Test func acceptsAndDropsTrailers() throws {
@@ -121,7 +123,7 @@ import Testing
         "2\r\nhi\r\n0\r\nX: \u{1}\r\n\r\n",
     ])
     func rejectsMalformedTrailers(_ chunks: String) {
-        #expect(failure(chunked(chunks))?.status == 400)
+        #expect(failure(chunked(chunks))?.kind == .malformedRequest)
     }
 
     @Test(arguments: [
@@ -136,7 +138,7 @@ import Testing
         "2\rhi\r\n0\r\n\r\n",  // bare CR
     ])
     func rejectsMalformedChunks(_ chunks: String) {
-        #expect(failure(chunked(chunks))?.status == 400)
+        #expect(failure(chunked(chunks))?.kind == .malformedRequest)
     }
 
     @Test func waitsForTheLastChunkAndTheTrailerSection() {
@@ -156,12 +158,12 @@ import Testing
     @Test func rejectsAChunkedBodyOverTheLimitAtTheSizeLine() {
         let limits = HTTPLimits(maxBodyBytes: 16)
         // The second size line alone settles it: no need to wait for its data.
-        #expect(failure(chunked("8\r\n01234567\r\n9\r\n"), limits: limits)?.status == 413)
-        #expect(failure(chunked("11\r\n"), limits: limits)?.status == 413)
+        #expect(failure(chunked("8\r\n01234567\r\n9\r\n"), limits: limits)?.kind == .bodyTooLarge)
+        #expect(failure(chunked("11\r\n"), limits: limits)?.kind == .bodyTooLarge)
     }
 
     @Test func rejectsAHugeChunkSizeWithoutOverflow() {
-        #expect(failure(chunked("FFFFFFFFFFFFFFFFFFFFFFFF\r\n"))?.status == 413)
+        #expect(failure(chunked("FFFFFFFFFFFFFFFFFFFFFFFF\r\n"))?.kind == .bodyTooLarge)
     }
 
     @Test func limitsTheChunkSizeLine() {
@@ -169,9 +171,9 @@ import Testing
         let atLimit = "1;" + String(repeating: "e", count: 14)  // 16 bytes
         #expect(request(chunked(atLimit + "\r\nx\r\n0\r\n\r\n"), limits: limits)?.body == [0x78])
         let over = "1;" + String(repeating: "e", count: 15)  // 17 bytes
-        #expect(failure(chunked(over + "\r\nx\r\n0\r\n\r\n"), limits: limits)?.status == 400)
+        #expect(failure(chunked(over + "\r\nx\r\n0\r\n\r\n"), limits: limits)?.kind == .malformedRequest)
         // Detected before the line ends.
-        #expect(failure(chunked(over), limits: limits)?.status == 400)
+        #expect(failure(chunked(over), limits: limits)?.kind == .malformedRequest)
     }
 
     @Test func limitsTrailerCount() {
@@ -179,7 +181,7 @@ import Testing
         let three = (1...3).map { "T\($0): v\r\n" }.joined()
         #expect(request(chunked("0\r\n" + three + "\r\n"), limits: limits) != nil)
         let four = (1...4).map { "T\($0): v\r\n" }.joined()
-        #expect(failure(chunked("0\r\n" + four + "\r\n"), limits: limits)?.status == 431)
+        #expect(failure(chunked("0\r\n" + four + "\r\n"), limits: limits)?.kind == .headersTooLarge)
     }
 
     @Test func limitsTrailerBytes() {
@@ -193,8 +195,10 @@ import Testing
         let head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
         #expect(request(head + "0\r\n" + at + "\r\n", limits: big) != nil)
         let over = "T: " + String(repeating: "v", count: 64 - 4) + "\r\n"  // 65 bytes
-        #expect(failure(head + "0\r\n" + over + "\r\n", limits: limits)?.status == 431)
-        #expect(failure(head + "0\r\nT: " + String(repeating: "v", count: 100), limits: limits)?.status == 431)
+        #expect(failure(head + "0\r\n" + over + "\r\n", limits: limits)?.kind == .headersTooLarge)
+        #expect(
+            failure(head + "0\r\nT: " + String(repeating: "v", count: 100), limits: limits)?.kind
+                == .headersTooLarge)
     }
 
     // MARK: Transfer-Encoding
@@ -205,18 +209,20 @@ import Testing
 
     @Test func rejectsOtherCodingsBeforeChunkedWith501() throws {
         let e = try #require(failure(post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"))
-        #expect(e.status == 501)
-        #expect(failure(post + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")?.status == 501)
+        #expect(e.kind == .unsupportedTransferCoding)
+        #expect(
+            failure(post + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")?.kind
+                == .unsupportedTransferCoding)
     }
 
     @Test func rejectsCodingsNotEndingInChunkedWith400() {
-        #expect(failure(post + "Transfer-Encoding: gzip\r\n\r\n")?.status == 400)
-        #expect(failure(post + "Transfer-Encoding: chunked, gzip\r\n\r\n")?.status == 400)
-        #expect(failure(post + "Transfer-Encoding: chunked, chunked\r\n\r\n")?.status == 400)
+        #expect(failure(post + "Transfer-Encoding: gzip\r\n\r\n")?.kind == .malformedRequest)
+        #expect(failure(post + "Transfer-Encoding: chunked, gzip\r\n\r\n")?.kind == .malformedRequest)
+        #expect(failure(post + "Transfer-Encoding: chunked, chunked\r\n\r\n")?.kind == .malformedRequest)
     }
 
     @Test func rejectsTransferEncodingInHTTP10() {
-        #expect(failure("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")?.status == 400)
+        #expect(failure("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")?.kind == .malformedRequest)
     }
 
     // MARK: Expect: 100-continue
@@ -256,6 +262,8 @@ import Testing
 
     @Test func refusesAnOversizedBodyInsteadOfAskingForIt() {
         let limits = HTTPLimits(maxBodyBytes: 16)
-        #expect(failure(post + "Expect: 100-continue\r\nContent-Length: 17\r\n\r\n", limits: limits)?.status == 413)
+        #expect(
+            failure(post + "Expect: 100-continue\r\nContent-Length: 17\r\n\r\n", limits: limits)?.kind
+                == .bodyTooLarge)
     }
 }

@@ -5,14 +5,14 @@ enum Parsed: Equatable, CustomStringConvertible {
     case needMore
     case sendContinue
     case request(Summary, consumed: Int)
-    case failure(Int)
+    case failure(HTTPError.Kind)
 
     var description: String {
         switch self {
         case .needMore: "needMore"
         case .sendContinue: "sendContinue"
         case .request(let s, let c): "request(\(s), consumed: \(c))"
-        case .failure(let status): "failure(\(status))"
+        case .failure(let kind): "failure(\(kind))"
         }
     }
 }
@@ -46,7 +46,7 @@ extension Parsed {
         case .needMore: self = .needMore
         case .sendContinue: self = .sendContinue
         case .request(let req, let consumed): self = .request(Summary(req), consumed: consumed)
-        case .failure(let e): self = .failure(e.status)
+        case .failure(let e): self = .failure(e.kind)
         }
     }
 }

@@ -1,3 +1,5 @@
+import PrepageHTTP
+
 /// A strict JSON scanner over bytes, for the small request bodies of the API.
 ///
 /// It reads exactly RFC 8259 JSON and nothing more lenient: no comments, no
@@ -255,16 +257,9 @@ struct JSONScanner: ~Copyable {
         var magnitude: UInt64 = 0
         if s.count > 2, s[0] == UInt8(ascii: "0"), s[1] == UInt8(ascii: "x") || s[1] == UInt8(ascii: "X") {
             for i in 2..<s.count {
-                let c = s[i]
-                let digit: UInt64
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt64(c - UInt8(ascii: "0"))
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt64(c - UInt8(ascii: "a") + 10)
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt64(c - UInt8(ascii: "A") + 10)
-                default: return .failure(.notAnInteger)
-                }
+                guard let digit = Bytes.hexValue(s[i]) else { return .failure(.notAnInteger) }
                 guard magnitude >> 60 == 0 else { return .failure(.tooLarge) }
-                magnitude = magnitude << 4 | digit
+                magnitude = magnitude << 4 | UInt64(digit)
             }
             return .success(JSONInteger(negative: false, magnitude: magnitude))
         }
@@ -330,14 +325,7 @@ struct JSONScanner: ~Copyable {
         guard offset + 4 <= bytes.count else { throw error("four hex digits") }
         var value = 0
         for _ in 0..<4 {
-            let c = bytes[offset]
-            let d: Int
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = Int(c - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = Int(c - UInt8(ascii: "a")) + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = Int(c - UInt8(ascii: "A")) + 10
-            default: throw error("four hex digits")
-            }
+            guard let d = Bytes.hexValue(bytes[offset]) else { throw error("four hex digits") }
             value = value << 4 | d
             offset += 1
         }
@@ -376,12 +364,10 @@ struct JSONScanner: ~Copyable {
         var out: [UInt8] = []
         out.reserveCapacity(raw.count)
         var i = 0
+        // Four hex digits, already checked by `stringRange()`.
         func hex(_ at: Int) -> UInt32 {
             var v: UInt32 = 0
-            for j in at..<(at + 4) {
-                let c = raw[j]
-                v = v << 4 | UInt32(c <= UInt8(ascii: "9") ? c - 48 : (c | 0x20) - 87)
-            }
+            for j in at..<(at + 4) { v = v << 4 | UInt32(Bytes.hexValue(raw[j]) ?? 0) }
             return v
         }
         while i < raw.count {

@@ -291,6 +291,6 @@ import Testing
     }
 
     @Test func reportsTheLibraryVersion() {
-        #expect(PrepageClient.libraryVersion == "1.1.0")
+        #expect(PrepageClient.libraryVersion == "1.2.0")
     }
 }

@@ -294,45 +294,88 @@ private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?
     return s.withCString { body($0) }
 }
 
+/// A field of `pp_session_config` as libprepage's table describes it.
+private struct CField: Sendable {
+    var type: pp_config_type.RawValue
+    var offset: Int
+}
+
+/// libprepage's fields of `pp_session_config` by name (`pp_session_config_fields()`).
+private let cFields: [String: CField] = {
+    var count = 0
+    let table = UnsafeBufferPointer(start: pp_session_config_fields(&count), count: count)
+    return Dictionary(
+        table.map { (String(cString: $0.name), CField(type: $0.type.rawValue, offset: $0.offset)) },
+        uniquingKeysWith: { a, _ in a })
+}()
+
 /// Lends a `pp_session_config` for `config` to `body`; its strings live until `body` returns.
+/// Every field set goes through libprepage's table by the core table's name.
+///
+/// - Throws: `.invalid` for a field set that this libprepage does not know.
 private func withCConfig<R>(
     _ config: SessionConfig, _ body: (UnsafePointer<pp_session_config>) throws(PrepageClientError) -> R
 ) throws(PrepageClientError) -> R {
     var cfg = pp_session_config()
     pp_session_config_init(&cfg)
-    func set(_ v: Int?) -> Int64 { v.map(Int64.init) ?? -1 }
-    cfg.min_pages = set(config.minPages)
-    cfg.max_pages = set(config.maxPages)
-    cfg.k = set(config.k)
-    cfg.initial_pages = set(config.initialPages)
-    cfg.gap = set(config.gap)
-    cfg.memory_pages = set(config.memoryPages)
-    cfg.max_streams = set(config.maxStreams)
-    cfg.page_size = set(config.pageSize)
-    cfg.forward_pages = set(config.forwardPages)
-    cfg.backward_pages = set(config.backwardPages)
-    cfg.ra_initial = set(config.raInitial)
-    cfg.ra_max = set(config.raMax)
-    cfg.max_slots = set(config.maxSlots)
-    cfg.transitions = set(config.transitions)
-    cfg.half_life = set(config.halfLife)
-    cfg.near_window = set(config.nearWindow)
-    cfg.probe_staleness = config.probeStaleness ?? -1
-    cfg.fault_fee = config.faultFee ?? -1
-    cfg.min_evidence = config.minEvidence ?? -1
-    cfg.rtt_us = config.rttMicroseconds ?? -1
-    cfg.page_us = config.pageMicroseconds ?? -1
-    // Copies of the label strings, freed after the call.
+    func field(_ name: String, _ type: pp_config_type) throws(PrepageClientError) -> Int {
+        guard let f = cFields[name], f.type == type.rawValue else {
+            throw PrepageClientError(
+                kind: .invalid, status: nil,
+                detail: "libprepage \(String(cString: pp_version())) has no config field \(name) of this type")
+        }
+        return f.offset
+    }
+    for (name, value) in config.integers {
+        let offset = try field(name, PP_CONFIG_INT)
+        withUnsafeMutableBytes(of: &cfg) { $0.storeBytes(of: Int64(value), toByteOffset: offset, as: Int64.self) }
+    }
+    for (name, value) in config.reals {
+        let offset = try field(name, PP_CONFIG_DOUBLE)
+        withUnsafeMutableBytes(of: &cfg) { $0.storeBytes(of: value, toByteOffset: offset, as: Double.self) }
+    }
+    let policyOffset = try field("policy", PP_CONFIG_STRING)
+    // Copies of the strings, freed after the call.
     let strings = config.labels.sorted { $0.key < $1.key }.map { (strdup($0.key), strdup($0.value)) }
     defer { for (k, v) in strings { free(k); free(v) } }
     let labels = strings.map { pp_label(key: UnsafePointer($0.0), value: UnsafePointer($0.1)) }
     let policy = config.policy.map { strdup($0) } ?? nil
     defer { free(policy) }
-    cfg.policy = UnsafePointer(policy)
+    withUnsafeMutableBytes(of: &cfg) {
+        $0.storeBytes(of: UnsafePointer(policy), toByteOffset: policyOffset, as: UnsafePointer<CChar>?.self)
+    }
     return try labels.withUnsafeBufferPointer { (l) throws(PrepageClientError) -> R in
         cfg.labels = l.baseAddress
         cfg.nlabels = l.count
         return try body(&cfg)
+    }
+}
+
+extension SessionConfig {
+    /// The config of a document libprepage parsed: the fields of the table it has, by name.
+    init(c: pp_session_config) {
+        var c = c
+        self.init()
+        for l in UnsafeBufferPointer(start: c.labels, count: c.nlabels) {
+            labels[String(cString: l.key)] = String(cString: l.value)
+        }
+        withUnsafeBytes(of: &c) { bytes in
+            for (name, kind) in Self.fields {
+                guard let f = cFields[name] else { continue }
+                switch (kind, pp_config_type(rawValue: f.type)) {
+                case (.policy, PP_CONFIG_STRING):
+                    policy = bytes.load(fromByteOffset: f.offset, as: UnsafePointer<CChar>?.self)
+                        .map { String(cString: $0) }
+                case (.integer, PP_CONFIG_INT):
+                    let v = bytes.load(fromByteOffset: f.offset, as: Int64.self)
+                    integers[name] = v == -1 ? nil : Int(v)
+                case (.real, PP_CONFIG_DOUBLE):
+                    let v = bytes.load(fromByteOffset: f.offset, as: Double.self)
+                    reals[name] = v == -1 ? nil : v
+                default: continue
+                }
+            }
+        }
     }
 }
 
@@ -359,13 +402,6 @@ extension Outcome {
 
 extension Session {
     init(c s: pp_session) {
-        let c = s.config.pointee
-        func opt(_ v: Int64) -> Int? { v == -1 ? nil : Int(v) }
-        func opt(_ v: Double) -> Double? { v == -1 ? nil : v }
-        var labels: [String: String] = [:]
-        for l in UnsafeBufferPointer(start: c.labels, count: c.nlabels) {
-            labels[String(cString: l.key)] = String(cString: l.value)
-        }
         let streams = UnsafeBufferPointer(start: s.streams, count: s.nstreams).map { p in
             let st = p!.pointee
             return StreamState(
@@ -382,15 +418,7 @@ extension Session {
         }
         self.init(
             id: String(cString: s.id),
-            config: SessionConfig(
-                policy: c.policy.map { String(cString: $0) }, minPages: opt(c.min_pages), maxPages: opt(c.max_pages),
-                k: opt(c.k), initialPages: opt(c.initial_pages), gap: opt(c.gap), memoryPages: opt(c.memory_pages),
-                maxStreams: opt(c.max_streams), pageSize: opt(c.page_size), labels: labels,
-                forwardPages: opt(c.forward_pages), backwardPages: opt(c.backward_pages),
-                raInitial: opt(c.ra_initial), raMax: opt(c.ra_max),
-                maxSlots: opt(c.max_slots), transitions: opt(c.transitions), halfLife: opt(c.half_life),
-                nearWindow: opt(c.near_window), probeStaleness: opt(c.probe_staleness), faultFee: opt(c.fault_fee),
-                minEvidence: opt(c.min_evidence), rttMicroseconds: opt(c.rtt_us), pageMicroseconds: opt(c.page_us)),
+            config: SessionConfig(c: s.config.pointee),
             state: SessionState(
                 nmin: Int(s.nmin), nmax: Int(s.nmax),
                 minRecord: UnsafeBufferPointer(start: s.min_record, count: s.min_record_len).map { Int($0) },

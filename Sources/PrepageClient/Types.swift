@@ -4,7 +4,7 @@
 
 public import PrepageCore
 
-/// How a ``PrepageClient`` connects, times out, retries and recovers.
+/// How a ``PrepageConnection`` connects, times out, retries and recovers.
 ///
 /// Defaults are those of `pp_options_init()` in `prepage.h`.
 public struct PrepageClientOptions: Sendable, Hashable {
@@ -30,7 +30,7 @@ public struct PrepageClientOptions: Sendable, Hashable {
     /// The longest a single fault may take, retries included, in milliseconds. Default 5.
     public var faultDeadlineMilliseconds: Int
     /// When the oracle is away (no answer within the deadline, no connection, 5xx),
-    /// answer a ``Outcome/fallback`` decision — the faulting page alone — instead of
+    /// answer a ``RemoteOutcome/fallback`` decision — the faulting page alone — instead of
     /// throwing, and stop asking for a while (the circuit breaker). Default `true`.
     public var faultFallback: Bool
     /// First period the breaker stays open, in milliseconds. Default 50.
@@ -67,10 +67,10 @@ public struct PrepageClientOptions: Sendable, Hashable {
     }
 }
 
-/// A session's configuration (docs/api.md, docs/dp.md).
+/// A session's configuration as a client of `prepaged` sends and reads it (docs/api.md, docs/dp.md).
 ///
 /// `nil` leaves a field to the server's default when creating; in a
-/// ``Session`` returned by the server every field is set.
+/// ``RemoteSession`` returned by the server every field is set.
 ///
 /// The fields are those of PrepageCore's table, ``PrepageConfig/fields``, plus
 /// `page_size` and `labels` (``SessionFields``): a config stores the fields set by
@@ -78,7 +78,7 @@ public struct PrepageClientOptions: Sendable, Hashable {
 /// properties below are named views of the same storage, and the JSON coding and
 /// the conversion to libprepage's `pp_session_config` go through the table, so a
 /// field added there needs no code here.
-public struct SessionConfig: Sendable, Hashable, Codable {
+public struct RemoteSessionConfig: Sendable, Hashable, Codable {
     /// `dp`, `dp-literal`, `dp-plus`, or a baseline: `none`, `forward`, `readahead`;
     /// `nil` for the server's default. A string, so a newer server's policy reads back.
     public var policy: String?
@@ -233,18 +233,19 @@ public struct SessionConfig: Sendable, Hashable, Codable {
     }
 }
 
-/// How a decision was reached.
-public enum Outcome: String, Sendable, Hashable, Codable, CaseIterable {
+/// How a decision was reached: PrepageCore's `Outcome` as the oracle answers it, or the client's fallback.
+public enum RemoteOutcome: String, Sendable, Hashable, Codable, CaseIterable {
     case first, smaller, larger, reverse, `repeat`
     /// Decided by the client, not the oracle, which was away: the faulting page alone.
     case fallback
 }
 
-/// The window to fetch: pages `[start, start + count)`, bytes `[addr, addr + bytes)`.
-public struct Decision: Sendable, Hashable, Codable {
+/// The window to fetch, as the oracle (or the fallback) answers a fault: pages `[start, start + count)`,
+/// bytes `[addr, addr + bytes)`.
+public struct RemoteDecision: Sendable, Hashable, Codable {
     public var start: UInt64
     public var count: UInt64
-    public var outcome: Outcome
+    public var outcome: RemoteOutcome
     public var ntest: UInt64
     public var nmin: UInt64
     public var nmax: UInt64
@@ -252,7 +253,7 @@ public struct Decision: Sendable, Hashable, Codable {
     public var bytes: UInt64
 
     public init(
-        start: UInt64, count: UInt64, outcome: Outcome, ntest: UInt64, nmin: UInt64, nmax: UInt64,
+        start: UInt64, count: UInt64, outcome: RemoteOutcome, ntest: UInt64, nmin: UInt64, nmax: UInt64,
         addr: UInt64, bytes: UInt64
     ) {
         self.start = start
@@ -334,18 +335,18 @@ public struct SessionStats: Sendable, Hashable, Codable {
     }
 }
 
-/// A session document.
-public struct Session: Sendable, Hashable, Codable {
+/// A session document, as the server returns it.
+public struct RemoteSession: Sendable, Hashable, Codable {
     public var id: String
-    public var config: SessionConfig
+    public var config: RemoteSessionConfig
     public var state: SessionState
     public var stats: SessionStats
 }
 
-/// One page of ``PrepageClient/listSessions(limit:after:)``.
+/// One page of ``PrepageConnection/listSessions(limit:after:)``.
 public struct SessionPage: Sendable, Hashable, Codable {
     /// Ordered by id.
-    public var sessions: [Session]
+    public var sessions: [RemoteSession]
     /// Pass as `after` for the next page; `nil` at the end.
     public var next: String?
 }

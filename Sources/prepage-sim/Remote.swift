@@ -8,7 +8,7 @@ import PrepageSimulator
 /// library, exactly as an agent would: one session per run, one request per fault.
 /// The simulator-only policies (`oracle`, `swap-readahead`) stay in-process.
 final class RemotePolicies {
-    let client: PrepageClient
+    let client: PrepageConnection
     let pageSize: Int
     private var sessions: [String] = []
     private let prefix = "prepage-sim-\(getpid())"
@@ -16,7 +16,7 @@ final class RemotePolicies {
     init(url: String, pageSize: Int) throws {
         do {
             // A simulation needs the oracle's every answer: no fallback, a generous deadline.
-            client = try PrepageClient(
+            client = try PrepageConnection(
                 options: PrepageClientOptions(baseURL: url, faultDeadlineMilliseconds: 5_000, faultFallback: false))
         } catch {
             throw ValidationError("--server \(url): \(error)")
@@ -49,8 +49,8 @@ final class RemotePolicies {
     /// The client's session config for `config`: every field of the core's table that the
     /// policy reads (the server refuses the others), set through the same table. A field the
     /// client library cannot send fails the session's creation, naming the field.
-    static func sessionConfig(_ config: PrepageConfig, pageSize: Int) -> SessionConfig {
-        var session = SessionConfig(pageSize: pageSize)
+    static func sessionConfig(_ config: PrepageConfig, pageSize: Int) -> RemoteSessionConfig {
+        var session = RemoteSessionConfig(pageSize: pageSize)
         for field in PrepageConfig.fields where field.applies(to: config.policy) {
             session[field] = field.value(in: config)
         }
@@ -60,7 +60,7 @@ final class RemotePolicies {
 
 /// One session on the server, asked once per fault.
 struct RemotePolicy: SimulatedPolicy {
-    let client: PrepageClient
+    let client: PrepageConnection
     let session: String
     let name: String
 

@@ -91,8 +91,8 @@ struct FieldSample: Sendable {
     @Test(arguments: FieldSample.all.map(\.name))
     func everyFieldRoundTripsThroughTheSwiftWrapper(_ name: String) throws {
         let sample = FieldSample.all.first { $0.name == name }!
-        let client = try PrepageClient(options: .init(baseURL: server.url, requestTimeoutMilliseconds: 5_000))
-        var config = SessionConfig(policy: sample.policy.rawValue)
+        let client = try PrepageConnection(options: .init(baseURL: server.url, requestTimeoutMilliseconds: 5_000))
+        var config = RemoteSessionConfig(policy: sample.policy.rawValue)
         if let field = PrepageConfig.field(named: name) {
             config[field] = sample.value
         } else {
@@ -115,9 +115,9 @@ struct FieldSample: Sendable {
     }
 
     @Test func labelsRoundTripThroughTheSwiftWrapper() throws {
-        let client = try PrepageClient(options: .init(baseURL: server.url, requestTimeoutMilliseconds: 5_000))
+        let client = try PrepageConnection(options: .init(baseURL: server.url, requestTimeoutMilliseconds: 5_000))
         let labels = ["vm": "guest-1", "zone": "b"]
-        try client.createSession("swift-labels", config: SessionConfig(labels: labels))
+        try client.createSession("swift-labels", config: RemoteSessionConfig(labels: labels))
         #expect(try client.getSession("swift-labels").config.labels == labels)
     }
 

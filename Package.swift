@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "PrepageClientTests",
             dependencies: [
-                "PrepageClient", "PrepageCore", "PrepageServer", "prepagectl", "prepage-sim",
+                "PrepageClient", "PrepageCore", "PrepageServer", "PrepageSimulator", "prepagectl", "prepage-sim",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(

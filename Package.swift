@@ -3,7 +3,7 @@
 // prepage — Dynamic Prepage (DP) for post-copy live migration.
 // Layering (arrows point inward, see README "Layout"):
 //   prepaged    → PrepageServer → {PrepageCore, PrepageHTTP, PrepageSockets}
-//   prepagectl  → PrepageClient → CPrepageClient → {CCurl, CJansson}
+//   prepagectl  → PrepageClient → {CPrepageClient → {CCurl, CJansson}, PrepageCore (the config field table)}
 //   prepage-sim → PrepageSimulator → PrepageCore
 // PrepageCore imports nothing but the Swift standard library.
 import PackageDescription
@@ -57,7 +57,8 @@ let package = Package(
         .target(
             name: "CPrepageClient",
             dependencies: ["CCurl", "CJansson"]),
-        .target(name: "PrepageClient", dependencies: ["CPrepageClient"]),
+        // PrepageCore for the one table of session-config fields the client's SessionConfig is built on.
+        .target(name: "PrepageClient", dependencies: ["CPrepageClient", "PrepageCore"]),
         .executableTarget(
             name: "prepagectl",
             dependencies: [
@@ -100,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "PrepageClientTests",
             dependencies: [
-                "PrepageClient", "PrepageServer", "prepagectl", "prepage-sim",
+                "PrepageClient", "PrepageCore", "PrepageServer", "PrepageSimulator", "prepagectl", "prepage-sim",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(

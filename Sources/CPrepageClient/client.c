@@ -69,16 +69,11 @@ const char *pp_err_name(int err) {
     }
 }
 
+const char *const pp__outcome_names[PP__OUTCOMES] = {"first", "smaller", "larger", "reverse", "repeat",
+                                                     "fallback"};
+
 const char *pp_outcome_name(pp_outcome o) {
-    switch (o) {
-    case PP_FIRST: return "first";
-    case PP_SMALLER: return "smaller";
-    case PP_LARGER: return "larger";
-    case PP_REVERSE: return "reverse";
-    case PP_REPEAT: return "repeat";
-    case PP_FALLBACK: return "fallback";
-    default: return "unknown";
-    }
+    return (unsigned)o < PP__OUTCOMES ? pp__outcome_names[o] : "unknown";
 }
 
 /* ---- Options and lifecycle ---------------------------------------------- */

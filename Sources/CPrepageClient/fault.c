@@ -85,9 +85,9 @@ static const char *scan_number(const char *p, uint64_t *v) {
 }
 
 static int outcome_from(const char *s, size_t n, pp_outcome *o) {
-    static const char *const names[] = {"first", "smaller", "larger", "reverse", "repeat"};
-    for (int i = 0; i < 5; i++) {
-        if (strlen(names[i]) == n && memcmp(s, names[i], n) == 0) {
+    /* The server's outcomes: every one but PP_FALLBACK, which only a client decides. */
+    for (int i = PP_FIRST; i < PP_FALLBACK; i++) {
+        if (strlen(pp__outcome_names[i]) == n && memcmp(s, pp__outcome_names[i], n) == 0) {
             *o = (pp_outcome)i;
             return 0;
         }

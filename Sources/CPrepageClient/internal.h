@@ -25,6 +25,11 @@
 #define PP_CONFIG_SIZE_1_0 PP__END(pp_session_config, page_us)
 #define PP_DECISION_SIZE_1_0 PP__END(pp_decision, bytes)
 
+/** The outcomes' names on the wire, indexed by pp_outcome (client.c): pp_outcome_name()
+ * and the fault parser read this one list. */
+#define PP__OUTCOMES (PP_FALLBACK + 1)
+extern const char *const pp__outcome_names[PP__OUTCOMES];
+
 typedef enum pp_method { PP_GET, PP_PUT, PP_POST, PP_DELETE } pp_method;
 
 /** A growable byte buffer owned by the client, reused across calls. */

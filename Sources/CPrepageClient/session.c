@@ -12,21 +12,63 @@
 #include "internal.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The config's fields as the server names them: the one table every encoding,
+ * decoding and default below goes through (labels aside). */
+#define FIELD(type, member) {#member, type, offsetof(pp_session_config, member)}
+static const pp_config_field fields[] = {
+    {"policy", PP_CONFIG_STRING, offsetof(pp_session_config, policy)},
+    FIELD(PP_CONFIG_INT, min_pages),
+    FIELD(PP_CONFIG_INT, max_pages),
+    FIELD(PP_CONFIG_INT, k),
+    FIELD(PP_CONFIG_INT, initial_pages),
+    FIELD(PP_CONFIG_INT, gap),
+    FIELD(PP_CONFIG_INT, memory_pages),
+    FIELD(PP_CONFIG_INT, max_streams),
+    FIELD(PP_CONFIG_INT, page_size),
+    FIELD(PP_CONFIG_INT, forward_pages),
+    FIELD(PP_CONFIG_INT, backward_pages),
+    FIELD(PP_CONFIG_INT, ra_initial),
+    FIELD(PP_CONFIG_INT, ra_max),
+    FIELD(PP_CONFIG_INT, max_slots),
+    FIELD(PP_CONFIG_INT, transitions),
+    FIELD(PP_CONFIG_INT, half_life),
+    FIELD(PP_CONFIG_INT, near_window),
+    FIELD(PP_CONFIG_DOUBLE, probe_staleness),
+    FIELD(PP_CONFIG_DOUBLE, fault_fee),
+    FIELD(PP_CONFIG_DOUBLE, min_evidence),
+    FIELD(PP_CONFIG_DOUBLE, rtt_us),
+    FIELD(PP_CONFIG_DOUBLE, page_us),
+};
+#undef FIELD
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+const pp_config_field *pp_session_config_fields(size_t *count) {
+    if (count != NULL) *count = NELEMS(fields);
+    return fields;
+}
+
+/* The member of `cfg` field `f` describes. */
+static void *member(const pp_session_config *cfg, const pp_config_field *f) {
+    return (char *)(uintptr_t)cfg + f->offset;
+}
+
 static void config_defaults(pp_session_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->size = sizeof *cfg;
-    cfg->policy = NULL;
-    cfg->min_pages = cfg->max_pages = cfg->k = cfg->initial_pages = -1;
-    cfg->gap = cfg->memory_pages = cfg->max_streams = cfg->page_size = -1;
     cfg->labels = NULL;
     cfg->nlabels = 0;
-    cfg->forward_pages = cfg->backward_pages = cfg->ra_initial = cfg->ra_max = -1;
-    cfg->max_slots = cfg->transitions = cfg->half_life = cfg->near_window = -1;
-    cfg->probe_staleness = cfg->fault_fee = cfg->min_evidence = cfg->rtt_us = cfg->page_us = -1.0;
+    for (const pp_config_field *f = fields; f < fields + NELEMS(fields); f++) {
+        switch (f->type) {
+        case PP_CONFIG_STRING: *(const char **)member(cfg, f) = NULL; break;
+        case PP_CONFIG_INT: *(int64_t *)member(cfg, f) = -1; break;
+        case PP_CONFIG_DOUBLE: *(double *)member(cfg, f) = -1.0; break;
+        }
+    }
 }
 
 void pp_session_config_init_sized(pp_session_config *cfg, size_t size) {
@@ -46,7 +88,8 @@ void pp_session_config_init_sized(pp_session_config *cfg, size_t size) {
 
 static void config_free(pp_session_config *cfg) {
     if (cfg == NULL) return;
-    free((char *)cfg->policy);
+    for (const pp_config_field *f = fields; f < fields + NELEMS(fields); f++)
+        if (f->type == PP_CONFIG_STRING) free(*(char **)member(cfg, f));
     for (size_t i = 0; i < cfg->nlabels; i++) {
         free((char *)cfg->labels[i].key);
         free((char *)cfg->labels[i].value);
@@ -87,43 +130,6 @@ static int bad_doc(pp_client *c, const char *what, const json_error_t *jerr) {
 
 static int oom(pp_client *c) { return pp__fail(c, PP_ERR_OOM, "out of memory"); }
 
-/* The config's members as the server names them, by kind. */
-static const struct {
-    const char *key;
-    size_t offset;
-} int_fields[] = {
-    {"min_pages", offsetof(pp_session_config, min_pages)},
-    {"max_pages", offsetof(pp_session_config, max_pages)},
-    {"k", offsetof(pp_session_config, k)},
-    {"initial_pages", offsetof(pp_session_config, initial_pages)},
-    {"gap", offsetof(pp_session_config, gap)},
-    {"memory_pages", offsetof(pp_session_config, memory_pages)},
-    {"max_streams", offsetof(pp_session_config, max_streams)},
-    {"page_size", offsetof(pp_session_config, page_size)},
-    {"forward_pages", offsetof(pp_session_config, forward_pages)},
-    {"backward_pages", offsetof(pp_session_config, backward_pages)},
-    {"ra_initial", offsetof(pp_session_config, ra_initial)},
-    {"ra_max", offsetof(pp_session_config, ra_max)},
-    {"max_slots", offsetof(pp_session_config, max_slots)},
-    {"transitions", offsetof(pp_session_config, transitions)},
-    {"half_life", offsetof(pp_session_config, half_life)},
-    {"near_window", offsetof(pp_session_config, near_window)},
-}, real_fields[] = {
-    {"probe_staleness", offsetof(pp_session_config, probe_staleness)},
-    {"fault_fee", offsetof(pp_session_config, fault_fee)},
-    {"min_evidence", offsetof(pp_session_config, min_evidence)},
-    {"rtt_us", offsetof(pp_session_config, rtt_us)},
-    {"page_us", offsetof(pp_session_config, page_us)},
-};
-#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
-
-static int64_t *int_field(pp_session_config *cfg, size_t i) {
-    return (int64_t *)(void *)((char *)cfg + int_fields[i].offset);
-}
-static double *real_field(pp_session_config *cfg, size_t i) {
-    return (double *)(void *)((char *)cfg + real_fields[i].offset);
-}
-
 /* An int64 array of integers; an absent array leaves *out NULL. */
 static int parse_record(pp_client *c, json_t *arr, int64_t **out, size_t *len) {
     *out = NULL;
@@ -149,26 +155,29 @@ static int parse_record(pp_client *c, json_t *arr, int64_t **out, size_t *len) {
  * this library does not know are ignored. */
 static int parse_config(pp_client *c, json_t *cfg, pp_session_config *out) {
     if (!json_is_object(cfg)) return bad_doc(c, "config is not an object", NULL);
-    json_t *policy = json_object_get(cfg, "policy");
-    if (policy != NULL && !json_is_null(policy)) {
-        if (!json_is_string(policy)) return bad_doc(c, "config.policy is not a string", NULL);
-        if ((out->policy = strdup(json_string_value(policy))) == NULL) return oom(c);
-    }
-    for (size_t i = 0; i < NELEMS(int_fields); i++) {
-        json_t *v = json_object_get(cfg, int_fields[i].key);
+    for (const pp_config_field *f = fields; f < fields + NELEMS(fields); f++) {
+        json_t *v = json_object_get(cfg, f->name);
         if (v == NULL || json_is_null(v)) continue;
-        if (!json_is_integer(v))
-            return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not an integer",
-                            int_fields[i].key);
-        *int_field(out, i) = (int64_t)json_integer_value(v);
-    }
-    for (size_t i = 0; i < NELEMS(real_fields); i++) {
-        json_t *v = json_object_get(cfg, real_fields[i].key);
-        if (v == NULL || json_is_null(v)) continue;
-        if (!json_is_number(v)) /* 1000 and 1000.0 alike */
-            return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not a number",
-                            real_fields[i].key);
-        *real_field(out, i) = json_number_value(v);
+        switch (f->type) {
+        case PP_CONFIG_STRING:
+            if (!json_is_string(v))
+                return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not a string",
+                                f->name);
+            if ((*(char **)member(out, f) = strdup(json_string_value(v))) == NULL) return oom(c);
+            break;
+        case PP_CONFIG_INT:
+            if (!json_is_integer(v))
+                return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not an integer",
+                                f->name);
+            *(int64_t *)member(out, f) = (int64_t)json_integer_value(v);
+            break;
+        case PP_CONFIG_DOUBLE:
+            if (!json_is_number(v)) /* 1000 and 1000.0 alike */
+                return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not a number",
+                                f->name);
+            *(double *)member(out, f) = json_number_value(v);
+            break;
+        }
     }
 
     json_t *labels = json_object_get(cfg, "labels");
@@ -332,15 +341,24 @@ static char *config_body(pp_client *c, const pp_session_config *cfg) {
         return NULL;
     }
     int rc = 0;
-    pp_session_config *mut = (pp_session_config *)cfg; /* read through the field tables only */
-    if (cfg->policy != NULL) rc |= json_object_set_new(obj, "policy", json_string(cfg->policy));
-    for (size_t i = 0; rc == 0 && i < NELEMS(int_fields); i++) {
-        int64_t v = *int_field(mut, i);
-        if (v != -1) rc |= json_object_set_new(obj, int_fields[i].key, json_integer((json_int_t)v));
-    }
-    for (size_t i = 0; rc == 0 && i < NELEMS(real_fields); i++) {
-        double v = *real_field(mut, i);
-        if (v != -1.0) rc |= json_object_set_new(obj, real_fields[i].key, json_real(v));
+    for (const pp_config_field *f = fields; rc == 0 && f < fields + NELEMS(fields); f++) {
+        switch (f->type) {
+        case PP_CONFIG_STRING: {
+            const char *v = *(const char **)member(cfg, f);
+            if (v != NULL) rc |= json_object_set_new(obj, f->name, json_string(v));
+            break;
+        }
+        case PP_CONFIG_INT: {
+            int64_t v = *(const int64_t *)member(cfg, f);
+            if (v != -1) rc |= json_object_set_new(obj, f->name, json_integer((json_int_t)v));
+            break;
+        }
+        case PP_CONFIG_DOUBLE: {
+            double v = *(const double *)member(cfg, f);
+            if (v != -1.0) rc |= json_object_set_new(obj, f->name, json_real(v));
+            break;
+        }
+        }
     }
     if (rc == 0 && cfg->nlabels > 0) {
         json_t *labels = json_object();
@@ -371,10 +389,10 @@ static int config_in(pp_client *c, const pp_session_config *cfg, pp_session_conf
     for (size_t i = 0; i < full->nlabels; i++)
         if (full->labels[i].key == NULL || full->labels[i].value == NULL)
             return pp__fail(c, PP_ERR_INVALID, "label %zu has a NULL key or value", i);
-    for (size_t i = 0; i < NELEMS(real_fields); i++) {
-        double v = *real_field(full, i);
+    for (const pp_config_field *f = fields; f < fields + NELEMS(fields); f++) {
+        double v = f->type == PP_CONFIG_DOUBLE ? *(double *)member(full, f) : 0;
         if (v != v || v - v != 0) /* NaN or infinite: JSON has no such number */
-            return pp__fail(c, PP_ERR_INVALID, "%s is not a finite number", real_fields[i].key);
+            return pp__fail(c, PP_ERR_INVALID, "%s is not a finite number", f->name);
     }
     return 0;
 }

@@ -172,3 +172,34 @@ extension PrepageConfig {
             .joined(separator: ", ")
     }
 }
+
+/// The two fields a session's configuration has beside its ``PrepageConfig``, as
+/// the API names and bounds them: `page_size` and `labels`. The server's decoder
+/// and the simulator's `--config` check them against these values.
+public enum SessionFields {
+    /// The JSON key of the page size.
+    public static let pageSize = "page_size"
+    /// Bytes per page when a config gives none.
+    public static let defaultPageSize = 4_096
+    /// The page sizes accepted: powers of two in this range.
+    public static let pageSizeRange = 512...(1 << 30)
+    /// The allowed page sizes, as messages say them.
+    public static let pageSizeAllowed = "a power of two from 512 to 1073741824"
+
+    /// Whether `size` is an accepted page size.
+    public static func isPageSize(_ size: Int) -> Bool {
+        pageSizeRange.contains(size) && size.nonzeroBitCount == 1
+    }
+
+    /// The JSON key of the labels: an object of string → string, for the orchestrator's own use.
+    public static let labels = "labels"
+    /// Most labels in one config.
+    public static let maxLabels = 16
+    /// Longest label key, in UTF-8 bytes (at least 1).
+    public static let maxLabelKeyBytes = 128
+    /// Longest label value, in UTF-8 bytes.
+    public static let maxLabelValueBytes = 1_024
+
+    /// Every key a session's configuration accepts, for messages.
+    public static var acceptedKeys: String { "\(PrepageConfig.acceptedKeys), \(pageSize), \(labels)" }
+}

@@ -12,7 +12,10 @@ public enum Outcome: UInt8, Sendable, Hashable, CaseIterable {
     case `repeat`
 
     /// The name used on the wire and in the vectors.
-    public var name: String {
+    public var name: String { staticName.description }
+
+    /// ``name`` as a static string, for writers that must not allocate (the fault path).
+    public var staticName: StaticString {
         switch self {
         case .first: "first"
         case .smaller: "smaller"

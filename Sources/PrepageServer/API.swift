@@ -406,13 +406,7 @@ final class API: Sendable {
         w.raw(",\"count\":")
         w.int(d.count)
         w.raw(",\"outcome\":\"")
-        switch d.outcome {
-        case .first: w.raw("first")
-        case .smaller: w.raw("smaller")
-        case .larger: w.raw("larger")
-        case .reverse: w.raw("reverse")
-        case .repeat: w.raw("repeat")
-        }
+        w.raw(d.outcome.staticName)
         w.raw("\",\"ntest\":")
         w.int(d.ntest)
         w.raw(",\"nmin\":")

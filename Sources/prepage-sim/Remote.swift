@@ -8,7 +8,7 @@ import PrepageSimulator
 /// library, exactly as an agent would: one session per run, one request per fault.
 /// The simulator-only policies (`oracle`, `swap-readahead`) stay in-process.
 final class RemotePolicies {
-    let client: PrepageClient
+    let client: PrepageConnection
     let pageSize: Int
     private var sessions: [String] = []
     private let prefix = "prepage-sim-\(getpid())"
@@ -16,7 +16,7 @@ final class RemotePolicies {
     init(url: String, pageSize: Int) throws {
         do {
             // A simulation needs the oracle's every answer: no fallback, a generous deadline.
-            client = try PrepageClient(
+            client = try PrepageConnection(
                 options: PrepageClientOptions(baseURL: url, faultDeadlineMilliseconds: 5_000, faultFallback: false))
         } catch {
             throw ValidationError("--server \(url): \(error)")
@@ -34,7 +34,7 @@ final class RemotePolicies {
         let id = "\(prefix)-\(sessions.count)-\(name)"
         var c = base
         c.policy = policy
-        let config = try Self.sessionConfig(c, pageSize: pageSize)
+        let config = Self.sessionConfig(c, pageSize: pageSize)
         do {
             try client.createSession(id, config: config)
         } catch {
@@ -47,30 +47,20 @@ final class RemotePolicies {
     var factory: (String, PrepageConfig) throws -> any SimulatedPolicy { { try self.make($0, $1) } }
 
     /// The client's session config for `config`: every field of the core's table that the
-    /// policy reads (the server refuses the others), through the JSON both sides share.
-    /// - Throws: when the client's config type has no room for one of them.
-    static func sessionConfig(_ config: PrepageConfig, pageSize: Int) throws -> SessionConfig {
-        var object: [String: Any] = ["page_size": pageSize, "labels": [String: String]()]
+    /// policy reads (the server refuses the others), set through the same table. A field the
+    /// client library cannot send fails the session's creation, naming the field.
+    static func sessionConfig(_ config: PrepageConfig, pageSize: Int) -> RemoteSessionConfig {
+        var session = RemoteSessionConfig(pageSize: pageSize)
         for field in PrepageConfig.fields where field.applies(to: config.policy) {
-            switch field.value(in: config) {
-            case .policy(let p): object[field.name] = p.rawValue
-            case .integer(let i): object[field.name] = i
-            case .real(let d): object[field.name] = d
-            }
+            session[field] = field.value(in: config)
         }
-        let decoded = try JSONDecoder().decode(
-            SessionConfig.self, from: try JSONSerialization.data(withJSONObject: object))
-        let kept = try JSONSerialization.jsonObject(with: JSONEncoder().encode(decoded)) as? [String: Any] ?? [:]
-        if let lost = object.keys.sorted().first(where: { kept[$0] == nil }) {
-            throw RuntimeError("--server: the client library has no session field \(lost)")
-        }
-        return decoded
+        return session
     }
 }
 
 /// One session on the server, asked once per fault.
 struct RemotePolicy: SimulatedPolicy {
-    let client: PrepageClient
+    let client: PrepageConnection
     let session: String
     let name: String
 

@@ -16,7 +16,7 @@ struct Prepagectl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prepagectl",
         abstract: "Talk to prepaged, the Dynamic Prepage oracle: sessions, faults, trace replay.",
-        version: "prepagectl \(prepageVersion) (libprepage \(PrepageClient.libraryVersion))",
+        version: "prepagectl \(prepageVersion) (libprepage \(PrepageConnection.libraryVersion))",
         subcommands: [SessionCommand.self, FaultCommand.self, ReplayCommand.self])
 }
 
@@ -46,14 +46,14 @@ struct Connection: ParsableArguments {
     @Flag(help: "Print JSON, in the shapes of docs/api.md.")
     var json = false
 
-    func client() throws -> PrepageClient {
+    func client() throws -> PrepageConnection {
         let env = ProcessInfo.processInfo.environment
         let options = PrepageClientOptions(
             baseURL: url ?? env["PREPAGE_URL"] ?? "http://127.0.0.1:7070",
             token: token ?? env["PREPAGE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
             requestTimeoutMilliseconds: timeoutMs,
             faultDeadlineMilliseconds: faultDeadlineMs ?? timeoutMs, faultFallback: fallback)
-        return try calling { () throws(PrepageClientError) in try PrepageClient(options: options) }
+        return try calling { () throws(PrepageClientError) in try PrepageConnection(options: options) }
     }
 
     /// Prints a value as JSON (one line) or as text.
@@ -102,11 +102,11 @@ struct Number: ExpressibleByArgument {
     static var defaultCompletionKind: CompletionKind { .default }
 }
 
-func describe(_ d: Decision) -> String {
+func describe(_ d: RemoteDecision) -> String {
     "pages [\(d.start), \(d.start + d.count)) bytes [0x\(String(d.addr, radix: 16)), 0x\(String(d.addr + d.bytes, radix: 16))) \(d.outcome.rawValue) ntest=\(d.ntest) nmin=\(d.nmin) nmax=\(d.nmax)"
 }
 
-func describe(_ s: Session) -> String {
+func describe(_ s: RemoteSession) -> String {
     let c = s.config
     var lines = [
         "session \(s.id)",
@@ -179,7 +179,7 @@ struct SessionCommand: ParsableCommand {
                 }
                 labels[String(l[..<eq])] = String(l[l.index(after: eq)...])
             }
-            let config = SessionConfig(
+            let config = RemoteSessionConfig(
                 policy: policy, minPages: minPages, maxPages: maxPages, k: k, initialPages: initialPages,
                 gap: gap, memoryPages: memoryPages, maxStreams: maxStreams, pageSize: pageSize, labels: labels,
                 forwardPages: forwardPages, backwardPages: backwardPages, raInitial: raInitial, raMax: raMax,
@@ -438,7 +438,7 @@ struct ReplayCommand: ParsableCommand {
         let client = try connection.client()
         let byAddress = addr && pageSize == nil
         var start = 0
-        var counts: [Outcome: Int] = [:]
+        var counts: [RemoteOutcome: Int] = [:]
         while start < values.count {
             let end = min(start + batch, values.count)
             let chunk = Array(values[start..<end]), chunkStreams = Array(streams[start..<end])
@@ -456,7 +456,7 @@ struct ReplayCommand: ParsableCommand {
             start = end
         }
         if !connection.json {
-            let summary = Outcome.allCases.map { "\($0.rawValue)=\(counts[$0, default: 0])" }.joined(separator: " ")
+            let summary = RemoteOutcome.allCases.map { "\($0.rawValue)=\(counts[$0, default: 0])" }.joined(separator: " ")
             FileHandle.standardError.write(Data("\(values.count) faults: \(summary)\n".utf8))
         }
     }

@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "prepage.h"
+#include "config_fields.h" /* generated from PrepageCore's field table */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1640,6 +1641,78 @@ static void test_session_state(void) {
     pp_client_free(c);
 }
 
+/* Every field of PrepageCore's table (config_fields.h, generated from it and kept current
+ * by the Swift tests) through libprepage's table, pp_session_config_fields(): set to a
+ * value other than its default, created on the real server, read back from the created
+ * document and from a GET. A field the core has and session.c's table lacks fails here. */
+static void test_config_fields(pp_client *c) {
+    size_t n = 0;
+    const pp_config_field *lib = pp_session_config_fields(&n);
+    size_t ncore = sizeof core_fields / sizeof core_fields[0];
+    CHECK(lib != NULL && n > 0, "the library's field table");
+    for (size_t i = 0; i < n; i++) {
+        int known = 0;
+        for (size_t j = 0; j < ncore; j++) known |= strcmp(lib[i].name, core_fields[j].name) == 0;
+        CHECK(known, "libprepage's field %s is not in PrepageCore's table", lib[i].name);
+    }
+    for (size_t j = 0; j < ncore; j++) {
+        const core_field *t = &core_fields[j];
+        const pp_config_field *f = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(lib[i].name, t->name) == 0) f = &lib[i];
+        CHECK(f != NULL, "session.c's field table has no %s (PrepageCore's table has)", t->name);
+        if (f == NULL) continue;
+        pp_session_config cfg;
+        pp_session_config_init(&cfg);
+        cfg.policy = t->policy;
+        char *at = (char *)&cfg + f->offset;
+        int64_t want_int = strtoll(t->value, NULL, 10);
+        double want_real = strtod(t->value, NULL);
+        switch (f->type) {
+        case PP_CONFIG_STRING: memcpy(at, &t->value, sizeof t->value); break;
+        case PP_CONFIG_INT: memcpy(at, &want_int, sizeof want_int); break;
+        case PP_CONFIG_DOUBLE: memcpy(at, &want_real, sizeof want_real); break;
+        }
+        char id[32];
+        snprintf(id, sizeof id, "field-%zu", j);
+        pp_session *made = NULL, *got = NULL;
+        CHECK_OK(pp_session_create_ex(c, id, &cfg, &made), c);
+        CHECK(pp_client_http_status(c) == 201, "%s: created, HTTP %d", t->name, pp_client_http_status(c));
+        CHECK_OK(pp_session_get(c, id, &got), c);
+        pp_session *docs[] = {made, got};
+        for (int k = 0; k < 2; k++) {
+            if (docs[k] == NULL) continue;
+            const char *back = (const char *)docs[k]->config + f->offset;
+            int same = 0;
+            switch (f->type) {
+            case PP_CONFIG_STRING: {
+                const char *v;
+                memcpy(&v, back, sizeof v);
+                same = v != NULL && strcmp(v, t->value) == 0;
+                break;
+            }
+            case PP_CONFIG_INT: {
+                int64_t v;
+                memcpy(&v, back, sizeof v);
+                same = v == want_int;
+                break;
+            }
+            case PP_CONFIG_DOUBLE: {
+                double v;
+                memcpy(&v, back, sizeof v);
+                same = v == want_real;
+                break;
+            }
+            }
+            CHECK(same, "%s = %s (policy %s) read back from the %s", t->name, t->value, t->policy,
+                  k == 0 ? "created document" : "GET");
+        }
+        pp_session_free(made);
+        pp_session_free(got);
+        CHECK_OK(pp_session_delete(c, id), c);
+    }
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     server_path = getenv("PREPAGED") != NULL ? getenv("PREPAGED") : ".build/debug/prepaged";
@@ -1668,6 +1741,7 @@ int main(void) {
     pp_client *c = client_for(base_url, 5000, 3, 1);
     test_version_and_defaults();
     test_create_get_delete(c);
+    test_config_fields(c);
     test_bad_request_detail(c);
     test_faults(c);
     test_batch(c);

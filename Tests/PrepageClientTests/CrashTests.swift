@@ -113,7 +113,7 @@ import Testing
         let dir = NSTemporaryDirectory() + "prepage-crash-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let daemon = try Daemon(["--state-dir", dir, "--snapshot-interval", "100ms"])
-        let admin = try PrepageClient(options: Self.options(daemon.url))
+        let admin = try PrepageConnection(options: Self.options(daemon.url))
 
         // Eight sessions faulted at full speed by four threads, two each.
         let faulted = (0..<8).map { i in
@@ -123,7 +123,7 @@ import Testing
         }
         for f in faulted {
             try admin.createSession(
-                f.id, config: SessionConfig(policy: f.config.policy.rawValue, maxPages: f.config.policy == .dp ? 128 : nil))
+                f.id, config: RemoteSessionConfig(policy: f.config.policy.rawValue, maxPages: f.config.policy == .dp ? 128 : nil))
         }
         let stop = Atomic<Bool>(false)
         var threads: [Thread] = []
@@ -134,7 +134,7 @@ import Testing
             group.enter()
             let t = Thread {
                 defer { group.leave() }
-                guard let client = try? PrepageClient(options: Self.options(url)) else { return }
+                guard let client = try? PrepageConnection(options: Self.options(url)) else { return }
                 var k = 0
                 while !stop.load(ordering: .relaxed) {
                     let f = mine[k % 2]
@@ -160,7 +160,7 @@ import Testing
         let url = daemon.url
         let lifeThread = Thread {
             defer { group.leave() }
-            guard let client = try? PrepageClient(options: Self.options(url)) else { return }
+            guard let client = try? PrepageConnection(options: Self.options(url)) else { return }
             var i = 0
             while !stop.load(ordering: .relaxed) {
                 let id = "l\(i)"
@@ -187,7 +187,7 @@ import Testing
 
         let restarted = try Daemon(["--state-dir", dir, "--snapshot-interval", "100ms"])
         let snapshotAt = Date(timeIntervalSince1970: try #require(try Self.metric(restarted.url, "prepage_state_restored_snapshot_timestamp_seconds")))
-        let client = try PrepageClient(options: Self.options(restarted.url))
+        let client = try PrepageConnection(options: Self.options(restarted.url))
 
         // Every acknowledged lifecycle is there.
         var present = 0

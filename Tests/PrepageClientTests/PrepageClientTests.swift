@@ -9,8 +9,8 @@ import Testing
 
     /// A client whose faults wait up to `timeout` too: these tests want the oracle's
     /// answers (tests run in parallel on a shared machine); the fallback has tests of its own.
-    func client(retries: Int = 3, recreate: Bool = true, timeout: Int = 5_000) throws -> PrepageClient {
-        try PrepageClient(
+    func client(retries: Int = 3, recreate: Bool = true, timeout: Int = 5_000) throws -> PrepageConnection {
+        try PrepageConnection(
             options: .init(
                 baseURL: server.url, requestTimeoutMilliseconds: timeout, maxRetries: retries,
                 retryBaseMilliseconds: 20, retryMaxMilliseconds: 300, recreateSessions: recreate,
@@ -21,7 +21,7 @@ import Testing
     @Test func movesASessionBetweenServersWithWhatItLearned() throws {
         let other = try LiveServer()
         let a = try client()
-        let b = try PrepageClient(
+        let b = try PrepageConnection(
             options: .init(baseURL: other.url, requestTimeoutMilliseconds: 5_000, faultDeadlineMilliseconds: 5_000))
         let control = try client()
         try a.createSession("mv")
@@ -52,7 +52,7 @@ import Testing
     @Test func createsGetsListsAndDeletesSessions() throws {
         let c = try client()
         // Policy named: k is dp's, and the server's default policy may change.
-        let config = SessionConfig(policy: "dp", maxPages: 256, k: 4, pageSize: 8_192, labels: ["vm": "guest-1"])
+        let config = RemoteSessionConfig(policy: "dp", maxPages: 256, k: 4, pageSize: 8_192, labels: ["vm": "guest-1"])
         let (session, created) = try c.createSession("s-1", config: config)
         #expect(created)
         #expect(session.id == "s-1")
@@ -63,7 +63,7 @@ import Testing
 
         #expect(try c.createSession("s-1", config: config).created == false)
         let conflict = #expect(throws: PrepageClientError.self) {
-            try c.createSession("s-1", config: SessionConfig(policy: "dp", k: 5))
+            try c.createSession("s-1", config: RemoteSessionConfig(policy: "dp", k: 5))
         }
         #expect(conflict?.kind == .http && conflict?.status == 409 && conflict?.detail.isEmpty == false)
 
@@ -84,14 +84,14 @@ import Testing
     @Test func decidesFaultsByPageAndAddress() throws {
         let c = try client()
         // Policy dp: the streams checked below are DP's.
-        try c.createSession("f-1", config: SessionConfig(policy: "dp", pageSize: 4_096))
+        try c.createSession("f-1", config: RemoteSessionConfig(policy: "dp", pageSize: 4_096))
         let d = try c.fault("f-1", page: 1_000)
         #expect(d.outcome == .first)
         #expect(d.start <= 1_000 && 1_000 < d.start + d.count)
         #expect(d.addr == d.start * 4_096 && d.bytes == d.count * 4_096)
         #expect(
             try c.fault("f-1", page: 1_000)
-                == Decision(
+                == RemoteDecision(
                     start: d.start, count: d.count, outcome: .repeat, ntest: d.ntest, nmin: d.nmin, nmax: d.nmax,
                     addr: d.addr, bytes: d.bytes))
 
@@ -134,14 +134,14 @@ import Testing
     @Test func sendsAndReadsThePolicyFields() throws {
         let c = try client()
         let (session, _) = try c.createSession(
-            "fw-1", config: SessionConfig(policy: "forward", forwardPages: 7, backwardPages: 1))
+            "fw-1", config: RemoteSessionConfig(policy: "forward", forwardPages: 7, backwardPages: 1))
         #expect(session.config.policy == "forward")
         #expect(session.config.forwardPages == 7 && session.config.backwardPages == 1)
         #expect(session.config.raInitial == nil && session.config.raMax == nil)
         let d = try c.fault("fw-1", page: 100)
         #expect(d.start == 99 && d.count == 9)
         let wrong = #expect(throws: PrepageClientError.self) {
-            try c.createSession("fw-2", config: SessionConfig(raMax: 32))
+            try c.createSession("fw-2", config: RemoteSessionConfig(raMax: 32))
         }
         #expect(wrong?.status == 400 && wrong?.detail.contains("ra_max") == true)
     }
@@ -149,12 +149,12 @@ import Testing
     @Test func passesTheProblemDetailOfA400Through() throws {
         let c = try client()
         let error = #expect(throws: PrepageClientError.self) {
-            try c.createSession("bad", config: SessionConfig(maxPages: 2_000_000))
+            try c.createSession("bad", config: RemoteSessionConfig(maxPages: 2_000_000))
         }
         #expect(error?.kind == .http && error?.status == 400)
         #expect(error?.detail.contains("max_pages") == true)
 
-        try c.createSession("mem", config: SessionConfig(memoryPages: 10))
+        try c.createSession("mem", config: RemoteSessionConfig(memoryPages: 10))
         let beyond = #expect(throws: PrepageClientError.self) { try c.fault("mem", page: 10) }
         #expect(beyond?.status == 422)
     }
@@ -167,13 +167,13 @@ import Testing
         }
         #expect(throws: PrepageClientError.self) { try c.listSessions(limit: 1_001) }
         let url = #expect(throws: PrepageClientError.self) {
-            try PrepageClient(options: .init(baseURL: "ftp://127.0.0.1"))
+            try PrepageConnection(options: .init(baseURL: "ftp://127.0.0.1"))
         }
         #expect(url?.kind == .invalid)
     }
 
     @Test func reportsRefusedConnectionsAsIO() throws {
-        let c = try PrepageClient(
+        let c = try PrepageConnection(
             options: .init(baseURL: "http://127.0.0.1:\(closedPort())", maxRetries: 1, retryBaseMilliseconds: 1))
         let error = #expect(throws: PrepageClientError.self) { try c.getSession("x") }
         #expect(error?.kind == .io && error?.status == nil)
@@ -181,7 +181,7 @@ import Testing
 
     @Test func reportsASilentServerAsTimeout() throws {
         let silent = SilentServer()
-        let c = try PrepageClient(
+        let c = try PrepageConnection(
             options: .init(
                 baseURL: "http://127.0.0.1:\(silent.port)", requestTimeoutMilliseconds: 200, maxRetries: 1,
                 faultDeadlineMilliseconds: 200, faultFallback: false))
@@ -194,8 +194,8 @@ import Testing
     @Test func answersAFallbackWhenTheServerHangs() throws {
         let silent = SilentServer()
         // Every default: a 5 ms deadline, the fallback, a 50 ms breaker.
-        let c = try PrepageClient(options: .init(baseURL: "http://127.0.0.1:\(silent.port)"))
-        try c.registerSession("x", config: SessionConfig(pageSize: 8_192))
+        let c = try PrepageConnection(options: .init(baseURL: "http://127.0.0.1:\(silent.port)"))
+        try c.registerSession("x", config: RemoteSessionConfig(pageSize: 8_192))
         let d = try c.fault("x", addr: 8_192 * 12 + 5, stream: 1)
         #expect(d.outcome == .fallback && d.start == 12 && d.count == 1 && d.addr == 8_192 * 12 && d.bytes == 8_192)
         #expect(c.lastError?.kind == .timeout)
@@ -204,21 +204,21 @@ import Testing
     }
 
     @Test func answersAFallbackWhenNothingListens() throws {
-        let c = try PrepageClient(
+        let c = try PrepageConnection(
             options: .init(baseURL: "http://127.0.0.1:\(closedPort())", breakerBaseMilliseconds: 30))
         let d = try c.fault("x", page: 7)
-        #expect(d == Decision(start: 7, count: 1, outcome: .fallback, ntest: 0, nmin: 0, nmax: 0, addr: 7 * 4_096, bytes: 4_096))
+        #expect(d == RemoteDecision(start: 7, count: 1, outcome: .fallback, ntest: 0, nmin: 0, nmax: 0, addr: 7 * 4_096, bytes: 4_096))
         #expect(c.lastError?.kind == .io && c.breaker.periodMilliseconds == 30)
         // The fallback decision encodes like the others.
         #expect(String(decoding: try JSONEncoder().encode(d.outcome), as: UTF8.self) == "\"fallback\"")
     }
 
     @Test func recoversAfterTheServerComesBack() throws {
-        let c = try PrepageClient(
+        let c = try PrepageConnection(
             options: .init(
                 baseURL: server.url, faultDeadlineMilliseconds: 2_000, breakerBaseMilliseconds: 20,
                 breakerMaxMilliseconds: 40))
-        try c.createSession("back-1", config: SessionConfig(maxPages: 64))
+        try c.createSession("back-1", config: RemoteSessionConfig(maxPages: 64))
         #expect(try c.fault("back-1", page: 1).outcome == .first)
         server.stop()
         #expect(try c.fault("back-1", page: 2).outcome == .fallback)
@@ -233,7 +233,7 @@ import Testing
     @Test func registeredClientsRecoverASessionAfterARestart() throws {
         let creator = try client(retries: 10)
         let worker = try client(retries: 10)
-        let config = SessionConfig(maxPages: 96, pageSize: 8_192, labels: ["vm": "w"])
+        let config = RemoteSessionConfig(maxPages: 96, pageSize: 8_192, labels: ["vm": "w"])
         try worker.registerSession("reg-1", config: config)
         #expect(throws: PrepageClientError.self) { try creator.getSession("reg-1") }  // nothing sent
         try creator.createSession("reg-1", config: config)
@@ -248,7 +248,7 @@ import Testing
     }
 
     @Test func encodesTheDpPlusFieldsByTheirWireNames() throws {
-        let config = SessionConfig(
+        let config = RemoteSessionConfig(
             policy: "dp-plus", maxSlots: 32, transitions: 16, halfLife: 10, nearWindow: 0, probeStaleness: 500,
             faultFee: 1.1, minEvidence: 0.01, rttMicroseconds: 250.5, pageMicroseconds: 32.768)
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any]
@@ -256,11 +256,11 @@ import Testing
         #expect(json?["near_window"] as? Int == 0 && json?["transitions"] as? Int == 16)
         #expect(json?["rtt_us"] as? Double == 250.5 && json?["page_us"] as? Double == 32.768)
         #expect(json?["fault_fee"] as? Double == 1.1 && json?["probe_staleness"] as? Double == 500)
-        #expect(try JSONDecoder().decode(SessionConfig.self, from: JSONEncoder().encode(config)) == config)
+        #expect(try JSONDecoder().decode(RemoteSessionConfig.self, from: JSONEncoder().encode(config)) == config)
         // Sent to the server, which names a field it refuses for policy dp (400).
         let c = try client()
         let refused = #expect(throws: PrepageClientError.self) {
-            try c.createSession("plus-x", config: SessionConfig(policy: "dp", rttMicroseconds: 100))
+            try c.createSession("plus-x", config: RemoteSessionConfig(policy: "dp", rttMicroseconds: 100))
         }
         #expect(refused?.status == 400 && refused?.detail.contains("rtt_us") == true)
     }
@@ -268,7 +268,7 @@ import Testing
     @Test func recreatesItsSessionsAfterARestart() throws {
         let c = try client(retries: 10)
         let other = try client(retries: 10, recreate: false)
-        try c.createSession("r-1", config: SessionConfig(maxPages: 128))
+        try c.createSession("r-1", config: RemoteSessionConfig(maxPages: 128))
         try other.createSession("r-2")
         _ = try c.fault("r-1", page: 10)
 
@@ -283,14 +283,14 @@ import Testing
 
     @Test func sendsTheBearerToken() throws {
         let guarded = try LiveServer(token: "s3cret")
-        let anonymous = try PrepageClient(options: .init(baseURL: guarded.url))
+        let anonymous = try PrepageConnection(options: .init(baseURL: guarded.url))
         let error = #expect(throws: PrepageClientError.self) { try anonymous.createSession("t") }
         #expect(error?.status == 401)
-        let c = try PrepageClient(options: .init(baseURL: guarded.url, token: "s3cret"))
+        let c = try PrepageConnection(options: .init(baseURL: guarded.url, token: "s3cret"))
         #expect(try c.createSession("t").created)
     }
 
     @Test func reportsTheLibraryVersion() {
-        #expect(PrepageClient.libraryVersion == "1.1.0")
+        #expect(PrepageConnection.libraryVersion == "1.2.0")
     }
 }

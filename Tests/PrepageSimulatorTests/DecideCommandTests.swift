@@ -134,7 +134,7 @@ final class DecideProcess {
         (#"{"rtt_us":-1}"#, "rtt_us = -1.0 is out of range; allowed: 0.001 … 10000000"),
         (#"{"policy":"magic"}"#, "policy must be one of: dp, dp-literal, none, forward, readahead"),
         (#"{"kk":1}"#, #"unknown config key "kk""#),
-        (#"{"gap":"3"}"#, "gap must be an integer"),
+        (#"{"gap":"three"}"#, "gap must be an integer"),
         ("[", "config must be a JSON object"),
     ])
     func rejectsABadConfig(config: String, message: String) throws {

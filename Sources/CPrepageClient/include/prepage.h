@@ -86,9 +86,9 @@ extern "C" {
 #endif
 
 #define PP_VERSION_MAJOR 1
-#define PP_VERSION_MINOR 1
+#define PP_VERSION_MINOR 2
 #define PP_VERSION_PATCH 0
-#define PP_VERSION_STRING "1.1.0"
+#define PP_VERSION_STRING "1.2.0"
 /** (major << 16) | (minor << 8) | patch, for compile-time comparisons. */
 #define PP_VERSION_NUM ((PP_VERSION_MAJOR << 16) | (PP_VERSION_MINOR << 8) | PP_VERSION_PATCH)
 
@@ -248,6 +248,30 @@ typedef struct pp_session_config {
 #define PP_HAVE_POLICY_FIELDS 1
 /** Defined when pp_session_config has the fields of policy dp-plus. */
 #define PP_HAVE_DP_PLUS_FIELDS 1
+
+/** The type of a field of pp_session_config. */
+typedef enum pp_config_type {
+    PP_CONFIG_STRING = 0, /**< const char *; NULL = the server's default */
+    PP_CONFIG_INT = 1,    /**< int64_t; -1 = the server's default */
+    PP_CONFIG_DOUBLE = 2  /**< double; -1.0 = the server's default */
+} pp_config_type;
+
+/** One field of pp_session_config: its name in the API's JSON, its type, its place. Frozen. */
+typedef struct pp_config_field {
+    const char *name;
+    pp_config_type type;
+    size_t offset; /**< offsetof(pp_session_config, the field) */
+} pp_config_field;
+
+/**
+ * Since 1.2: the fields of pp_session_config this library sends and reads,
+ * in struct order (labels aside: an object, not a scalar), and their number in
+ * *count. The library encodes and decodes configs through this table alone;
+ * bindings can too, by name. The array is static: never freed.
+ */
+PP_API const pp_config_field *pp_session_config_fields(size_t *count);
+/** Defined when pp_session_config_fields() exists. */
+#define PP_HAVE_CONFIG_FIELDS 1
 
 /** Sets every field to "server default" and `size` to `size`. */
 PP_API void pp_session_config_init_sized(pp_session_config *cfg, size_t size);

@@ -11,8 +11,8 @@ internal import CPrepageClient
 /// `openapi.yaml` and the C functions (`createSession` ↔ `pp_session_create`).
 ///
 /// ```swift
-/// let client = try PrepageClient(options: .init(baseURL: "http://127.0.0.1:7070"))
-/// try client.createSession("vm-1", config: SessionConfig(pageSize: 4_096))
+/// let client = try PrepageConnection(options: .init(baseURL: "http://127.0.0.1:7070"))
+/// try client.createSession("vm-1", config: RemoteSessionConfig(pageSize: 4_096))
 /// let window = try client.fault(addr: 0x7f00_0000_1000, stream: vcpu)
 /// ```
 ///
@@ -20,8 +20,8 @@ internal import CPrepageClient
 /// > give each thread (or task that stays on one) its own client. Admin calls
 /// > block the calling thread for up to the request timeout times the retries;
 /// > a fault for at most ``PrepageClientOptions/faultDeadlineMilliseconds``, after
-/// > which (by default) it answers a ``Outcome/fallback`` decision.
-public final class PrepageClient {
+/// > which (by default) it answers a ``RemoteOutcome/fallback`` decision.
+public final class PrepageConnection {
     private let client: OpaquePointer
 
     /// Creates a client; connects lazily, on the first call.
@@ -76,8 +76,8 @@ public final class PrepageClient {
     /// - Throws: `.http` 409 when the session exists with another config, 400
     ///   for an invalid value (the detail names the field).
     @discardableResult
-    public func createSession(_ id: String, config: SessionConfig = SessionConfig()) throws(PrepageClientError)
-        -> (session: Session, created: Bool)
+    public func createSession(_ id: String, config: RemoteSessionConfig = RemoteSessionConfig()) throws(PrepageClientError)
+        -> (session: RemoteSession, created: Bool)
     {
         let session = try withCConfig(config) { cfg throws(PrepageClientError) in
             try document { out in pp_session_create_ex(client, id, cfg, out) }
@@ -88,13 +88,13 @@ public final class PrepageClient {
     /// Tells this client a session's config without sending anything, so that it
     /// re-creates the session after a 404 (a restarted server) as ``createSession(_:config:)``
     /// would: for clients that only fault a session another client created.
-    public func registerSession(_ id: String, config: SessionConfig = SessionConfig()) throws(PrepageClientError) {
+    public func registerSession(_ id: String, config: RemoteSessionConfig = RemoteSessionConfig()) throws(PrepageClientError) {
         let rc = try withCConfig(config) { cfg throws(PrepageClientError) in pp_session_register(client, id, cfg) }
         guard rc == 0 else { throw Self.error(of: client) }
     }
 
     /// `GET /sessions/{id}`.
-    public func getSession(_ id: String) throws(PrepageClientError) -> Session {
+    public func getSession(_ id: String) throws(PrepageClientError) -> RemoteSession {
         try document { out in pp_session_get(client, id, out) }
     }
 
@@ -113,7 +113,7 @@ public final class PrepageClient {
         defer { pp_session_page_free(page) }
         let sessions = UnsafeBufferPointer(start: page.pointee.sessions, count: page.pointee.count)
         return SessionPage(
-            sessions: sessions.map { Session(c: $0!.pointee) },
+            sessions: sessions.map { RemoteSession(c: $0!.pointee) },
             next: page.pointee.next.map { String(cString: $0) })
     }
 
@@ -122,16 +122,16 @@ public final class PrepageClient {
     /// - Returns: the final document, or `nil` when a retried delete found the
     ///   session already gone (the first attempt deleted it; its answer was lost).
     @discardableResult
-    public func deleteSession(_ id: String) throws(PrepageClientError) -> Session? {
+    public func deleteSession(_ id: String) throws(PrepageClientError) -> RemoteSession? {
         var doc: UnsafeMutablePointer<pp_session>?
         guard pp_session_delete_ex(client, id, &doc) == 0 else { throw Self.error(of: client) }
         defer { pp_session_free(doc) }
-        return doc.map { Session(c: $0.pointee) }
+        return doc.map { RemoteSession(c: $0.pointee) }
     }
 
     /// `POST /sessions/{id}/reset`: forgets what was learned, keeps config and counters.
     @discardableResult
-    public func resetSession(_ id: String) throws(PrepageClientError) -> Session {
+    public func resetSession(_ id: String) throws(PrepageClientError) -> RemoteSession {
         try document { out in pp_session_reset(client, id, out) }
     }
 
@@ -169,7 +169,7 @@ public final class PrepageClient {
     /// there, then delete here. Faults that reach this server after the export are
     /// answered 404 here once it is deleted (a client that knows the config re-creates
     /// it, on the server its balancer sends it to).
-    public func moveSession(_ id: String, to destination: PrepageClient) throws(PrepageClientError) {
+    public func moveSession(_ id: String, to destination: PrepageConnection) throws(PrepageClientError) {
         let state = try exportSession(id)
         try destination.importSession(id, state: state)
         try deleteSession(id)
@@ -180,24 +180,24 @@ public final class PrepageClient {
     /// `POST /sessions/{id}/fault` by page, within the fault deadline.
     ///
     /// When the oracle is away and ``PrepageClientOptions/faultFallback`` is on,
-    /// returns a ``Outcome/fallback`` decision (the faulting page alone) rather than
+    /// returns a ``RemoteOutcome/fallback`` decision (the faulting page alone) rather than
     /// throwing; ``lastError`` then says why. A 4xx (the oracle saying no) throws.
     ///
     /// - Parameter stream: the vCPU or thread that faulted. Default 0.
-    public func fault(_ id: String, page: UInt64, stream: UInt32 = 0) throws(PrepageClientError) -> Decision {
+    public func fault(_ id: String, page: UInt64, stream: UInt32 = 0) throws(PrepageClientError) -> RemoteDecision {
         var d = pp_decision()
         pp_decision_init(&d)
         guard pp_fault_page(client, id, page, stream, &d) == 0 else { throw Self.error(of: client) }
-        return Decision(c: d)
+        return RemoteDecision(c: d)
     }
 
     /// ``fault(_:page:stream:)`` by byte address; the server divides by the session's
     /// `page_size` (a fallback uses the page size this client knows for the session).
-    public func fault(_ id: String, addr: UInt64, stream: UInt32 = 0) throws(PrepageClientError) -> Decision {
+    public func fault(_ id: String, addr: UInt64, stream: UInt32 = 0) throws(PrepageClientError) -> RemoteDecision {
         var d = pp_decision()
         pp_decision_init(&d)
         guard pp_fault_addr(client, id, addr, stream, &d) == 0 else { throw Self.error(of: client) }
-        return Decision(c: d)
+        return RemoteDecision(c: d)
     }
 
     /// Why the last call failed, or why the last fault was a fallback; `nil` after a success.
@@ -218,14 +218,14 @@ public final class PrepageClient {
     ///
     /// - Parameter streams: empty (all stream 0) or one per page.
     public func faults(_ id: String, pages: [UInt64], streams: [UInt32] = []) throws(PrepageClientError)
-        -> [Decision]
+        -> [RemoteDecision]
     {
         try batch(id, values: pages, streams: streams, byAddress: false)
     }
 
     /// ``faults(_:pages:streams:)`` by byte addresses.
     public func faults(_ id: String, addrs: [UInt64], streams: [UInt32] = []) throws(PrepageClientError)
-        -> [Decision]
+        -> [RemoteDecision]
     {
         try batch(id, values: addrs, streams: streams, byAddress: true)
     }
@@ -233,7 +233,7 @@ public final class PrepageClient {
     // MARK: Plumbing
 
     private func batch(_ id: String, values: [UInt64], streams: [UInt32], byAddress: Bool)
-        throws(PrepageClientError) -> [Decision]
+        throws(PrepageClientError) -> [RemoteDecision]
     {
         guard streams.isEmpty || streams.count == values.count else {
             throw PrepageClientError(
@@ -258,17 +258,17 @@ public final class PrepageClient {
             }
         }
         guard rc == 0 else { throw Self.error(of: client) }
-        return out.map(Decision.init(c:))
+        return out.map(RemoteDecision.init(c:))
     }
 
     /// Runs a C call that hands out one session document, and converts it.
     private func document(_ call: (UnsafeMutablePointer<UnsafeMutablePointer<pp_session>?>) -> Int32)
-        throws(PrepageClientError) -> Session
+        throws(PrepageClientError) -> RemoteSession
     {
         var doc: UnsafeMutablePointer<pp_session>?
         guard call(&doc) == 0, let doc else { throw Self.error(of: client) }
         defer { pp_session_free(doc) }
-        return Session(c: doc.pointee)
+        return RemoteSession(c: doc.pointee)
     }
 
     private static func error(of c: OpaquePointer) -> PrepageClientError {
@@ -294,41 +294,56 @@ private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?
     return s.withCString { body($0) }
 }
 
+/// A field of `pp_session_config` as libprepage's table describes it.
+private struct CField: Sendable {
+    var type: pp_config_type.RawValue
+    var offset: Int
+}
+
+/// libprepage's fields of `pp_session_config` by name (`pp_session_config_fields()`).
+private let cFields: [String: CField] = {
+    var count = 0
+    let table = UnsafeBufferPointer(start: pp_session_config_fields(&count), count: count)
+    return Dictionary(
+        table.map { (String(cString: $0.name), CField(type: $0.type.rawValue, offset: $0.offset)) },
+        uniquingKeysWith: { a, _ in a })
+}()
+
 /// Lends a `pp_session_config` for `config` to `body`; its strings live until `body` returns.
+/// Every field set goes through libprepage's table by the core table's name.
+///
+/// - Throws: `.invalid` for a field set that this libprepage does not know.
 private func withCConfig<R>(
-    _ config: SessionConfig, _ body: (UnsafePointer<pp_session_config>) throws(PrepageClientError) -> R
+    _ config: RemoteSessionConfig, _ body: (UnsafePointer<pp_session_config>) throws(PrepageClientError) -> R
 ) throws(PrepageClientError) -> R {
     var cfg = pp_session_config()
     pp_session_config_init(&cfg)
-    func set(_ v: Int?) -> Int64 { v.map(Int64.init) ?? -1 }
-    cfg.min_pages = set(config.minPages)
-    cfg.max_pages = set(config.maxPages)
-    cfg.k = set(config.k)
-    cfg.initial_pages = set(config.initialPages)
-    cfg.gap = set(config.gap)
-    cfg.memory_pages = set(config.memoryPages)
-    cfg.max_streams = set(config.maxStreams)
-    cfg.page_size = set(config.pageSize)
-    cfg.forward_pages = set(config.forwardPages)
-    cfg.backward_pages = set(config.backwardPages)
-    cfg.ra_initial = set(config.raInitial)
-    cfg.ra_max = set(config.raMax)
-    cfg.max_slots = set(config.maxSlots)
-    cfg.transitions = set(config.transitions)
-    cfg.half_life = set(config.halfLife)
-    cfg.near_window = set(config.nearWindow)
-    cfg.probe_staleness = config.probeStaleness ?? -1
-    cfg.fault_fee = config.faultFee ?? -1
-    cfg.min_evidence = config.minEvidence ?? -1
-    cfg.rtt_us = config.rttMicroseconds ?? -1
-    cfg.page_us = config.pageMicroseconds ?? -1
-    // Copies of the label strings, freed after the call.
+    func field(_ name: String, _ type: pp_config_type) throws(PrepageClientError) -> Int {
+        guard let f = cFields[name], f.type == type.rawValue else {
+            throw PrepageClientError(
+                kind: .invalid, status: nil,
+                detail: "libprepage \(String(cString: pp_version())) has no config field \(name) of this type")
+        }
+        return f.offset
+    }
+    for (name, value) in config.integers {
+        let offset = try field(name, PP_CONFIG_INT)
+        withUnsafeMutableBytes(of: &cfg) { $0.storeBytes(of: Int64(value), toByteOffset: offset, as: Int64.self) }
+    }
+    for (name, value) in config.reals {
+        let offset = try field(name, PP_CONFIG_DOUBLE)
+        withUnsafeMutableBytes(of: &cfg) { $0.storeBytes(of: value, toByteOffset: offset, as: Double.self) }
+    }
+    let policyOffset = try field("policy", PP_CONFIG_STRING)
+    // Copies of the strings, freed after the call.
     let strings = config.labels.sorted { $0.key < $1.key }.map { (strdup($0.key), strdup($0.value)) }
     defer { for (k, v) in strings { free(k); free(v) } }
     let labels = strings.map { pp_label(key: UnsafePointer($0.0), value: UnsafePointer($0.1)) }
     let policy = config.policy.map { strdup($0) } ?? nil
     defer { free(policy) }
-    cfg.policy = UnsafePointer(policy)
+    withUnsafeMutableBytes(of: &cfg) {
+        $0.storeBytes(of: UnsafePointer(policy), toByteOffset: policyOffset, as: UnsafePointer<CChar>?.self)
+    }
     return try labels.withUnsafeBufferPointer { (l) throws(PrepageClientError) -> R in
         cfg.labels = l.baseAddress
         cfg.nlabels = l.count
@@ -336,15 +351,43 @@ private func withCConfig<R>(
     }
 }
 
-extension Decision {
+extension RemoteSessionConfig {
+    /// The config of a document libprepage parsed: the fields of the table it has, by name.
+    init(c: pp_session_config) {
+        var c = c
+        self.init()
+        for l in UnsafeBufferPointer(start: c.labels, count: c.nlabels) {
+            labels[String(cString: l.key)] = String(cString: l.value)
+        }
+        withUnsafeBytes(of: &c) { bytes in
+            for (name, kind) in Self.fields {
+                guard let f = cFields[name] else { continue }
+                switch (kind, pp_config_type(rawValue: f.type)) {
+                case (.policy, PP_CONFIG_STRING):
+                    policy = bytes.load(fromByteOffset: f.offset, as: UnsafePointer<CChar>?.self)
+                        .map { String(cString: $0) }
+                case (.integer, PP_CONFIG_INT):
+                    let v = bytes.load(fromByteOffset: f.offset, as: Int64.self)
+                    integers[name] = v == -1 ? nil : Int(v)
+                case (.real, PP_CONFIG_DOUBLE):
+                    let v = bytes.load(fromByteOffset: f.offset, as: Double.self)
+                    reals[name] = v == -1 ? nil : v
+                default: continue
+                }
+            }
+        }
+    }
+}
+
+extension RemoteDecision {
     init(c d: pp_decision) {
         self.init(
-            start: d.start, count: d.count, outcome: Outcome(c: d.outcome), ntest: d.ntest, nmin: d.nmin,
+            start: d.start, count: d.count, outcome: RemoteOutcome(c: d.outcome), ntest: d.ntest, nmin: d.nmin,
             nmax: d.nmax, addr: d.addr, bytes: d.bytes)
     }
 }
 
-extension Outcome {
+extension RemoteOutcome {
     init(c o: pp_outcome) {
         switch o {
         case PP_SMALLER: self = .smaller
@@ -357,15 +400,8 @@ extension Outcome {
     }
 }
 
-extension Session {
+extension RemoteSession {
     init(c s: pp_session) {
-        let c = s.config.pointee
-        func opt(_ v: Int64) -> Int? { v == -1 ? nil : Int(v) }
-        func opt(_ v: Double) -> Double? { v == -1 ? nil : v }
-        var labels: [String: String] = [:]
-        for l in UnsafeBufferPointer(start: c.labels, count: c.nlabels) {
-            labels[String(cString: l.key)] = String(cString: l.value)
-        }
         let streams = UnsafeBufferPointer(start: s.streams, count: s.nstreams).map { p in
             let st = p!.pointee
             return StreamState(
@@ -382,15 +418,7 @@ extension Session {
         }
         self.init(
             id: String(cString: s.id),
-            config: SessionConfig(
-                policy: c.policy.map { String(cString: $0) }, minPages: opt(c.min_pages), maxPages: opt(c.max_pages),
-                k: opt(c.k), initialPages: opt(c.initial_pages), gap: opt(c.gap), memoryPages: opt(c.memory_pages),
-                maxStreams: opt(c.max_streams), pageSize: opt(c.page_size), labels: labels,
-                forwardPages: opt(c.forward_pages), backwardPages: opt(c.backward_pages),
-                raInitial: opt(c.ra_initial), raMax: opt(c.ra_max),
-                maxSlots: opt(c.max_slots), transitions: opt(c.transitions), halfLife: opt(c.half_life),
-                nearWindow: opt(c.near_window), probeStaleness: opt(c.probe_staleness), faultFee: opt(c.fault_fee),
-                minEvidence: opt(c.min_evidence), rttMicroseconds: opt(c.rtt_us), pageMicroseconds: opt(c.page_us)),
+            config: RemoteSessionConfig(c: s.config.pointee),
             state: SessionState(
                 nmin: Int(s.nmin), nmax: Int(s.nmax),
                 minRecord: UnsafeBufferPointer(start: s.min_record, count: s.min_record_len).map { Int($0) },

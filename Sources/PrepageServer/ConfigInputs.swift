@@ -9,16 +9,11 @@ public struct SessionConfig: Sendable, Hashable {
     /// At most 16 entries, for the orchestrator's own use.
     public var labels: [String: String]
 
-    public init(prepage: PrepageConfig = PrepageConfig(), pageSize: Int = 4_096, labels: [String: String] = [:]) {
+    public init(prepage: PrepageConfig = PrepageConfig(), pageSize: Int = SessionFields.defaultPageSize, labels: [String: String] = [:]) {
         self.prepage = prepage
         self.pageSize = pageSize
         self.labels = labels
     }
-
-    static let pageSizeRange = 512...(1 << 30)
-    static let maxLabels = 16
-    static let maxLabelKeyBytes = 128
-    static let maxLabelValueBytes = 1_024
 
     /// log2 of the page size.
     var pageShift: Int { pageSize.trailingZeroBitCount }
@@ -56,7 +51,7 @@ extension Inputs {
     /// An empty body is the default configuration.
     static func config(json body: UnsafeRawBufferPointer) throws(APIProblem) -> SessionConfig {
         var config = PrepageConfig()
-        var pageSize = 4_096
+        var pageSize = SessionFields.defaultPageSize
         var labels: [String: String] = [:]
         if isBlank(body) {
             return try finish(config, pageSize, labels)
@@ -70,11 +65,11 @@ extension Inputs {
                 let name = key.decoded
                 guard seen.insert(name).inserted else { throw duplicate(name) }
                 switch name {
-                case "page_size": pageSize = try signed(&s, field: name)
-                case "labels": labels = try self.labels(&s)
+                case SessionFields.pageSize: pageSize = try signed(&s, field: name)
+                case SessionFields.labels: labels = try self.labels(&s)
                 default:
                     guard let field = PrepageConfig.field(named: name) else {
-                        throw unknown(name, accepted: "\(PrepageConfig.acceptedKeys), page_size, labels")
+                        throw unknown(name, accepted: SessionFields.acceptedKeys)
                     }
                     _ = field.set(try value(&s, of: field), in: &config)
                     given.append(field)
@@ -125,10 +120,9 @@ extension Inputs {
         } catch {
             throw APIProblem(.invalidField, error.description)
         }
-        guard SessionConfig.pageSizeRange.contains(pageSize), pageSize.nonzeroBitCount == 1 else {
+        guard SessionFields.isPageSize(pageSize) else {
             throw APIProblem(
-                .invalidField, "page_size = \(pageSize) is out of range; allowed: a power of two from 512 to 1073741824"
-            )
+                .invalidField, "page_size = \(pageSize) is out of range; allowed: \(SessionFields.pageSizeAllowed)")
         }
         return SessionConfig(prepage: validated, pageSize: pageSize, labels: labels)
     }
@@ -142,18 +136,18 @@ extension Inputs {
         while let key = try s.nextKey() {
             let name = key.decoded
             guard labels[name] == nil else { throw duplicate("labels.\(name)") }
-            guard labels.count < SessionConfig.maxLabels else {
-                throw APIProblem(.invalidField, "labels: at most \(SessionConfig.maxLabels) entries")
+            guard labels.count < SessionFields.maxLabels else {
+                throw APIProblem(.invalidField, "labels: at most \(SessionFields.maxLabels) entries")
             }
-            guard (1...SessionConfig.maxLabelKeyBytes).contains(name.utf8.count) else {
-                throw APIProblem(.invalidField, "labels: a key must be 1 … \(SessionConfig.maxLabelKeyBytes) bytes")
+            guard (1...SessionFields.maxLabelKeyBytes).contains(name.utf8.count) else {
+                throw APIProblem(.invalidField, "labels: a key must be 1 … \(SessionFields.maxLabelKeyBytes) bytes")
             }
             guard case .success(let value) = try s.string() else {
                 throw APIProblem(.invalidField, "labels.\(name) must be a string")
             }
-            guard value.utf8.count <= SessionConfig.maxLabelValueBytes else {
+            guard value.utf8.count <= SessionFields.maxLabelValueBytes else {
                 throw APIProblem(
-                    .invalidField, "labels.\(name): a value must be at most \(SessionConfig.maxLabelValueBytes) bytes")
+                    .invalidField, "labels.\(name): a value must be at most \(SessionFields.maxLabelValueBytes) bytes")
             }
             labels[name] = value
         }

@@ -46,8 +46,8 @@ extension SessionConfig {
         let prepage = try PrepageConfig.decode(from: &r)
         let pageSize = try r.int()
         let n = try r.count(atLeast: 2)
-        guard n <= SessionConfig.maxLabels else {
-            throw StateError(field: "config.labels", "\(n) labels; at most \(SessionConfig.maxLabels)")
+        guard n <= SessionFields.maxLabels else {
+            throw StateError(field: "config.labels", "\(n) labels; at most \(SessionFields.maxLabels)")
         }
         var labels: [String: String] = [:]
         for _ in 0..<n {
@@ -60,7 +60,7 @@ extension SessionConfig {
         } catch {
             throw StateError(field: "config", error.description)
         }
-        guard SessionConfig.pageSizeRange.contains(pageSize), pageSize.nonzeroBitCount == 1 else {
+        guard SessionFields.isPageSize(pageSize) else {
             throw StateError(field: "config.page_size", "\(pageSize); accepted: a power of two from 512 to 1073741824")
         }
         return SessionConfig(prepage: validated, pageSize: pageSize, labels: labels)

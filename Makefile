@@ -46,13 +46,13 @@ demo: deps
 	@python3 -c 'import json;v=json.load(open("Tests/Vectors/clean.json"));print("\n".join(map(str,v["faults"][:12])))' \
 	  | .build/release/prepage-sim decide --config '{"policy":"dp","max_pages":64}'
 
-## test: every test the project has, in the order CI runs them: layering, the Swift
+## test: every test the project has, in the order CI runs them: formatting (make lint), layering, the Swift
 ## tests (core, HTTP, server, client, simulator), a mutation fuzzer against the live
 ## server (mk/fuzz.mk), openapi.yaml, schemathesis against a live server, the generated
 ## Python client against a live server, the C library under ASan, the deployment files,
 ## the post-copy run on userfaultfd, and the QEMU 7.2 patches applied to Debian's source
 ## and compiled (make test-qemu migrates a real guest; it needs a full QEMU build, see mk/qemu.mk).
-test: deps check-imports test-swift test-fuzz-server check-openapi test-schemathesis test-python-client test-c test-deploy postcopy-test qemu-check
+test: deps lint check-imports test-swift test-fuzz-server check-openapi test-schemathesis test-python-client test-c test-deploy postcopy-test qemu-check
 
 test-swift:
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)

@@ -81,7 +81,8 @@ let package = Package(
 
         // The spec's vectors, loaded once for every test target that replays them.
         .target(
-            name: "PrepageTestSupport", dependencies: ["PrepageCore", "PrepageSimulator"], path: "Tests/PrepageTestSupport"),
+            name: "PrepageTestSupport", dependencies: ["PrepageCore", "PrepageSimulator"],
+            path: "Tests/PrepageTestSupport"),
         .testTarget(
             name: "PrepageCoreTests",
             dependencies: ["PrepageCore", "PrepageSimulator", "PrepageTestSupport", "CAllocationCounter"]),

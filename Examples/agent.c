@@ -36,9 +36,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PAGES 4096
+#define PAGES     4096
 #define PAGE_SIZE 4096
-#define VCPUS 2
+#define VCPUS     2
 
 static const char *url;
 static char session_id[64];
@@ -56,10 +56,10 @@ static pp_client *new_client(void) {
     pp_options_init(&opts);
     opts.base_url = url;
     opts.token = getenv("PREPAGE_TOKEN");
-    opts.fault_deadline_ms = 5;   /* the default, spelled out: the longest a fault may stall */
+    opts.fault_deadline_ms = 5; /* the default, spelled out: the longest a fault may stall */
     const char *deadline = getenv("PREPAGE_FAULT_DEADLINE_MS");
     if (deadline != NULL && atol(deadline) > 0) opts.fault_deadline_ms = atol(deadline);
-    opts.breaker_base_ms = 50;    /* then 50 ms of local decisions, doubling to 1 s while it stays away */
+    opts.breaker_base_ms = 50; /* then 50 ms of local decisions, doubling to 1 s while it stays away */
     pp_client *c = pp_client_new(&opts);
     if (c != NULL && pp_client_err(c) != PP_OK) {
         fprintf(stderr, "agent: %s\n", pp_client_errstr(c));
@@ -114,8 +114,7 @@ static void *run_vcpu(void *arg) {
             continue;
         }
         if (d.outcome == PP_FALLBACK && v->fallbacks++ == 0)
-            fprintf(stderr, "agent: vcpu %u: oracle away (%s): demand paging\n", v->id,
-                    pp_client_errstr(c));
+            fprintf(stderr, "agent: vcpu %u: oracle away (%s): demand paging\n", v->id, pp_client_errstr(c));
         if (v->faults <= 3)
             printf("vcpu %u fault at page %llu: fetch pages [%llu, %llu) = bytes [0x%llx, 0x%llx) (%s)\n",
                    v->id, (unsigned long long)page, (unsigned long long)d.start,
@@ -134,8 +133,10 @@ int main(int argc, char **argv) {
     }
     url = argv[1];
     if (pp_global_init() != 0) {
-        fprintf(stderr, "agent: cannot initialise libprepage %s (libcurl, or a library older than "
-                        "the prepage.h this agent was built with)\n", pp_version());
+        fprintf(stderr,
+                "agent: cannot initialise libprepage %s (libcurl, or a library older than "
+                "the prepage.h this agent was built with)\n",
+                pp_version());
         return 1;
     }
     snprintf(session_id, sizeof session_id, "agent-%ld", (long)getpid());

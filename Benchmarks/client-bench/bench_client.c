@@ -61,11 +61,16 @@ int main(int argc, char **argv) {
     long deadline_ms = 0; /* 0: libprepage's default fault deadline */
     unsigned long long seed = 1;
     for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--faults") == 0) n = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--seed") == 0) seed = strtoull(argv[i + 1], NULL, 0);
-        else if (strcmp(argv[i], "--mode") == 0) mode = argv[i + 1];
-        else if (strcmp(argv[i], "--session") == 0) id = argv[i + 1];
-        else if (strcmp(argv[i], "--deadline-ms") == 0) deadline_ms = atol(argv[i + 1]);
+        if (strcmp(argv[i], "--faults") == 0)
+            n = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--seed") == 0)
+            seed = strtoull(argv[i + 1], NULL, 0);
+        else if (strcmp(argv[i], "--mode") == 0)
+            mode = argv[i + 1];
+        else if (strcmp(argv[i], "--session") == 0)
+            id = argv[i + 1];
+        else if (strcmp(argv[i], "--deadline-ms") == 0)
+            deadline_ms = atol(argv[i + 1]);
     }
     if (n <= 0) return 2;
     double *lat = malloc((size_t)n * sizeof *lat);
@@ -132,7 +137,8 @@ int main(int argc, char **argv) {
                     errors[k] += pp_fault_page(c, id, page, 0, &d) != 0;
                     fallbacks += d.outcome == PP_FALLBACK;
                 } else {
-                    int len = snprintf(body, sizeof body, "{\"page\":%llu,\"stream\":0}", (unsigned long long)page);
+                    int len =
+                        snprintf(body, sizeof body, "{\"page\":%llu,\"stream\":0}", (unsigned long long)page);
                     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
                     errors[k] += curl_easy_perform(e) != CURLE_OK;
                 }
@@ -147,7 +153,8 @@ int main(int argc, char **argv) {
         int k = modes[m], slot = nmodes == 2 ? k : 0;
         double *l = lats[slot];
         qsort(l, (size_t)n, sizeof *l, by_value);
-        printf("%-5s %ld faults  %.0f faults/s  p50 %.1f us  p90 %.1f us  p99 %.1f us  cpu %.1f us/fault  errors %ld",
+        printf("%-5s %ld faults  %.0f faults/s  p50 %.1f us  p90 %.1f us  p99 %.1f us  cpu %.1f us/fault  "
+               "errors %ld",
                k == 0 ? "pp" : "curl", n, (double)n / (wall[k] / 1e6), l[n / 2], l[n * 90 / 100],
                l[n * 99 / 100], cpu[k] / (double)n, errors[k]);
         if (k == 0) printf("  fallbacks %ld", fallbacks);

@@ -38,7 +38,8 @@ func trace(faults: Int, streams: Int, seed: UInt64) -> (pages: [Int], streams: [
 }
 
 func benchCore(faults: Int) {
-    print("prepage-bench core: \(faults) faults, FSD N = 64, 10 % noise, recorded closed-loop through dp (max_pages 512)")
+    print(
+        "prepage-bench core: \(faults) faults, FSD N = 64, 10 % noise, recorded closed-loop through dp (max_pages 512)")
     print("policy   streams  decisions/s      ns/decision  allocations/decision  checksum")
     for streams in [1, 16] {
         let (pages, ids) = trace(faults: faults, streams: streams, seed: 2_026)

@@ -52,25 +52,29 @@ void pp_global_cleanup(void) {
     if (global_rc == 0) curl_global_cleanup();
 }
 
-const char *pp_version(void) { return PP_VERSION_STRING; }
+const char *pp_version(void) {
+    return PP_VERSION_STRING;
+}
 
-int pp_version_num(void) { return PP_VERSION_NUM; }
+int pp_version_num(void) {
+    return PP_VERSION_NUM;
+}
 
 const char *pp_err_name(int err) {
     switch (err) {
-    case PP_OK: return "ok";
-    case PP_ERR_IO: return "io";
-    case PP_ERR_TIMEOUT: return "timeout";
-    case PP_ERR_HTTP: return "http";
-    case PP_ERR_PROTOCOL: return "protocol";
-    case PP_ERR_OOM: return "oom";
-    case PP_ERR_INVALID: return "invalid";
-    default: return "unknown";
+        case PP_OK: return "ok";
+        case PP_ERR_IO: return "io";
+        case PP_ERR_TIMEOUT: return "timeout";
+        case PP_ERR_HTTP: return "http";
+        case PP_ERR_PROTOCOL: return "protocol";
+        case PP_ERR_OOM: return "oom";
+        case PP_ERR_INVALID: return "invalid";
+        default: return "unknown";
     }
 }
 
-const char *const pp__outcome_names[PP__OUTCOMES] = {"first", "smaller", "larger", "reverse", "repeat",
-                                                     "fallback"};
+const char *const pp__outcome_names[PP__OUTCOMES] = {"first",   "smaller", "larger",
+                                                     "reverse", "repeat",  "fallback"};
 
 const char *pp_outcome_name(pp_outcome o) {
     return (unsigned)o < PP__OUTCOMES ? pp__outcome_names[o] : "unknown";
@@ -181,8 +185,10 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     pp_client *c = userp;
     pp_sock *own = find_sock(c, s);
     if (what == CURL_POLL_REMOVE) {
-        if (own != NULL) own->active = 0;
-        else epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL); /* EBADF when already closed: fine */
+        if (own != NULL)
+            own->active = 0;
+        else
+            epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL); /* EBADF when already closed: fine */
         return 0;
     }
     struct epoll_event ev;
@@ -221,7 +227,9 @@ static pp_client *broken(pp_client *c, int err, const char *msg) {
     return c;
 }
 
-static char *dup_or_null(const char *s) { return s == NULL ? NULL : strdup(s); }
+static char *dup_or_null(const char *s) {
+    return s == NULL ? NULL : strdup(s);
+}
 
 pp_client *pp_client_new(const pp_options *opts) {
     pp_client *c = calloc(1, sizeof *c);
@@ -263,7 +271,8 @@ pp_client *pp_client_new(const pp_options *opts) {
     if (o->fault_deadline_ms < 1)
         return broken(c, PP_ERR_INVALID, "fault_deadline_ms must be >= 1 (milliseconds)");
     if (o->breaker_base_ms < 0 || o->breaker_max_ms < o->breaker_base_ms)
-        return broken(c, PP_ERR_INVALID, "breaker_base_ms must be >= 0 and breaker_max_ms >= breaker_base_ms");
+        return broken(c, PP_ERR_INVALID,
+                      "breaker_base_ms must be >= 0 and breaker_max_ms >= breaker_base_ms");
     c->opts.fault_fallback = o->fault_fallback != 0;
 
     c->base_url = strndup(base, blen);
@@ -275,11 +284,11 @@ pp_client *pp_client_new(const pp_options *opts) {
     c->answer.data[0] = '\0';
 
     struct curl_slist *h = NULL, *next;
-#define ADD_HEADER(text)                         \
-    do {                                         \
-        next = curl_slist_append(h, (text));     \
-        if (next == NULL) goto oom_headers;      \
-        h = next;                                \
+#define ADD_HEADER(text)                                                                                     \
+    do {                                                                                                     \
+        next = curl_slist_append(h, (text));                                                                 \
+        if (next == NULL) goto oom_headers;                                                                  \
+        h = next;                                                                                            \
     } while (0)
     ADD_HEADER("Content-Type: application/json");
     ADD_HEADER("Accept: application/json");
@@ -357,13 +366,17 @@ void pp_client_free(pp_client *c) {
     free(c);
 }
 
-int pp_client_err(const pp_client *c) { return c == NULL ? PP_ERR_OOM : c->err; }
+int pp_client_err(const pp_client *c) {
+    return c == NULL ? PP_ERR_OOM : c->err;
+}
 
 const char *pp_client_errstr(const pp_client *c) {
     return c == NULL ? "no client (out of memory)" : c->errstr;
 }
 
-int pp_client_http_status(const pp_client *c) { return c == NULL ? 0 : c->status; }
+int pp_client_http_status(const pp_client *c) {
+    return c == NULL ? 0 : c->status;
+}
 
 /* ---- Helpers shared by the calls ---------------------------------------- */
 
@@ -464,8 +477,8 @@ void pp__http_error(pp_client *c) {
     json_error_t jerr;
     const char *detail = NULL, *title = NULL;
     json_t *doc = json_loadb(c->answer.data, c->answer.len, 0, &jerr);
-    if (doc != NULL && json_unpack_ex(doc, &jerr, 0, "{s?s, s?s}", "detail", &detail, "title",
-                                      &title) == 0 && (detail != NULL || title != NULL)) {
+    if (doc != NULL && json_unpack_ex(doc, &jerr, 0, "{s?s, s?s}", "detail", &detail, "title", &title) == 0 &&
+        (detail != NULL || title != NULL)) {
         pp__fail(c, PP_ERR_HTTP, "%s", detail != NULL ? detail : title); /* copied before decref */
     } else {
         pp__fail(c, PP_ERR_HTTP, "HTTP %d", c->status);
@@ -477,42 +490,34 @@ void pp__http_error(pp_client *c) {
 int pp__transport_error(pp_client *c, CURLcode rc) {
     const char *msg = c->curl_errbuf[0] != '\0' ? c->curl_errbuf : curl_easy_strerror(rc);
     switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-        pp__fail(c, PP_ERR_TIMEOUT, "%s", msg);
-        return 1;
-    case CURLE_OUT_OF_MEMORY:
-        pp__fail(c, PP_ERR_OOM, "%s", msg);
-        return 0;
-    case CURLE_WRITE_ERROR:
-        if (c->answer_oom) {
-            pp__fail(c, PP_ERR_OOM, "out of memory reading the answer");
-            return 0;
-        }
-        if (c->answer_too_big) {
-            pp__fail(c, PP_ERR_PROTOCOL, "answer over %zu bytes", PP_MAX_ANSWER_BYTES);
-            return 0;
-        }
-        pp__fail(c, PP_ERR_IO, "%s", msg);
-        return 1;
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_BAD_CONTENT_ENCODING:
-        pp__fail(c, PP_ERR_PROTOCOL, "%s", msg);
-        return 0;
-    case CURLE_URL_MALFORMAT:
-        pp__fail(c, PP_ERR_INVALID, "%s", msg);
-        return 0;
-    default: /* refused, reset, nothing received, resolve failures, … */
-        pp__fail(c, PP_ERR_IO, "%s", msg);
-        return 1;
+        case CURLE_OPERATION_TIMEDOUT: pp__fail(c, PP_ERR_TIMEOUT, "%s", msg); return 1;
+        case CURLE_OUT_OF_MEMORY: pp__fail(c, PP_ERR_OOM, "%s", msg); return 0;
+        case CURLE_WRITE_ERROR:
+            if (c->answer_oom) {
+                pp__fail(c, PP_ERR_OOM, "out of memory reading the answer");
+                return 0;
+            }
+            if (c->answer_too_big) {
+                pp__fail(c, PP_ERR_PROTOCOL, "answer over %zu bytes", PP_MAX_ANSWER_BYTES);
+                return 0;
+            }
+            pp__fail(c, PP_ERR_IO, "%s", msg);
+            return 1;
+        case CURLE_WEIRD_SERVER_REPLY:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_BAD_CONTENT_ENCODING: pp__fail(c, PP_ERR_PROTOCOL, "%s", msg); return 0;
+        case CURLE_URL_MALFORMAT: pp__fail(c, PP_ERR_INVALID, "%s", msg); return 0;
+        default: /* refused, reset, nothing received, resolve failures, … */
+            pp__fail(c, PP_ERR_IO, "%s", msg);
+            return 1;
     }
 }
 
 /* ---- One transfer through the multi handle ------------------------------ */
 
 /* Per-request options, set on every call (the handle is not in the multi handle). */
-int pp__xfer_setup(pp_client *c, pp_method m, const char *url, const char *body, size_t len,
-                   long timeout_ms, long connect_timeout_ms, int fresh) {
+int pp__xfer_setup(pp_client *c, pp_method m, const char *url, const char *body, size_t len, long timeout_ms,
+                   long connect_timeout_ms, int fresh) {
     CURL *e = c->curl;
     /* libcurl copies and parses the URL on every set: skip that when the
      * handle already holds this one (the hot loop of a single session). */
@@ -523,18 +528,18 @@ int pp__xfer_setup(pp_client *c, pp_method m, const char *url, const char *body,
         snprintf(c->url_set, sizeof c->url_set, "%s", url);
     }
     switch (m) {
-    case PP_GET:
-    case PP_DELETE:
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == PP_DELETE ? "DELETE" : NULL);
-        break;
-    case PP_POST:
-    case PP_PUT:
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body : "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body != NULL ? len : 0));
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == PP_PUT ? "PUT" : NULL);
-        break;
+        case PP_GET:
+        case PP_DELETE:
+            curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == PP_DELETE ? "DELETE" : NULL);
+            break;
+        case PP_POST:
+        case PP_PUT:
+            curl_easy_setopt(e, CURLOPT_POST, 1L);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body != NULL ? len : 0));
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m == PP_PUT ? "PUT" : NULL);
+            break;
     }
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
@@ -663,16 +668,15 @@ int pp__xfer_answer(pp_client *c, CURLcode rc) {
  * An admin request with its retries, run to completion: request_timeout_ms
  * per attempt (libcurl enforces it), backoff between attempts.
  */
-int pp__perform(pp_client *c, pp_method m, const char *url, const char *body, size_t len,
-                int retry) {
+int pp__perform(pp_client *c, pp_method m, const char *url, const char *body, size_t len, int retry) {
     c->retried = 0;
     for (int attempt = 0;; attempt++) {
         if (attempt > 0) {
             c->retried = 1;
             backoff(c, attempt);
         }
-        if (pp__xfer_setup(c, m, url, body, len, c->opts.request_timeout_ms,
-                           c->opts.connect_timeout_ms, 0) != 0 ||
+        if (pp__xfer_setup(c, m, url, body, len, c->opts.request_timeout_ms, c->opts.connect_timeout_ms, 0) !=
+                0 ||
             pp__xfer_start(c) != 0)
             return -1;
         pp__xfer_step(c, UINT64_MAX);
@@ -732,8 +736,7 @@ void pp__forget(pp_client *c, const char *id) {
  * session this client knows, and unless recreate_sessions is off, PUTs the
  * remembered config again and repeats the request once.
  */
-int pp__session_call(pp_client *c, const char *id, pp_method m, const char *body, size_t len,
-                     int retry) {
+int pp__session_call(pp_client *c, const char *id, pp_method m, const char *body, size_t len, int retry) {
     if (pp__perform(c, m, c->url, body, len, retry) == 0) return 0;
     if (c->err != PP_ERR_HTTP || c->status != 404 || !c->opts.recreate_sessions) return -1;
     pp_known *k = pp__find_known(c, id);

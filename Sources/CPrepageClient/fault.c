@@ -63,10 +63,14 @@ static const char *scan_hex(const char *p, uint64_t *v) {
     const char *start = p;
     for (;; p++) {
         unsigned d;
-        if (*p >= '0' && *p <= '9') d = (unsigned)(*p - '0');
-        else if (*p >= 'a' && *p <= 'f') d = (unsigned)(*p - 'a' + 10);
-        else if (*p >= 'A' && *p <= 'F') d = (unsigned)(*p - 'A' + 10);
-        else break;
+        if (*p >= '0' && *p <= '9')
+            d = (unsigned)(*p - '0');
+        else if (*p >= 'a' && *p <= 'f')
+            d = (unsigned)(*p - 'a' + 10);
+        else if (*p >= 'A' && *p <= 'F')
+            d = (unsigned)(*p - 'A' + 10);
+        else
+            break;
         if (x >> 60) return NULL;
         x = (x << 4) | d;
     }
@@ -97,7 +101,7 @@ static int outcome_from(const char *s, size_t n, pp_outcome *o) {
 
 /* Which field a key names (its flag), 0 for a key to skip. */
 static int field_of(const char *k, size_t n) {
-#define KEY(lit, flag) \
+#define KEY(lit, flag)                                                                                       \
     if (n == sizeof lit - 1 && memcmp(k, lit, n) == 0) return flag
     KEY("start", F_START);
     KEY("count", F_COUNT);
@@ -137,22 +141,21 @@ static const char *scan_decision(const char *p, pp_decision *d) {
             const char *s = ++p;
             while (*p != '"' && *p != '\\' && *p != '\0') p++;
             if (*p != '"') return NULL;
-            if (field == F_OUTCOME && outcome_from(s, (size_t)(p - s), &d->outcome) != 0)
-                return NULL;
+            if (field == F_OUTCOME && outcome_from(s, (size_t)(p - s), &d->outcome) != 0) return NULL;
             p++;
         } else {
             uint64_t v;
             if ((p = scan_number(p, &v)) == NULL) return NULL;
             if (*p == '.' || *p == 'e' || *p == 'E') return NULL;
             switch (field) {
-            case F_START: d->start = v; break;
-            case F_COUNT: d->count = v; break;
-            case F_NTEST: d->ntest = v; break;
-            case F_NMIN: d->nmin = v; break;
-            case F_NMAX: d->nmax = v; break;
-            case F_ADDR: d->addr = v; break;
-            case F_BYTES: d->bytes = v; break;
-            default: break;
+                case F_START: d->start = v; break;
+                case F_COUNT: d->count = v; break;
+                case F_NTEST: d->ntest = v; break;
+                case F_NMIN: d->nmin = v; break;
+                case F_NMAX: d->nmax = v; break;
+                case F_ADDR: d->addr = v; break;
+                case F_BYTES: d->bytes = v; break;
+                default: break;
             }
         }
         if (seen & (unsigned)field) return NULL; /* a duplicate: let jansson judge */
@@ -177,8 +180,7 @@ static int json_number(json_t *v, uint64_t *out) {
     }
     if (!json_is_string(v)) return -1;
     const char *s = json_string_value(v);
-    const char *p = (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? scan_hex(s + 2, out)
-                                                                  : scan_dec(s, out);
+    const char *p = (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? scan_hex(s + 2, out) : scan_dec(s, out);
     return p != NULL && *p == '\0' ? 0 : -1;
 }
 
@@ -186,9 +188,9 @@ static int unpack_decision(pp_client *c, json_t *obj, pp_decision *d) {
     json_error_t jerr;
     json_t *start, *count, *ntest, *nmin, *nmax, *addr, *bytes;
     const char *outcome;
-    if (json_unpack_ex(obj, &jerr, 0, "{s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "start", &start,
-                       "count", &count, "outcome", &outcome, "ntest", &ntest, "nmin", &nmin,
-                       "nmax", &nmax, "addr", &addr, "bytes", &bytes) != 0)
+    if (json_unpack_ex(obj, &jerr, 0, "{s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "start", &start, "count",
+                       &count, "outcome", &outcome, "ntest", &ntest, "nmin", &nmin, "nmax", &nmax, "addr",
+                       &addr, "bytes", &bytes) != 0)
         return pp__fail(c, PP_ERR_PROTOCOL, "unexpected decision: %s", jerr.text);
     if (json_number(start, &d->start) != 0 || json_number(count, &d->count) != 0 ||
         json_number(ntest, &d->ntest) != 0 || json_number(nmin, &d->nmin) != 0 ||
@@ -283,7 +285,9 @@ static void make_fallback(pp_client *c) {
     become_ready(c, 0);
 }
 
-static void ready_error(pp_client *c) { become_ready(c, -1); }
+static void ready_error(pp_client *c) {
+    become_ready(c, -1);
+}
 
 /*
  * The oracle is away (no answer in time, no connection, 5xx after the
@@ -298,7 +302,8 @@ static void oracle_away(pp_client *c) {
     long period = c->breaker_period_ms;
     long base = c->opts.breaker_base_ms, cap = c->opts.breaker_max_ms;
     period = period <= 0 ? base : (period > cap / 2 ? cap : period * 2);
-    if (c->fault.retry_after_ms > period) period = c->fault.retry_after_ms < cap ? c->fault.retry_after_ms : cap;
+    if (c->fault.retry_after_ms > period)
+        period = c->fault.retry_after_ms < cap ? c->fault.retry_after_ms : cap;
     if (base == 0) period = 0; /* no breaker: every fault asks */
     c->breaker_period_ms = period;
     c->breaker_until_ns = pp__now_ns() + (uint64_t)period * 1000000ull;
@@ -315,8 +320,8 @@ static void start_attempt(pp_client *c) {
         pp_known *k = pp__find_known(c, f->id);
         rc = k == NULL || pp__url(c, c->url, "/sessions/%s", f->id) != 0
                  ? -1
-                 : pp__xfer_setup(c, PP_PUT, c->url, k->body, strlen(k->body), 0,
-                                  c->opts.connect_timeout_ms, f->fresh);
+                 : pp__xfer_setup(c, PP_PUT, c->url, k->body, strlen(k->body), 0, c->opts.connect_timeout_ms,
+                                  f->fresh);
     } else {
         rc = pp__xfer_setup(c, PP_POST, c->fault_url, c->fault_body, c->fault_body_len, 0,
                             c->opts.connect_timeout_ms, f->fresh);
@@ -361,8 +366,10 @@ static void on_done(pp_client *c) {
         int nobody = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
                      rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_OPERATION_TIMEDOUT;
         if (retryable && !nobody && plan_retry(c)) return;
-        if (c->err == PP_ERR_IO || c->err == PP_ERR_TIMEOUT) oracle_away(c);
-        else ready_error(c);
+        if (c->err == PP_ERR_IO || c->err == PP_ERR_TIMEOUT)
+            oracle_away(c);
+        else
+            ready_error(c);
         return;
     }
     long status = 0;
@@ -383,8 +390,10 @@ static void on_done(pp_client *c) {
             start_attempt(c); /* the fault again, on the re-created session */
             return;
         }
-        if (status >= 400) pp__http_error(c);
-        else pp__fail(c, PP_ERR_PROTOCOL, "unexpected HTTP %ld", status);
+        if (status >= 400)
+            pp__http_error(c);
+        else
+            pp__fail(c, PP_ERR_PROTOCOL, "unexpected HTTP %ld", status);
         char why[512];
         snprintf(why, sizeof why, "%.500s", c->errstr);
         snprintf(c->errstr, sizeof c->errstr, "re-creating lost session %s: %s", f->id, why);
@@ -421,8 +430,7 @@ static void on_done(pp_client *c) {
         return;
     }
     pp__http_error(c);
-    if (status == 404 && c->opts.recreate_sessions && !f->recreated &&
-        pp__find_known(c, f->id) != NULL) {
+    if (status == 404 && c->opts.recreate_sessions && !f->recreated && pp__find_known(c, f->id) != NULL) {
         f->recreating = 1;
         start_attempt(c);
         return;
@@ -544,7 +552,7 @@ static int submit_async(pp_client *c, const char *id, const char *field, int by_
     if (c == NULL) return -1;
     if (pp__begin(c) != 0) return -1;
     if (submit(c, id, field, by_addr, value, stream) != 0) return -1;
-    advance(c, 0); /* the request goes out now */
+    advance(c, 0);  /* the request goes out now */
     c->err = PP_OK; /* submitted; how it ends, the collect says */
     c->errstr[0] = '\0';
     return 0;
@@ -632,8 +640,7 @@ static int unpack_batch(pp_client *c, size_t n, pp_decision *out, size_t stride)
     json_error_t jerr;
     json_t *decisions = NULL;
     int rc = -1;
-    if (json_unpack_ex(doc, &jerr, 0, "{s:o}", "decisions", &decisions) != 0 ||
-        !json_is_array(decisions)) {
+    if (json_unpack_ex(doc, &jerr, 0, "{s:o}", "decisions", &decisions) != 0 || !json_is_array(decisions)) {
         pp__fail(c, PP_ERR_PROTOCOL, "unexpected batch answer: no \"decisions\" array");
     } else if (json_array_size(decisions) != n) {
         pp__fail(c, PP_ERR_PROTOCOL, "batch answer has %zu decisions for %zu faults",
@@ -690,12 +697,12 @@ static int faults_many(pp_client *c, const char *id, const char *field, const ui
     return unpack_batch(c, n, out, stride);
 }
 
-int pp_faults_page(pp_client *c, const char *id, const uint64_t *pages, const uint32_t *streams,
-                   size_t n, pp_decision *out) {
+int pp_faults_page(pp_client *c, const char *id, const uint64_t *pages, const uint32_t *streams, size_t n,
+                   pp_decision *out) {
     return faults_many(c, id, "pages", pages, streams, n, out);
 }
 
-int pp_faults_addr(pp_client *c, const char *id, const uint64_t *addrs, const uint32_t *streams,
-                   size_t n, pp_decision *out) {
+int pp_faults_addr(pp_client *c, const char *id, const uint64_t *addrs, const uint32_t *streams, size_t n,
+                   pp_decision *out) {
     return faults_many(c, id, "addrs", addrs, streams, n, out);
 }

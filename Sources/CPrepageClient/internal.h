@@ -21,8 +21,8 @@
 /* The smallest `size` of each caller-allocated struct this library accepts:
  * the struct as 1.0 laid it out (its last 1.0 field's end). */
 #define PP__END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
-#define PP_OPTIONS_SIZE_1_0 PP__END(pp_options, breaker_max_ms)
-#define PP_CONFIG_SIZE_1_0 PP__END(pp_session_config, page_us)
+#define PP_OPTIONS_SIZE_1_0  PP__END(pp_options, breaker_max_ms)
+#define PP_CONFIG_SIZE_1_0   PP__END(pp_session_config, page_us)
 #define PP_DECISION_SIZE_1_0 PP__END(pp_decision, bytes)
 
 /** The outcomes' names on the wire, indexed by pp_outcome (client.c): pp_outcome_name()
@@ -50,28 +50,28 @@ typedef struct pp_known {
 
 /** Where a single fault is. */
 typedef enum pp_fault_phase {
-    PP_FAULT_NONE = 0,  /* nothing submitted */
-    PP_FAULT_SENDING,   /* a transfer (the fault, or the PUT re-creating its session) runs */
-    PP_FAULT_WAITING,   /* between attempts: the next one starts at retry_at_ns */
-    PP_FAULT_READY      /* decided (or failed): waiting to be collected */
+    PP_FAULT_NONE = 0, /* nothing submitted */
+    PP_FAULT_SENDING,  /* a transfer (the fault, or the PUT re-creating its session) runs */
+    PP_FAULT_WAITING,  /* between attempts: the next one starts at retry_at_ns */
+    PP_FAULT_READY     /* decided (or failed): waiting to be collected */
 } pp_fault_phase;
 
 /** The single fault in flight: everything lives in the client, nothing is allocated. */
 typedef struct pp_fault_state {
     pp_fault_phase phase;
-    int rc;                 /* READY: 0 or -1 */
-    pp_decision d;          /* READY with rc 0: the decision, as this library lays it out */
+    int rc;        /* READY: 0 or -1 */
+    pp_decision d; /* READY with rc 0: the decision, as this library lays it out */
     int by_addr;
-    uint64_t value;         /* the page or the address */
+    uint64_t value; /* the page or the address */
     char id[129];
     uint64_t deadline_ns;
     uint64_t retry_at_ns;
-    int attempts;           /* requests sent for the fault itself */
-    int recreating;         /* the running transfer is the PUT re-creating the session */
-    int recreated;          /* re-created once already during this fault */
-    int fresh;              /* the next attempt opens a new connection */
-    long retry_after_ms;    /* the last 503's Retry-After, 0 when none */
-    int err;                /* READY: the error kind and message the collect reports */
+    int attempts;        /* requests sent for the fault itself */
+    int recreating;      /* the running transfer is the PUT re-creating the session */
+    int recreated;       /* re-created once already during this fault */
+    int fresh;           /* the next attempt opens a new connection */
+    long retry_after_ms; /* the last 503's Retry-After, 0 when none */
+    int err;             /* READY: the error kind and message the collect reports */
     char why[1024];
 } pp_fault_state;
 
@@ -88,9 +88,9 @@ typedef struct pp_sock {
 struct pp_client {
     CURL *curl;
     CURLM *multi;
-    int epfd;       /* epoll set of the transfer's sockets; the fd an event loop watches */
-    int running;    /* the easy handle is in the multi handle */
-    int done;       /* the transfer finished: its result is in `result` */
+    int epfd;    /* epoll set of the transfer's sockets; the fd an event loop watches */
+    int running; /* the easy handle is in the multi handle */
+    int done;    /* the transfer finished: its result is in `result` */
     CURLcode result;
     uint64_t timer_ns; /* libcurl's timer, UINT64_MAX when none */
     pp_sock socks[PP_MAX_SOCKS];
@@ -98,12 +98,12 @@ struct pp_client {
     char *base_url; /* without a trailing '/' */
     char *token;
     pp_options opts;
-    int init_err;   /* set by pp_client_new when the client is unusable */
+    int init_err; /* set by pp_client_new when the client is unusable */
     int err;
     int status;
     int answer_too_big;
     int answer_oom;
-    int retried;    /* the last perform needed more than one attempt */
+    int retried; /* the last perform needed more than one attempt */
     uint64_t rng;
     /* The circuit breaker of the fault calls. */
     uint64_t breaker_until_ns; /* no fault is sent before this */
@@ -122,8 +122,8 @@ struct pp_client {
     char fault_url[PP_URL_SIZE];
     char fault_body[96];
     size_t fault_body_len;
-    pp_buf answer;  /* the last answer's body, NUL-terminated */
-    pp_buf body;    /* request body of batch calls */
+    pp_buf answer; /* the last answer's body, NUL-terminated */
+    pp_buf body;   /* request body of batch calls */
     pp_known *known;
 };
 
@@ -143,8 +143,8 @@ int pp__url(pp_client *c, char *dst, const char *fmt, ...)
 #endif
     ;
 /* One transfer on the client's easy handle, through its multi handle. */
-int pp__xfer_setup(pp_client *c, pp_method m, const char *url, const char *body, size_t len,
-                   long timeout_ms, long connect_timeout_ms, int fresh);
+int pp__xfer_setup(pp_client *c, pp_method m, const char *url, const char *body, size_t len, long timeout_ms,
+                   long connect_timeout_ms, int fresh);
 int pp__xfer_start(pp_client *c);
 int pp__xfer_step(pp_client *c, uint64_t until_ns);
 void pp__xfer_abort(pp_client *c);
@@ -153,10 +153,8 @@ int pp__transport_error(pp_client *c, CURLcode rc);
 void pp__http_error(pp_client *c);
 void pp__sleep_ns(uint64_t ns);
 uint64_t pp__random(pp_client *c);
-int pp__perform(pp_client *c, pp_method m, const char *url, const char *body, size_t len,
-                int retry);
-int pp__session_call(pp_client *c, const char *id, pp_method m, const char *body, size_t len,
-                     int retry);
+int pp__perform(pp_client *c, pp_method m, const char *url, const char *body, size_t len, int retry);
+int pp__session_call(pp_client *c, const char *id, pp_method m, const char *body, size_t len, int retry);
 pp_known *pp__find_known(pp_client *c, const char *id);
 int pp__remember(pp_client *c, const char *id, const char *body, uint64_t page_size);
 void pp__forget(pp_client *c, const char *id);

@@ -19,7 +19,8 @@
 
 /* The config's fields as the server names them: the one table every encoding,
  * decoding and default below goes through (labels aside). */
-#define FIELD(type, member) {#member, type, offsetof(pp_session_config, member)}
+#define FIELD(type, member)                                                                                  \
+    { #member, type, offsetof(pp_session_config, member) }
 static const pp_config_field fields[] = {
     {"policy", PP_CONFIG_STRING, offsetof(pp_session_config, policy)},
     FIELD(PP_CONFIG_INT, min_pages),
@@ -64,9 +65,9 @@ static void config_defaults(pp_session_config *cfg) {
     cfg->nlabels = 0;
     for (const pp_config_field *f = fields; f < fields + NELEMS(fields); f++) {
         switch (f->type) {
-        case PP_CONFIG_STRING: *(const char **)member(cfg, f) = NULL; break;
-        case PP_CONFIG_INT: *(int64_t *)member(cfg, f) = -1; break;
-        case PP_CONFIG_DOUBLE: *(double *)member(cfg, f) = -1.0; break;
+            case PP_CONFIG_STRING: *(const char **)member(cfg, f) = NULL; break;
+            case PP_CONFIG_INT: *(int64_t *)member(cfg, f) = -1; break;
+            case PP_CONFIG_DOUBLE: *(double *)member(cfg, f) = -1.0; break;
         }
     }
 }
@@ -124,11 +125,13 @@ void pp_session_page_free(pp_session_page *l) {
 }
 
 static int bad_doc(pp_client *c, const char *what, const json_error_t *jerr) {
-    return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: %s%s%s", what,
-                    jerr != NULL ? ": " : "", jerr != NULL ? jerr->text : "");
+    return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: %s%s%s", what, jerr != NULL ? ": " : "",
+                    jerr != NULL ? jerr->text : "");
 }
 
-static int oom(pp_client *c) { return pp__fail(c, PP_ERR_OOM, "out of memory"); }
+static int oom(pp_client *c) {
+    return pp__fail(c, PP_ERR_OOM, "out of memory");
+}
 
 /* An int64 array of integers; an absent array leaves *out NULL. */
 static int parse_record(pp_client *c, json_t *arr, int64_t **out, size_t *len) {
@@ -159,24 +162,24 @@ static int parse_config(pp_client *c, json_t *cfg, pp_session_config *out) {
         json_t *v = json_object_get(cfg, f->name);
         if (v == NULL || json_is_null(v)) continue;
         switch (f->type) {
-        case PP_CONFIG_STRING:
-            if (!json_is_string(v))
-                return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not a string",
-                                f->name);
-            if ((*(char **)member(out, f) = strdup(json_string_value(v))) == NULL) return oom(c);
-            break;
-        case PP_CONFIG_INT:
-            if (!json_is_integer(v))
-                return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not an integer",
-                                f->name);
-            *(int64_t *)member(out, f) = (int64_t)json_integer_value(v);
-            break;
-        case PP_CONFIG_DOUBLE:
-            if (!json_is_number(v)) /* 1000 and 1000.0 alike */
-                return pp__fail(c, PP_ERR_PROTOCOL, "unexpected session document: config.%s is not a number",
-                                f->name);
-            *(double *)member(out, f) = json_number_value(v);
-            break;
+            case PP_CONFIG_STRING:
+                if (!json_is_string(v))
+                    return pp__fail(c, PP_ERR_PROTOCOL,
+                                    "unexpected session document: config.%s is not a string", f->name);
+                if ((*(char **)member(out, f) = strdup(json_string_value(v))) == NULL) return oom(c);
+                break;
+            case PP_CONFIG_INT:
+                if (!json_is_integer(v))
+                    return pp__fail(c, PP_ERR_PROTOCOL,
+                                    "unexpected session document: config.%s is not an integer", f->name);
+                *(int64_t *)member(out, f) = (int64_t)json_integer_value(v);
+                break;
+            case PP_CONFIG_DOUBLE:
+                if (!json_is_number(v)) /* 1000 and 1000.0 alike */
+                    return pp__fail(c, PP_ERR_PROTOCOL,
+                                    "unexpected session document: config.%s is not a number", f->name);
+                *(double *)member(out, f) = json_number_value(v);
+                break;
         }
     }
 
@@ -214,9 +217,9 @@ static int parse_streams(pp_client *c, json_t *arr, pp_session *s) {
         json_int_t id = 0, ntest = 0, min_hit = 0, max_hit = 0, start = 0, count = 0;
         json_t *window = NULL;
         const char *direction = NULL;
-        if (json_unpack_ex(v, &jerr, 0, "{s:I, s?I, s?I, s?I, s?o, s?s}", "stream", &id, "ntest",
-                           &ntest, "min_hit", &min_hit, "max_hit", &max_hit, "window", &window,
-                           "direction", &direction) != 0)
+        if (json_unpack_ex(v, &jerr, 0, "{s:I, s?I, s?I, s?I, s?o, s?s}", "stream", &id, "ntest", &ntest,
+                           "min_hit", &min_hit, "max_hit", &max_hit, "window", &window, "direction",
+                           &direction) != 0)
             return bad_doc(c, "stream", &jerr);
         if (window != NULL && !json_is_null(window) &&
             json_unpack_ex(window, &jerr, 0, "{s?I, s?I}", "start", &start, "count", &count) != 0)
@@ -261,8 +264,8 @@ int pp__parse_session(pp_client *c, json_t *doc, pp_session *s) {
     json_t *config = NULL, *state = NULL, *stats = NULL;
     memset(s, 0, sizeof *s);
     s->size = sizeof *s;
-    if (json_unpack_ex(doc, &jerr, 0, "{s:s, s:o, s?o, s?o}", "id", &id, "config", &config,
-                       "state", &state, "stats", &stats) != 0)
+    if (json_unpack_ex(doc, &jerr, 0, "{s:s, s:o, s?o, s?o}", "id", &id, "config", &config, "state", &state,
+                       "stats", &stats) != 0)
         return bad_doc(c, "session", &jerr);
     if ((s->id = strdup(id)) == NULL) return oom(c);
     if ((s->config = malloc(sizeof *s->config)) == NULL) return oom(c);
@@ -274,9 +277,8 @@ int pp__parse_session(pp_client *c, json_t *doc, pp_session *s) {
     if (state != NULL && !json_is_null(state) && known_state(s->config->policy)) {
         json_int_t nmin = 0, nmax = 0;
         json_t *min_record = NULL, *max_record = NULL, *streams = NULL;
-        if (json_unpack_ex(state, &jerr, 0, "{s?I, s?I, s?o, s?o, s?o}", "nmin", &nmin, "nmax",
-                           &nmax, "min_record", &min_record, "max_record", &max_record, "streams",
-                           &streams) != 0)
+        if (json_unpack_ex(state, &jerr, 0, "{s?I, s?I, s?o, s?o, s?o}", "nmin", &nmin, "nmax", &nmax,
+                           "min_record", &min_record, "max_record", &max_record, "streams", &streams) != 0)
             return bad_doc(c, "state", &jerr);
         s->nmin = nmin;
         s->nmax = nmax;
@@ -288,10 +290,10 @@ int pp__parse_session(pp_client *c, json_t *doc, pp_session *s) {
     if (stats != NULL && !json_is_null(stats)) {
         json_int_t n[7] = {0};
         json_t *created = NULL, *last = NULL;
-        if (json_unpack_ex(stats, &jerr, 0, "{s?I, s?I, s?I, s?I, s?I, s?I, s?I, s?o, s?o}",
-                           "faults", &n[0], "first", &n[1], "smaller", &n[2], "larger", &n[3],
-                           "reverse", &n[4], "repeat", &n[5], "pages_advised", &n[6],
-                           "created_at", &created, "last_fault_at", &last) != 0)
+        if (json_unpack_ex(stats, &jerr, 0, "{s?I, s?I, s?I, s?I, s?I, s?I, s?I, s?o, s?o}", "faults", &n[0],
+                           "first", &n[1], "smaller", &n[2], "larger", &n[3], "reverse", &n[4], "repeat",
+                           &n[5], "pages_advised", &n[6], "created_at", &created, "last_fault_at",
+                           &last) != 0)
             return bad_doc(c, "stats", &jerr);
         pp_session_stats *st = s->stats;
         st->faults = n[0];
@@ -343,21 +345,21 @@ static char *config_body(pp_client *c, const pp_session_config *cfg) {
     int rc = 0;
     for (const pp_config_field *f = fields; rc == 0 && f < fields + NELEMS(fields); f++) {
         switch (f->type) {
-        case PP_CONFIG_STRING: {
-            const char *v = *(const char **)member(cfg, f);
-            if (v != NULL) rc |= json_object_set_new(obj, f->name, json_string(v));
-            break;
-        }
-        case PP_CONFIG_INT: {
-            int64_t v = *(const int64_t *)member(cfg, f);
-            if (v != -1) rc |= json_object_set_new(obj, f->name, json_integer((json_int_t)v));
-            break;
-        }
-        case PP_CONFIG_DOUBLE: {
-            double v = *(const double *)member(cfg, f);
-            if (v != -1.0) rc |= json_object_set_new(obj, f->name, json_real(v));
-            break;
-        }
+            case PP_CONFIG_STRING: {
+                const char *v = *(const char **)member(cfg, f);
+                if (v != NULL) rc |= json_object_set_new(obj, f->name, json_string(v));
+                break;
+            }
+            case PP_CONFIG_INT: {
+                int64_t v = *(const int64_t *)member(cfg, f);
+                if (v != -1) rc |= json_object_set_new(obj, f->name, json_integer((json_int_t)v));
+                break;
+            }
+            case PP_CONFIG_DOUBLE: {
+                double v = *(const double *)member(cfg, f);
+                if (v != -1.0) rc |= json_object_set_new(obj, f->name, json_real(v));
+                break;
+            }
         }
     }
     if (rc == 0 && cfg->nlabels > 0) {
@@ -368,8 +370,10 @@ static char *config_body(pp_client *c, const pp_session_config *cfg) {
     }
     char *body = rc == 0 ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
-    if (rc != 0) pp__fail(c, PP_ERR_INVALID, "cannot encode the config (strings must be UTF-8)");
-    else if (body == NULL) oom(c);
+    if (rc != 0)
+        pp__fail(c, PP_ERR_INVALID, "cannot encode the config (strings must be UTF-8)");
+    else if (body == NULL)
+        oom(c);
     return body;
 }
 
@@ -402,8 +406,7 @@ static uint64_t config_page_size(const pp_session_config *cfg) {
     return cfg->page_size > 0 ? (uint64_t)cfg->page_size : 0;
 }
 
-int pp_session_create_ex(pp_client *c, const char *id, const pp_session_config *cfg,
-                         pp_session **out) {
+int pp_session_create_ex(pp_client *c, const char *id, const pp_session_config *cfg, pp_session **out) {
     if (out != NULL) *out = NULL;
     if (c == NULL) return -1;
     pp_session_config full;
@@ -464,7 +467,9 @@ int pp_session_delete_ex(pp_client *c, const char *id, pp_session **out) {
     return answer_session(c, out);
 }
 
-int pp_session_delete(pp_client *c, const char *id) { return pp_session_delete_ex(c, id, NULL); }
+int pp_session_delete(pp_client *c, const char *id) {
+    return pp_session_delete_ex(c, id, NULL);
+}
 
 int pp_session_reset(pp_client *c, const char *id, pp_session **out) {
     if (out != NULL) *out = NULL;
@@ -487,8 +492,7 @@ int pp_session_list(pp_client *c, size_t limit, const char *after, pp_session_pa
     int n = 0;
     query[0] = '\0';
     if (limit > 0) n = snprintf(query, sizeof query, "?limit=%zu", limit);
-    if (after != NULL)
-        snprintf(query + n, sizeof query - (size_t)n, "%cafter=%s", n > 0 ? '&' : '?', after);
+    if (after != NULL) snprintf(query + n, sizeof query - (size_t)n, "%cafter=%s", n > 0 ? '&' : '?', after);
     if (pp__url(c, c->url, "/sessions%s", query) != 0) return -1;
     if (pp__perform(c, PP_GET, c->url, NULL, 0, 1) != 0) return -1;
 
@@ -538,7 +542,9 @@ done:
 
 /* ---- Moving a session ---------------------------------------------------- */
 
-void pp_free(void *p) { free(p); }
+void pp_free(void *p) {
+    free(p);
+}
 
 int pp_session_export(pp_client *c, const char *id, char **out, size_t *len) {
     if (out != NULL) *out = NULL;
@@ -569,11 +575,13 @@ int pp_session_import(pp_client *c, const char *id, const char *doc, ptrdiff_t l
     json_t *config = json_object_get(parsed, "config");
     if (!json_is_object(config)) {
         json_decref(parsed);
-        return pp__fail(c, PP_ERR_INVALID, "doc has no config object: give what pp_session_export() returned");
+        return pp__fail(c, PP_ERR_INVALID,
+                        "doc has no config object: give what pp_session_export() returned");
     }
     json_t *page_size = json_object_get(config, "page_size");
     uint64_t size = json_is_integer(page_size) && json_integer_value(page_size) > 0
-                        ? (uint64_t)json_integer_value(page_size) : 0;
+                        ? (uint64_t)json_integer_value(page_size)
+                        : 0;
     char *recreate = json_dumps(config, JSON_COMPACT);
     json_decref(parsed);
     if (recreate == NULL) return oom(c);

@@ -76,7 +76,8 @@ public final class PrepageConnection {
     /// - Throws: `.http` 409 when the session exists with another config, 400
     ///   for an invalid value (the detail names the field).
     @discardableResult
-    public func createSession(_ id: String, config: RemoteSessionConfig = RemoteSessionConfig()) throws(PrepageClientError)
+    public func createSession(_ id: String, config: RemoteSessionConfig = RemoteSessionConfig())
+        throws(PrepageClientError)
         -> (session: RemoteSession, created: Bool)
     {
         let session = try withCConfig(config) { cfg throws(PrepageClientError) in
@@ -88,7 +89,9 @@ public final class PrepageConnection {
     /// Tells this client a session's config without sending anything, so that it
     /// re-creates the session after a 404 (a restarted server) as ``createSession(_:config:)``
     /// would: for clients that only fault a session another client created.
-    public func registerSession(_ id: String, config: RemoteSessionConfig = RemoteSessionConfig()) throws(PrepageClientError) {
+    public func registerSession(_ id: String, config: RemoteSessionConfig = RemoteSessionConfig())
+        throws(PrepageClientError)
+    {
         let rc = try withCConfig(config) { cfg throws(PrepageClientError) in pp_session_register(client, id, cfg) }
         guard rc == 0 else { throw Self.error(of: client) }
     }

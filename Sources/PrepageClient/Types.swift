@@ -118,51 +118,105 @@ public struct RemoteSessionConfig: Sendable, Hashable, Codable {
         }
     }
 
-    public var minPages: Int? { get { integers["min_pages"] } set { integers["min_pages"] = newValue } }
-    public var maxPages: Int? { get { integers["max_pages"] } set { integers["max_pages"] = newValue } }
-    public var k: Int? { get { integers["k"] } set { integers["k"] = newValue } }
-    public var initialPages: Int? { get { integers["initial_pages"] } set { integers["initial_pages"] = newValue } }
-    public var gap: Int? { get { integers["gap"] } set { integers["gap"] = newValue } }
+    public var minPages: Int? {
+        get { integers["min_pages"] }
+        set { integers["min_pages"] = newValue }
+    }
+    public var maxPages: Int? {
+        get { integers["max_pages"] }
+        set { integers["max_pages"] = newValue }
+    }
+    public var k: Int? {
+        get { integers["k"] }
+        set { integers["k"] = newValue }
+    }
+    public var initialPages: Int? {
+        get { integers["initial_pages"] }
+        set { integers["initial_pages"] = newValue }
+    }
+    public var gap: Int? {
+        get { integers["gap"] }
+        set { integers["gap"] = newValue }
+    }
     /// Guest memory in pages; 0 means unbounded.
-    public var memoryPages: Int? { get { integers["memory_pages"] } set { integers["memory_pages"] = newValue } }
-    public var maxStreams: Int? { get { integers["max_streams"] } set { integers["max_streams"] = newValue } }
+    public var memoryPages: Int? {
+        get { integers["memory_pages"] }
+        set { integers["memory_pages"] = newValue }
+    }
+    public var maxStreams: Int? {
+        get { integers["max_streams"] }
+        set { integers["max_streams"] = newValue }
+    }
     /// Bytes per page, a power of two from 512 to 1 GiB. Server default 4,096.
     public var pageSize: Int? {
         get { integers[SessionFields.pageSize] }
         set { integers[SessionFields.pageSize] = newValue }
     }
     /// Policy `forward` only: pages fetched after the faulting one.
-    public var forwardPages: Int? { get { integers["forward_pages"] } set { integers["forward_pages"] = newValue } }
+    public var forwardPages: Int? {
+        get { integers["forward_pages"] }
+        set { integers["forward_pages"] = newValue }
+    }
     /// Policy `forward` only: pages fetched before the faulting one.
     public var backwardPages: Int? {
         get { integers["backward_pages"] }
         set { integers["backward_pages"] = newValue }
     }
     /// Policy `readahead` only: the first window.
-    public var raInitial: Int? { get { integers["ra_initial"] } set { integers["ra_initial"] = newValue } }
+    public var raInitial: Int? {
+        get { integers["ra_initial"] }
+        set { integers["ra_initial"] = newValue }
+    }
     /// Policy `readahead` only: the largest window.
-    public var raMax: Int? { get { integers["ra_max"] } set { integers["ra_max"] = newValue } }
+    public var raMax: Int? {
+        get { integers["ra_max"] }
+        set { integers["ra_max"] = newValue }
+    }
     /// Policy `dp-plus` only: 1 … 1,024; server default 64.
-    public var maxSlots: Int? { get { integers["max_slots"] } set { integers["max_slots"] = newValue } }
+    public var maxSlots: Int? {
+        get { integers["max_slots"] }
+        set { integers["max_slots"] = newValue }
+    }
     /// Policy `dp-plus` only: 1 … 256; server default 64.
-    public var transitions: Int? { get { integers["transitions"] } set { integers["transitions"] = newValue } }
+    public var transitions: Int? {
+        get { integers["transitions"] }
+        set { integers["transitions"] = newValue }
+    }
     /// Policy `dp-plus` only: in cases, 1 … 1,000,000; server default 22.
-    public var halfLife: Int? { get { integers["half_life"] } set { integers["half_life"] = newValue } }
+    public var halfLife: Int? {
+        get { integers["half_life"] }
+        set { integers["half_life"] = newValue }
+    }
     /// Policy `dp-plus` only: 0 … 1,048,576; server default 8.
-    public var nearWindow: Int? { get { integers["near_window"] } set { integers["near_window"] = newValue } }
+    public var nearWindow: Int? {
+        get { integers["near_window"] }
+        set { integers["near_window"] = newValue }
+    }
     /// Policy `dp-plus` only: 0 … 1e9; server default 1,000.
     public var probeStaleness: Double? {
         get { reals["probe_staleness"] }
         set { reals["probe_staleness"] = newValue }
     }
     /// Policy `dp-plus` only: 0 … 1,000; server default 1.1.
-    public var faultFee: Double? { get { reals["fault_fee"] } set { reals["fault_fee"] = newValue } }
+    public var faultFee: Double? {
+        get { reals["fault_fee"] }
+        set { reals["fault_fee"] = newValue }
+    }
     /// Policy `dp-plus` only: 0 … 1e6; server default 0.01.
-    public var minEvidence: Double? { get { reals["min_evidence"] } set { reals["min_evidence"] = newValue } }
+    public var minEvidence: Double? {
+        get { reals["min_evidence"] }
+        set { reals["min_evidence"] = newValue }
+    }
     /// Policy `dp-plus` only: the link's round trip in µs, 0.001 … 1e7; server default 100.
-    public var rttMicroseconds: Double? { get { reals["rtt_us"] } set { reals["rtt_us"] = newValue } }
+    public var rttMicroseconds: Double? {
+        get { reals["rtt_us"] }
+        set { reals["rtt_us"] = newValue }
+    }
     /// Policy `dp-plus` only: one page's transfer time in µs, 0.001 … 1e7; server default 32.768.
-    public var pageMicroseconds: Double? { get { reals["page_us"] } set { reals["page_us"] = newValue } }
+    public var pageMicroseconds: Double? {
+        get { reals["page_us"] }
+        set { reals["page_us"] = newValue }
+    }
 
     public init(
         policy: String? = nil, minPages: Int? = nil, maxPages: Int? = nil, k: Int? = nil,

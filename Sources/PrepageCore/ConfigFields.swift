@@ -163,7 +163,11 @@ extension PrepageConfig {
         var own: [(PolicyName, [String])] = []
         for field in fields {
             if field.policies.count == 1, let p = field.policies.first {
-                if let k = own.firstIndex(where: { $0.0 == p }) { own[k].1.append(field.name) } else { own.append((p, [field.name])) }
+                if let k = own.firstIndex(where: { $0.0 == p }) {
+                    own[k].1.append(field.name)
+                } else {
+                    own.append((p, [field.name]))
+                }
             } else {
                 general.append(field.name)
             }

@@ -551,7 +551,8 @@ struct PlanScratch: Sendable {
     }
 
     var accountedBytes: Int {
-        (g.capacity + next.capacity) * MemoryLayout<Int>.stride + (s.capacity + f.capacity) * MemoryLayout<Double>.stride
+        (g.capacity + next.capacity) * MemoryLayout<Int>.stride + (s.capacity + f.capacity)
+            * MemoryLayout<Double>.stride
     }
 }
 
@@ -568,7 +569,8 @@ extension TransitionTable {
     init(capacity: Int, state: [DPPlusState.Transition], epoch: Int, clock: Int) throws(StateError) {
         self.init(capacity: capacity)
         guard state.count <= capacity else {
-            throw StateError(field: "learned.transitions", "\(state.count) entries; the table holds transitions = \(capacity)")
+            throw StateError(
+                field: "learned.transitions", "\(state.count) entries; the table holds transitions = \(capacity)")
         }
         guard !state.isEmpty else { return }
         entries.reserveCapacity(capacity)
@@ -615,7 +617,8 @@ extension SlotTable {
             throw StateError(field: "learned.slots", "\(states.count) slots; max_slots is \(capacity)")
         }
         guard order.count == states.count else {
-            throw StateError(field: "learned.order", "\(order.count) entries for \(states.count) slots; give each slot once")
+            throw StateError(
+                field: "learned.order", "\(order.count) entries for \(states.count) slots; give each slot once")
         }
         var seen = [Bool](repeating: false, count: states.count)
         for (rank, i) in order.enumerated() {
@@ -658,7 +661,9 @@ extension SlotTable {
         older = newer
         planStart = Array(repeating: 0, count: states.count)
         planCount = planStart
-        for array in [\SlotTable.lo, \.hi, \.newer, \.older, \.planStart, \.planCount] { self[keyPath: array].reserveCapacity(capacity) }
+        for array in [\SlotTable.lo, \.hi, \.newer, \.older, \.planStart, \.planCount] {
+            self[keyPath: array].reserveCapacity(capacity)
+        }
         d.reserveCapacity(capacity)
         stream.reserveCapacity(capacity)
         rest.reserveCapacity(capacity)

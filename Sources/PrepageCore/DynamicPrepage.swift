@@ -236,7 +236,6 @@ public struct StreamSnapshot: Sendable, Hashable {
     public var up: Bool
 }
 
-
 extension DynamicPrepage {
     /// The whole state, for ``PrepagerState``.
     var state: DPState {
@@ -252,8 +251,10 @@ extension DynamicPrepage {
         try StateError.check(state.nmax, "learned.nmax", in: state.nmin...c.maxPages)
         nmin = state.nmin
         nmax = state.nmax
-        minRecord = try Record(capacity: c.k, values: state.minRecord, field: "learned.min_record", range: 1...c.maxPages)
-        maxRecord = try Record(capacity: c.k, values: state.maxRecord, field: "learned.max_record", range: 1...c.maxPages)
+        minRecord = try Record(
+            capacity: c.k, values: state.minRecord, field: "learned.min_record", range: 1...c.maxPages)
+        maxRecord = try Record(
+            capacity: c.k, values: state.maxRecord, field: "learned.max_record", range: 1...c.maxPages)
         streams = try Streams(maxStreams: c.maxStreams, state: state.streams, field: "learned")
     }
 }

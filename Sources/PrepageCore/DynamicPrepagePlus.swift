@@ -389,7 +389,8 @@ public struct DynamicPrepagePlus: Sendable {
         let n = plan.count
         return Decision(
             start: slot.lo, count: slot.hi - slot.lo, outcome: outcome, ntest: slot.cum,
-            nmin: n > 0 ? plan[0] : config.effectiveInitialPages, nmax: n > 0 ? plan[n - 1] : config.effectiveInitialPages)
+            nmin: n > 0 ? plan[0] : config.effectiveInitialPages,
+            nmax: n > 0 ? plan[n - 1] : config.effectiveInitialPages)
     }
 
     // MARK: - Observation
@@ -447,7 +448,8 @@ extension DynamicPrepagePlus {
         guard s.nodes.count == s.survival.count, s.nodes.count <= t else {
             throw StateError(
                 field: "learned.estimate",
-                "\(s.nodes.count) nodes and \(s.survival.count) survival values; accepted: as many of each, at most transitions = \(t)")
+                "\(s.nodes.count) nodes and \(s.survival.count) survival values; accepted: as many of each, at most transitions = \(t)"
+            )
         }
         for (k, x) in s.nodes.enumerated() {
             try StateError.check(x, "learned.nodes[\(k)]", in: (k == 0 ? 1 : s.nodes[k - 1] + 1)...StateError.maxValue)

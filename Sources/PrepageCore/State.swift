@@ -236,7 +236,8 @@ public struct StateError: Error, Sendable, Hashable, CustomStringConvertible {
         throws(StateError)
     {
         guard range.contains(value) else {
-            throw StateError(field: field(), "\(value) is out of range; accepted: \(range.lowerBound) … \(range.upperBound)")
+            throw StateError(
+                field: field(), "\(value) is out of range; accepted: \(range.lowerBound) … \(range.upperBound)")
         }
     }
 }

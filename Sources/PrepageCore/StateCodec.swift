@@ -102,7 +102,8 @@ extension PrepageConfig {
             case 0:
                 let p = try r.string()
                 guard let policy = PolicyName(rawValue: p) else {
-                    throw StateError(field: "config.policy", "unknown policy \"\(p)\"; accepted: \(PolicyName.accepted)")
+                    throw StateError(
+                        field: "config.policy", "unknown policy \"\(p)\"; accepted: \(PolicyName.accepted)")
                 }
                 value = .policy(policy)
             case 1: value = .integer(try r.int())
@@ -226,7 +227,9 @@ extension PrepagerState.Learned {
             let learnedGap = try r.int()
             let nearRate = try r.double()
             let bits = try r.varint()
-            guard bits <= UInt64(UInt32.max) else { throw StateError(field: "learned.direction_bits", "beyond 32 bits") }
+            guard bits <= UInt64(UInt32.max) else {
+                throw StateError(field: "learned.direction_bits", "beyond 32 bits")
+            }
             let directionCount = try r.int()
             let ns = try r.count(atLeast: 10)
             var slots: [DPPlusState.Slot] = []
@@ -239,7 +242,9 @@ extension PrepagerState.Learned {
                 let passed = try r.int()
                 let covered = try r.int()
                 let stream = try r.varint()
-                guard stream <= UInt64(UInt32.max) else { throw StateError(field: "learned.slots", "stream beyond 32 bits") }
+                guard stream <= UInt64(UInt32.max) else {
+                    throw StateError(field: "learned.slots", "stream beyond 32 bits")
+                }
                 let open = try r.bool()
                 let newer = try r.int()
                 slots.append(
@@ -267,7 +272,9 @@ extension PrepagerState.Learned {
         entries.reserveCapacity(n)
         for _ in 0..<n {
             let stream = try r.varint()
-            guard stream <= UInt64(UInt32.max) else { throw StateError(field: "learned.streams", "stream beyond 32 bits") }
+            guard stream <= UInt64(UInt32.max) else {
+                throw StateError(field: "learned.streams", "stream beyond 32 bits")
+            }
             let lo = try r.int()
             let hi = try r.int()
             let lastUsed = try r.varint()
@@ -415,7 +422,8 @@ public struct StateReader: ~Copyable {
     public mutating func count(atLeast: Int = 1) throws(StateError) -> Int {
         let n = try varint()
         guard n <= UInt64(remaining / max(1, atLeast)) else {
-            throw StateError(field: "state", "a count of \(n) at byte \(offset) exceeds what the \(remaining) bytes left hold")
+            throw StateError(
+                field: "state", "a count of \(n) at byte \(offset) exceeds what the \(remaining) bytes left hold")
         }
         return Int(n)
     }

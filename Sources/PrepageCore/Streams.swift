@@ -175,7 +175,6 @@ final class StreamTable: @unchecked Sendable {
         UInt(bitPattern: p &- lo[i]) < UInt(bitPattern: hi[i] &- lo[i])
     }
 
-
     deinit {
         ids.deallocate()
         lo.deallocate()

@@ -35,7 +35,10 @@ struct ChunkDecoder: Sendable {
         while true {
             switch phase {
             case .size:
-                guard let lineEnd = try Self.lineEnd(buf, from: offset, limit: limits.maxChunkLineBytes, what: "chunk-size line") else {
+                guard
+                    let lineEnd = try Self.lineEnd(
+                        buf, from: offset, limit: limits.maxChunkLineBytes, what: "chunk-size line")
+                else {
                     return nil
                 }
                 let size = try Self.chunkSize(buf, offset..<lineEnd, decoded: body.count, limits: limits)
@@ -87,7 +90,8 @@ struct ChunkDecoder: Sendable {
                 if trailerLines > limits.maxHeaderCount {
                     throw HTTPError(
                         .headersTooLarge,
-                        "The chunked body has more than \(Bytes.grouped(limits.maxHeaderCount)) trailer fields; at most \(Bytes.grouped(limits.maxHeaderCount)) are accepted.")
+                        "The chunked body has more than \(Bytes.grouped(limits.maxHeaderCount)) trailer fields; at most \(Bytes.grouped(limits.maxHeaderCount)) are accepted."
+                    )
                 }
                 if offset - trailerStart > limits.maxHeaderBytes {
                     throw Self.trailersTooLarge(limits)
@@ -102,18 +106,22 @@ struct ChunkDecoder: Sendable {
         guard overhead <= limits.maxChunkOverheadBytes else {
             throw HTTPError(
                 .bodyTooLarge,
-                "The chunked body's framing (chunk-size lines, extensions, CRLFs, trailers) passes \(Bytes.grouped(limits.maxChunkOverheadBytes)) bytes; send fewer, larger chunks.")
+                "The chunked body's framing (chunk-size lines, extensions, CRLFs, trailers) passes \(Bytes.grouped(limits.maxChunkOverheadBytes)) bytes; send fewer, larger chunks."
+            )
         }
     }
 
     private static func missingCRLF(_ at: Int) -> HTTPError {
-        .malformed("Chunk data is not followed by CRLF at byte \(at); each chunk is its size in hex, CRLF, exactly that many bytes, CRLF (RFC 9112 §7.1).")
+        .malformed(
+            "Chunk data is not followed by CRLF at byte \(at); each chunk is its size in hex, CRLF, exactly that many bytes, CRLF (RFC 9112 §7.1)."
+        )
     }
 
     private static func trailersTooLarge(_ limits: HTTPLimits) -> HTTPError {
         HTTPError(
             .headersTooLarge,
-            "The chunked body's trailer section is larger than \(Bytes.grouped(limits.maxHeaderBytes)) bytes; at most \(Bytes.grouped(limits.maxHeaderBytes)) are accepted.")
+            "The chunked body's trailer section is larger than \(Bytes.grouped(limits.maxHeaderBytes)) bytes; at most \(Bytes.grouped(limits.maxHeaderBytes)) are accepted."
+        )
     }
 
     /// The index of the CR of the CRLF ending the line at `start`, or `nil`
@@ -127,20 +135,27 @@ struct ChunkDecoder: Sendable {
             if b == Bytes.cr {
                 guard i + 1 < buf.count else { return nil }
                 guard buf[i + 1] == Bytes.lf else {
-                    throw .malformed("A CR not followed by LF was found in the \(what) at byte \(i); lines of a chunked body end in CRLF (RFC 9112 §7.1).")
+                    throw .malformed(
+                        "A CR not followed by LF was found in the \(what) at byte \(i); lines of a chunked body end in CRLF (RFC 9112 §7.1)."
+                    )
                 }
                 return i
             }
             if b == Bytes.lf {
-                throw .malformed("A bare LF was found in the \(what) at byte \(i); lines of a chunked body end in CRLF (RFC 9112 §7.1).")
+                throw .malformed(
+                    "A bare LF was found in the \(what) at byte \(i); lines of a chunked body end in CRLF (RFC 9112 §7.1)."
+                )
             }
             if i - start >= limit {
                 if what == "trailer section" {
                     throw HTTPError(
                         .headersTooLarge,
-                        "The chunked body's trailer section is larger than the header limit; trailers count against the header byte limit.")
+                        "The chunked body's trailer section is larger than the header limit; trailers count against the header byte limit."
+                    )
                 }
-                throw .malformed("The \(what) is longer than \(Bytes.grouped(limit)) bytes; a chunk-size line is hex digits and optional short extensions.")
+                throw .malformed(
+                    "The \(what) is longer than \(Bytes.grouped(limit)) bytes; a chunk-size line is hex digits and optional short extensions."
+                )
             }
             i += 1
         }
@@ -160,13 +175,16 @@ struct ChunkDecoder: Sendable {
             i += 1
         }
         guard i > line.lowerBound else {
-            throw .malformed("The chunk-size line \(Bytes.quoted(buf, line)) does not start with a hexadecimal size (RFC 9112 §7.1).")
+            throw .malformed(
+                "The chunk-size line \(Bytes.quoted(buf, line)) does not start with a hexadecimal size (RFC 9112 §7.1)."
+            )
         }
         try checkExtensions(buf, i..<line.upperBound)
         guard size <= limits.maxBodyBytes - decoded else {
             throw HTTPError(
                 .bodyTooLarge,
-                "The chunked body grows past the limit; bodies of at most \(Bytes.grouped(limits.maxBodyBytes)) bytes (decoded) are accepted.")
+                "The chunked body grows past the limit; bodies of at most \(Bytes.grouped(limits.maxBodyBytes)) bytes (decoded) are accepted."
+            )
         }
         return size
     }
@@ -175,7 +193,8 @@ struct ChunkDecoder: Sendable {
     /// Extensions are understood by no one here and are ignored once checked.
     private static func checkExtensions(_ buf: UnsafeRawBufferPointer, _ range: Range<Int>) throws(HTTPError) {
         let bad = HTTPError.malformed(
-            "The chunk extension \(Bytes.quoted(buf, range)) is malformed; after the size only \";name\" or \";name=value\" (token or quoted string) is accepted (RFC 9112 §7.1.1).")
+            "The chunk extension \(Bytes.quoted(buf, range)) is malformed; after the size only \";name\" or \";name=value\" (token or quoted string) is accepted (RFC 9112 §7.1.1)."
+        )
         var i = range.lowerBound
         let end = range.upperBound
         func skipBWS() { while i < end, Bytes.isOWS(buf[i]) { i += 1 } }

@@ -169,7 +169,9 @@ public struct HTTPParser: Sendable {
                 guard i + 1 < count else { break }
                 // RFC 9112 §2.2: a CR must be followed by LF; a bare CR is invalid.
                 guard buf[i + 1] == Bytes.lf else {
-                    throw .malformed("A CR (\\r) not followed by LF was found at byte \(i); every line of the head must end in CRLF.")
+                    throw .malformed(
+                        "A CR (\\r) not followed by LF was found at byte \(i); every line of the head must end in CRLF."
+                    )
                 }
                 let next = i + 2
                 if let headerStart = scan.headerStart {
@@ -181,7 +183,8 @@ public struct HTTPParser: Sendable {
                     if scan.fieldLines > limits.maxHeaderCount {
                         throw HTTPError(
                             .headersTooLarge,
-                            "The request has more than \(Bytes.grouped(limits.maxHeaderCount)) header fields; at most \(Bytes.grouped(limits.maxHeaderCount)) are accepted.")
+                            "The request has more than \(Bytes.grouped(limits.maxHeaderCount)) header fields; at most \(Bytes.grouped(limits.maxHeaderCount)) are accepted."
+                        )
                     }
                     if next - headerStart > limits.maxHeaderBytes { throw headersTooLarge() }
                 } else if i == scan.lineStart {
@@ -215,13 +218,15 @@ public struct HTTPParser: Sendable {
     private func requestLineTooLong() -> HTTPError {
         HTTPError(
             .requestLineTooLong,
-            "The request line is longer than \(Bytes.grouped(limits.maxRequestLineBytes)) bytes; at most \(Bytes.grouped(limits.maxRequestLineBytes)) are accepted (shorten the path or query).")
+            "The request line is longer than \(Bytes.grouped(limits.maxRequestLineBytes)) bytes; at most \(Bytes.grouped(limits.maxRequestLineBytes)) are accepted (shorten the path or query)."
+        )
     }
 
     private func headersTooLarge() -> HTTPError {
         HTTPError(
             .headersTooLarge,
-            "The header section is larger than \(Bytes.grouped(limits.maxHeaderBytes)) bytes; at most \(Bytes.grouped(limits.maxHeaderBytes)) bytes of header fields are accepted.")
+            "The header section is larger than \(Bytes.grouped(limits.maxHeaderBytes)) bytes; at most \(Bytes.grouped(limits.maxHeaderBytes)) bytes of header fields are accepted."
+        )
     }
 
     /// Parses a complete head and decides how the body is framed.
@@ -252,7 +257,8 @@ public struct HTTPParser: Sendable {
             throw .malformed("An HTTP/1.1 request must carry a Host header (RFC 9112 §3.2); none was sent.")
         }
         if fields.hostCount > 1 {
-            throw .malformed("The request carries \(fields.hostCount) Host headers; exactly one is accepted (RFC 9112 §3.2).")
+            throw .malformed(
+                "The request carries \(fields.hostCount) Host headers; exactly one is accepted (RFC 9112 §3.2).")
         }
 
         let framing = try Self.framing(buf, fields: fields, isHTTP10: rl.isHTTP10, bodyStart: headEnd, limits: limits)
@@ -286,11 +292,14 @@ public struct HTTPParser: Sendable {
         if !fields.transferEncoding.isEmpty {
             // RFC 9112 §6.1 — reject simultaneous Content-Length and Transfer-Encoding.
             if fields.contentLengthCount > 0 {
-                throw .malformed("The request has both Content-Length and Transfer-Encoding (RFC 9112 §6.1); send exactly one of them.")
+                throw .malformed(
+                    "The request has both Content-Length and Transfer-Encoding (RFC 9112 §6.1); send exactly one of them."
+                )
             }
             // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
             if isHTTP10 {
-                throw .malformed("Transfer-Encoding is not allowed in an HTTP/1.0 request (RFC 9112 §6.1); use Content-Length.")
+                throw .malformed(
+                    "Transfer-Encoding is not allowed in an HTTP/1.0 request (RFC 9112 §6.1); use Content-Length.")
             }
             var codings = 0
             var chunkedCount = 0
@@ -304,7 +313,8 @@ public struct HTTPParser: Sendable {
             }
             // RFC 9112 §6.3: if chunked is not the final coding the length cannot be determined: 400.
             guard lastIsChunked else {
-                throw .malformed("Transfer-Encoding must end with chunked (RFC 9112 §6.3); only \"chunked\" is accepted.")
+                throw .malformed(
+                    "Transfer-Encoding must end with chunked (RFC 9112 §6.3); only \"chunked\" is accepted.")
             }
             // RFC 9112 §7: chunked must not be applied more than once.
             guard chunkedCount == 1 else {
@@ -321,13 +331,15 @@ public struct HTTPParser: Sendable {
         if let range = fields.contentLength {
             // RFC 9110 §8.6: several Content-Length values are a framing error (we do not merge equal ones).
             guard fields.contentLengthCount == 1 else {
-                throw .malformed("The request has \(fields.contentLengthCount) Content-Length headers; exactly one is accepted.")
+                throw .malformed(
+                    "The request has \(fields.contentLengthCount) Content-Length headers; exactly one is accepted.")
             }
             var n = 0
             for i in range {
                 let b = buf[i]
                 guard b >= 0x30 && b <= 0x39 else {
-                    throw .malformed("Content-Length \(Bytes.quoted(buf, range)) is not a decimal number of bytes (RFC 9110 §8.6).")
+                    throw .malformed(
+                        "Content-Length \(Bytes.quoted(buf, range)) is not a decimal number of bytes (RFC 9110 §8.6).")
                 }
                 // Saturate past the limit: any number of digits, no overflow.
                 if n <= limits.maxBodyBytes { n = Bytes.saturatingDecimalStep(n, Int(b - 0x30)) }
@@ -338,7 +350,8 @@ public struct HTTPParser: Sendable {
             guard n <= limits.maxBodyBytes else {
                 throw HTTPError(
                     .bodyTooLarge,
-                    "Content-Length \(Bytes.quoted(buf, range)) is over the limit; bodies of at most \(Bytes.grouped(limits.maxBodyBytes)) bytes are accepted.")
+                    "Content-Length \(Bytes.quoted(buf, range)) is over the limit; bodies of at most \(Bytes.grouped(limits.maxBodyBytes)) bytes are accepted."
+                )
             }
             return .length(n)
         }
@@ -354,22 +367,30 @@ public struct HTTPParser: Sendable {
         let first = buf[line.lowerBound]
         // RFC 9112 §5.2: obs-fold (a line starting with whitespace) is rejected with 400.
         if Bytes.isOWS(first) {
-            throw .malformed("A \(section) line starts with whitespace (obsolete line folding, RFC 9112 §5.2); put each field on one line.")
+            throw .malformed(
+                "A \(section) line starts with whitespace (obsolete line folding, RFC 9112 §5.2); put each field on one line."
+            )
         }
         var colon = line.lowerBound
         while colon < line.upperBound, Bytes.isTokenByte(buf[colon]) { colon += 1 }
         guard colon < line.upperBound, buf[colon] == Bytes.colon else {
             if colon < line.upperBound && Bytes.isOWS(buf[colon]) {
                 // RFC 9112 §5.1: no whitespace is allowed between the field name and colon.
-                throw .malformed("The \(section) field \(Bytes.quoted(buf, line.lowerBound..<colon)) has whitespace before its colon (RFC 9112 §5.1); write \"Name: value\".")
+                throw .malformed(
+                    "The \(section) field \(Bytes.quoted(buf, line.lowerBound..<colon)) has whitespace before its colon (RFC 9112 §5.1); write \"Name: value\"."
+                )
             }
-            throw .malformed("The \(section) line \(Bytes.quoted(buf, line)) is not \"name: value\" with a token name (letters, digits and !#$%&'*+-.^_`|~).")
+            throw .malformed(
+                "The \(section) line \(Bytes.quoted(buf, line)) is not \"name: value\" with a token name (letters, digits and !#$%&'*+-.^_`|~)."
+            )
         }
         guard colon > line.lowerBound else {
             throw .malformed("A \(section) line has an empty field name: \(Bytes.quoted(buf, line)).")
         }
         for i in (colon + 1)..<line.upperBound where !Bytes.isFieldValueByte(buf[i]) {
-            throw .malformed("The \(section) field \(Bytes.quoted(buf, line.lowerBound..<colon)) contains the control byte \\x\(Bytes.hex2(buf[i])); field values accept visible characters, spaces and tabs (RFC 9110 §5.5).")
+            throw .malformed(
+                "The \(section) field \(Bytes.quoted(buf, line.lowerBound..<colon)) contains the control byte \\x\(Bytes.hex2(buf[i])); field values accept visible characters, spaces and tabs (RFC 9110 §5.5)."
+            )
         }
         return (line.lowerBound..<colon, Bytes.trimmed(buf, (colon + 1)..<line.upperBound))
     }

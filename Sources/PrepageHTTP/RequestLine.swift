@@ -10,7 +10,10 @@ struct RequestLine {
         var i = line.lowerBound
         while i < line.upperBound, Bytes.isTokenByte(buf[i]) { i += 1 }
         guard i > line.lowerBound, i < line.upperBound, buf[i] == Bytes.space else {
-            return .failure(.malformed("The request line \(Bytes.quoted(buf, line)) does not start with a method token and one space; \(shape)."))
+            return .failure(
+                .malformed(
+                    "The request line \(Bytes.quoted(buf, line)) does not start with a method token and one space; \(shape)."
+                ))
         }
         let method = HTTPMethod(token: UnsafeRawBufferPointer(rebasing: buf[line.lowerBound..<i]))
         let targetStart = i + 1
@@ -18,7 +21,10 @@ struct RequestLine {
         while j < line.upperBound, buf[j] != Bytes.space {
             let b = buf[j]
             guard b > 0x20 && b < 0x7F else {
-                return .failure(.malformed("The request target contains the byte \\x\(Bytes.hex2(b)); only visible ASCII is accepted (percent-encode the rest, RFC 3986)."))
+                return .failure(
+                    .malformed(
+                        "The request target contains the byte \\x\(Bytes.hex2(b)); only visible ASCII is accepted (percent-encode the rest, RFC 3986)."
+                    ))
             }
             j += 1
         }
@@ -37,11 +43,15 @@ struct RequestLine {
         } else if version.count > 5, Bytes.equals(UnsafeRawBufferPointer(rebasing: version[0..<5]), "HTTP/"),
             version[5...].allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E })
         {
-            return .failure(HTTPError(
-                .unsupportedVersion,
-                "The HTTP version \(Bytes.quoted(buf, (j + 1)..<line.upperBound)) is not supported; HTTP/1.1 and HTTP/1.0 are accepted."))
+            return .failure(
+                HTTPError(
+                    .unsupportedVersion,
+                    "The HTTP version \(Bytes.quoted(buf, (j + 1)..<line.upperBound)) is not supported; HTTP/1.1 and HTTP/1.0 are accepted."
+                ))
         } else {
-            return .failure(.malformed("The request line \(Bytes.quoted(buf, line)) does not end in a valid HTTP version; \(shape)."))
+            return .failure(
+                .malformed(
+                    "The request line \(Bytes.quoted(buf, line)) does not end in a valid HTTP version; \(shape)."))
         }
 
         // The request target's form (RFC 9112 §3.2).
@@ -56,7 +66,10 @@ struct RequestLine {
             // absolute-form: "http://host/path?query" — RFC 9112 §3.2.2 says a server MUST accept it.
             pathStart = afterScheme
         } else {
-            return .failure(.malformed("The request target \(Bytes.quoted(buf, targetStart..<targetEnd)) is neither \"/path\" nor an absolute http URI (RFC 9112 §3.2)."))
+            return .failure(
+                .malformed(
+                    "The request target \(Bytes.quoted(buf, targetStart..<targetEnd)) is neither \"/path\" nor an absolute http URI (RFC 9112 §3.2)."
+                ))
         }
         var q = pathStart
         while q < targetEnd, buf[q] != 0x3F { q += 1 }  // '?'

@@ -233,7 +233,8 @@ final class API: Sendable {
             text.append(contentsOf: more.utf8)
         }
         if let peers = cluster.peers {
-            var more = "# HELP prepage_sessions_moved_total Sessions moved to or from this instance: pulled from a peer, adopted from a peer's state directory, released to a peer.\n"
+            var more =
+                "# HELP prepage_sessions_moved_total Sessions moved to or from this instance: pulled from a peer, adopted from a peer's state directory, released to a peer.\n"
             more += "# TYPE prepage_sessions_moved_total counter\n"
             more += "prepage_sessions_moved_total{how=\"pulled\"} \(peers.pulled.load(ordering: .relaxed))\n"
             more += "prepage_sessions_moved_total{how=\"adopted\"} \(peers.adopted.load(ordering: .relaxed))\n"

@@ -9,7 +9,10 @@ public struct SessionConfig: Sendable, Hashable {
     /// At most 16 entries, for the orchestrator's own use.
     public var labels: [String: String]
 
-    public init(prepage: PrepageConfig = PrepageConfig(), pageSize: Int = SessionFields.defaultPageSize, labels: [String: String] = [:]) {
+    public init(
+        prepage: PrepageConfig = PrepageConfig(), pageSize: Int = SessionFields.defaultPageSize,
+        labels: [String: String] = [:]
+    ) {
         self.prepage = prepage
         self.pageSize = pageSize
         self.labels = labels
@@ -37,7 +40,9 @@ extension Inputs {
                 if let key = try s.nextKey(), key.is("state") {
                     let image = try StateDocument.read(&s, body: body)
                     guard try s.nextKey() == nil else {
-                        throw APIProblem(.invalidField, "state must be the only field of the body; give a configuration or a state, not both")
+                        throw APIProblem(
+                            .invalidField,
+                            "state must be the only field of the body; give a configuration or a state, not both")
                     }
                     try s.end()
                     return .state(image)

@@ -13,11 +13,13 @@ extension EventLoop {
             // the loop goes on with the others.
             c.machine.deferred()
             let job = Movers.Job(
-                loop: self, fd: c.fd, serial: c.serial, request: request, route: match?.route, started: started, work: work)
+                loop: self, fd: c.fd, serial: c.serial, request: request, route: match?.route, started: started,
+                work: work)
             if !shared.movers.submit(job) {
                 let busy = shared.api.problem(
                     APIProblem(.unavailable, "the server is stopping; retry on another instance"), context)
-                finish(busy, request: request, route: match?.route, on: c, keepAlive: false, started: started, method: nil)
+                finish(
+                    busy, request: request, route: match?.route, on: c, keepAlive: false, started: started, method: nil)
                 c.machine.deferralRefused()
             }
             return

@@ -121,7 +121,6 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-
     // MARK: - Closing
 
     func close(_ c: Connection) {

@@ -95,7 +95,8 @@ final class LoopMetrics: @unchecked Sendable {
                 out += "prepage_requests_total{route=\"\(name)\",status=\"\(status)\"} \(v)\n"
             }
         }
-        out += "# HELP prepage_request_duration_seconds Time from a complete request to its response being queued, by route template.\n"
+        out +=
+            "# HELP prepage_request_duration_seconds Time from a complete request to its response being queued, by route template.\n"
         out += "# TYPE prepage_request_duration_seconds histogram\n"
         for r in 0..<routeSlots {
             let h = histogramBase + r * histogramStride
@@ -105,11 +106,13 @@ final class LoopMetrics: @unchecked Sendable {
             var cumulative: UInt64 = 0
             for (i, bound) in bucketsMicros.enumerated() {
                 cumulative &+= t[h + i]
-                out += "prepage_request_duration_seconds_bucket{route=\"\(name)\",le=\"\(seconds(bound))\"} \(cumulative)\n"
+                out +=
+                    "prepage_request_duration_seconds_bucket{route=\"\(name)\",le=\"\(seconds(bound))\"} \(cumulative)\n"
             }
             cumulative &+= t[h + bucketsMicros.count]
             out += "prepage_request_duration_seconds_bucket{route=\"\(name)\",le=\"+Inf\"} \(cumulative)\n"
-            out += "prepage_request_duration_seconds_sum{route=\"\(name)\"} \(seconds(t[h + bucketsMicros.count + 1]))\n"
+            out +=
+                "prepage_request_duration_seconds_sum{route=\"\(name)\"} \(seconds(t[h + bucketsMicros.count + 1]))\n"
             out += "prepage_request_duration_seconds_count{route=\"\(name)\"} \(count)\n"
         }
         out += "# HELP prepage_faults_total Faults decided, by outcome.\n"
@@ -135,7 +138,8 @@ final class LoopMetrics: @unchecked Sendable {
         out += "# HELP prepage_ready 1 while the server accepts work, 0 while starting or draining.\n"
         out += "# TYPE prepage_ready gauge\n"
         out += "prepage_ready \(ready ? 1 : 0)\n"
-        out += "# HELP prepage_resident_memory_bytes Resident memory of the process (the same as process_resident_memory_bytes).\n"
+        out +=
+            "# HELP prepage_resident_memory_bytes Resident memory of the process (the same as process_resident_memory_bytes).\n"
         out += "# TYPE prepage_resident_memory_bytes gauge\n"
         out += "prepage_resident_memory_bytes \(process.residentBytes)\n"
         out += "# HELP prepage_session_memory_bytes Bytes sessions account for (ids, labels, learned state).\n"

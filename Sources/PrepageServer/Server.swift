@@ -84,11 +84,14 @@ public final class Server: @unchecked Sendable {
                         continue
                     }
                     urls.append(url)
-                    if k < configuration.peerStateDirectories.count { dirs.append(configuration.peerStateDirectories[k]) }
+                    if k < configuration.peerStateDirectories.count {
+                        dirs.append(configuration.peerStateDirectories[k])
+                    }
                 }
                 guard let peers = Peers(urls: urls, directories: dirs, token: configuration.token)
                 else {
-                    throw SocketError(call: "--peers \(configuration.peers): each must be http://host:port", errno: EINVAL)
+                    throw SocketError(
+                        call: "--peers \(configuration.peers): each must be http://host:port", errno: EINVAL)
                 }
                 shared.api.cluster.peers = peers
                 try shared.movers.start()
@@ -140,7 +143,8 @@ public final class Server: @unchecked Sendable {
                         do {
                             try state.snapshot(registry)
                         } catch {
-                            logger.error("snapshot failed", metadata: ["directory": "\(state.directory)", "error": "\(error)"])
+                            logger.error(
+                                "snapshot failed", metadata: ["directory": "\(state.directory)", "error": "\(error)"])
                         }
                     }
                 }
@@ -201,7 +205,8 @@ public final class Server: @unchecked Sendable {
                         "kind": "\(written.map { $0.kind == .full ? "full" : "delta" } ?? "none: nothing changed")",
                     ])
             } catch {
-                logger.error("the snapshot at drain failed", metadata: ["directory": "\(state.directory)", "error": "\(error)"])
+                logger.error(
+                    "the snapshot at drain failed", metadata: ["directory": "\(state.directory)", "error": "\(error)"])
             }
             state.close()
             shared.api.durable.state = nil
@@ -239,7 +244,9 @@ public final class Server: @unchecked Sendable {
     /// Writes a snapshot now (tests; the server writes one every `snapshotInterval`).
     @discardableResult
     public func snapshotNow(full: Bool = false) throws(SocketError) -> Int {
-        guard let state = shared.api.durable.state, let registry = shared.api.store as? SessionRegistry else { return 0 }
+        guard let state = shared.api.durable.state, let registry = shared.api.store as? SessionRegistry else {
+            return 0
+        }
         return try state.snapshot(registry, full: full)?.sessions ?? 0
     }
 

@@ -256,10 +256,13 @@ enum StateDocument {
 
     /// Reads a state document: `raw` is the whole request body, the scanner is at
     /// the document (the value of `"state"`). `path` prefixes field names in errors.
-    static func read(_ s: inout JSONScanner, body raw: UnsafeRawBufferPointer, path: String = "state") throws(APIProblem)
+    static func read(_ s: inout JSONScanner, body raw: UnsafeRawBufferPointer, path: String = "state")
+        throws(APIProblem)
         -> SessionImage
     {
-        guard s.peekKind() == .object else { throw wrongType(path, "an object (the document GET /sessions/{id}/state answers)") }
+        guard s.peekKind() == .object else {
+            throw wrongType(path, "an object (the document GET /sessions/{id}/state answers)")
+        }
         var fields = Fields(path: path)
         var format: String?
         var version: Int?
@@ -294,7 +297,8 @@ enum StateDocument {
                 learnedAt = s.offset
                 try s.skipValue()
             default:
-                throw unknown(path, name, "format, version, id, config, created_at_ns, last_activity_ns, stats, learned")
+                throw unknown(
+                    path, name, "format, version, id, config, created_at_ns, last_activity_ns, stats, learned")
             }
         }
         guard format == Self.format else {
@@ -332,10 +336,13 @@ enum StateDocument {
             case "pages_advised": st.pagesAdvised = try uint64(&s, fields.path(name))
             case "last_fault_at_ns": st.lastFaultAt = Int64(try int(&s, fields.path(name), Int.min...Int.max))
             default:
-                throw unknown(path, name, "faults, first, smaller, larger, reverse, repeat, pages_advised, last_fault_at_ns")
+                throw unknown(
+                    path, name, "faults, first, smaller, larger, reverse, repeat, pages_advised, last_fault_at_ns")
             }
         }
-        try fields.require(["faults", "first", "smaller", "larger", "reverse", "repeat", "pages_advised", "last_fault_at_ns"])
+        try fields.require([
+            "faults", "first", "smaller", "larger", "reverse", "repeat", "pages_advised", "last_fault_at_ns",
+        ])
         return st
     }
 
@@ -364,7 +371,8 @@ enum StateDocument {
             try fields.require(["tick", "streams"])
             return .readahead(StreamTableState(tick: tick, streams: streams))
         case .dp, .dpLiteral:
-            var d = DPState(nmin: 0, nmax: 0, minRecord: [], maxRecord: [], streams: StreamTableState(tick: 0, streams: []))
+            var d = DPState(
+                nmin: 0, nmax: 0, minRecord: [], maxRecord: [], streams: StreamTableState(tick: 0, streams: []))
             while let key = try s.nextKey() {
                 let name = try fields.take(key)
                 switch name {
@@ -421,7 +429,8 @@ enum StateDocument {
                     p.slots = try array(&s, at) { s, at throws(APIProblem) in
                         var f = Fields(path: at())
                         var slot = DPPlusState.Slot(
-                            lo: 0, hi: 0, direction: 0, firstDirection: 0, passed: 0, covered: 0, stream: 0, open: false,
+                            lo: 0, hi: 0, direction: 0, firstDirection: 0, passed: 0, covered: 0, stream: 0,
+                            open: false,
                             newer: 0, plan: [])
                         try s.beginObject()
                         while let key = try s.nextKey() {
@@ -439,10 +448,14 @@ enum StateDocument {
                             case "plan": slot.plan = try ints(&s, f.path(name))
                             default:
                                 throw unknown(
-                                    at(), name, "lo, hi, direction, first_direction, passed, covered, stream, open, newer, plan")
+                                    at(), name,
+                                    "lo, hi, direction, first_direction, passed, covered, stream, open, newer, plan")
                             }
                         }
-                        try f.require(["lo", "hi", "direction", "first_direction", "passed", "covered", "stream", "open", "newer", "plan"])
+                        try f.require([
+                            "lo", "hi", "direction", "first_direction", "passed", "covered", "stream", "open", "newer",
+                            "plan",
+                        ])
                         return slot
                     }
                 case "order": p.order = try ints(&s, at)
@@ -461,11 +474,14 @@ enum StateDocument {
         }
     }
 
-    private static func readStreams(_ s: inout JSONScanner, _ path: String) throws(APIProblem) -> [StreamTableState.Entry] {
+    private static func readStreams(_ s: inout JSONScanner, _ path: String) throws(APIProblem) -> [StreamTableState
+        .Entry]
+    {
         try array(&s, path) { s, at throws(APIProblem) in
             var f = Fields(path: at())
             var e = StreamTableState.Entry(
-                stream: 0, lo: 0, hi: 0, lastUsed: 0, ntest: 0, caseGuess: 0, caseFaults: 0, minHit: 0, maxHit: 0, up: true)
+                stream: 0, lo: 0, hi: 0, lastUsed: 0, ntest: 0, caseGuess: 0, caseFaults: 0, minHit: 0, maxHit: 0,
+                up: true)
             try s.beginObject()
             while let key = try s.nextKey() {
                 let name = try f.take(key)
@@ -481,10 +497,13 @@ enum StateDocument {
                 case "max_hit": e.maxHit = try int(&s, f.path(name))
                 case "up": e.up = try bool(&s, f.path(name))
                 default:
-                    throw unknown(at(), name, "stream, lo, hi, last_used, ntest, case_guess, case_faults, min_hit, max_hit, up")
+                    throw unknown(
+                        at(), name, "stream, lo, hi, last_used, ntest, case_guess, case_faults, min_hit, max_hit, up")
                 }
             }
-            try f.require(["stream", "lo", "hi", "last_used", "ntest", "case_guess", "case_faults", "min_hit", "max_hit", "up"])
+            try f.require([
+                "stream", "lo", "hi", "last_used", "ntest", "case_guess", "case_faults", "min_hit", "max_hit", "up",
+            ])
             return e
         }
     }
@@ -504,7 +523,8 @@ enum StateDocument {
         mutating func take(_ key: JSONKey) throws(APIProblem) -> String {
             let name = key.decoded
             guard !seen.contains(name) else {
-                throw APIProblem(.invalidField, "duplicate field \(Inputs.quoted("\(path).\(name)")); give each field once")
+                throw APIProblem(
+                    .invalidField, "duplicate field \(Inputs.quoted("\(path).\(name)")); give each field once")
             }
             seen.append(name)
             return name
@@ -520,7 +540,8 @@ enum StateDocument {
         func missing(_ names: [String]) -> APIProblem {
             let absent = names.filter { !seen.contains($0) }
             return APIProblem(
-                .invalidField, "\(path) lacks \(absent.map { "\(path).\($0)" }.joined(separator: ", ")); every field is required")
+                .invalidField,
+                "\(path) lacks \(absent.map { "\(path).\($0)" }.joined(separator: ", ")); every field is required")
         }
     }
 
@@ -558,7 +579,8 @@ enum StateDocument {
             guard let value = v.value(in: range) else {
                 throw APIProblem(
                     .invalidField,
-                    "\(path()) = \(v.negative ? "-" : "")\(v.magnitude) is out of range; accepted: \(range.lowerBound) … \(range.upperBound)")
+                    "\(path()) = \(v.negative ? "-" : "")\(v.magnitude) is out of range; accepted: \(range.lowerBound) … \(range.upperBound)"
+                )
             }
             return value
         case .failure:

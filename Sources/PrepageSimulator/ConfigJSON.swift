@@ -107,9 +107,11 @@ public enum ConfigJSON {
         case .string(let s) where !raw.contains(UInt8(ascii: "\\")):
             let hex = s.utf8.count > 2 && (s.hasPrefix("0x") || s.hasPrefix("0X"))
             let digits = hex ? s.dropFirst(2) : s[...]
-            let valid = !digits.isEmpty && digits.utf8.allSatisfy { c in
-                (c >= 0x30 && c <= 0x39) || (hex && ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66))
-            }
+            let valid =
+                !digits.isEmpty
+                && digits.utf8.allSatisfy { c in
+                    (c >= 0x30 && c <= 0x39) || (hex && ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66))
+                }
             guard valid else { parsed = nil; break }
             guard let i = Int(digits, radix: hex ? 16 : 10) else {
                 throw ConfigJSONError("\(key) is out of range for a 64-bit integer")
@@ -143,7 +145,8 @@ public enum ConfigJSON {
                 throw ConfigJSONError("labels.\(key) must be a string")
             }
             guard s.utf8.count <= SessionFields.maxLabelValueBytes else {
-                throw ConfigJSONError("labels.\(key): a value must be at most \(SessionFields.maxLabelValueBytes) bytes")
+                throw ConfigJSONError(
+                    "labels.\(key): a value must be at most \(SessionFields.maxLabelValueBytes) bytes")
             }
             labels[key] = s
         }

@@ -75,13 +75,18 @@ public struct SuiteWorkload: Sendable {
         let n = 64
         return [
             SuiteWorkload(name: "fsd-clean", load: FSDWorkload(n: n, cases: c(2_000))),
-            SuiteWorkload(name: "fsd-noise-around", load: FSDWorkload(n: n, cases: c(2_000), noiseRate: 0.2, noise: .around)),
-            SuiteWorkload(name: "fsd-noise-below", load: FSDWorkload(n: n, cases: c(2_000), noiseRate: 0.2, noise: .below)),
-            SuiteWorkload(name: "fsd-noise-above", load: FSDWorkload(n: n, cases: c(2_000), noiseRate: 0.2, noise: .above)),
+            SuiteWorkload(
+                name: "fsd-noise-around", load: FSDWorkload(n: n, cases: c(2_000), noiseRate: 0.2, noise: .around)),
+            SuiteWorkload(
+                name: "fsd-noise-below", load: FSDWorkload(n: n, cases: c(2_000), noiseRate: 0.2, noise: .below)),
+            SuiteWorkload(
+                name: "fsd-noise-above", load: FSDWorkload(n: n, cases: c(2_000), noiseRate: 0.2, noise: .above)),
             SuiteWorkload(name: "fsd-downward-half", load: FSDWorkload(n: n, cases: c(2_000), downwardShare: 0.5)),
             SuiteWorkload(
                 name: "phases-40-160-20",
-                load: FSDWorkload(phases: [.init(n: 40, cases: c(700)), .init(n: 160, cases: c(700)), .init(n: 20, cases: c(700))])),
+                load: FSDWorkload(phases: [
+                    .init(n: 40, cases: c(700)), .init(n: 160, cases: c(700)), .init(n: 20, cases: c(700)),
+                ])),
             SuiteWorkload(name: "scan-65536", load: FSDWorkload(n: 65_536, cases: 1)),
             SuiteWorkload(name: "random-pages", load: FSDWorkload(n: 1, cases: c(20_000))),
             SuiteWorkload(name: "vcpus8-streams", load: FSDWorkload(n: n, cases: c(2_000)), vcpus: 8, streamIDs: true),

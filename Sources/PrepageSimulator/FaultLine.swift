@@ -5,7 +5,9 @@ public enum FaultLine {
     /// Parses a line (without its newline; a trailing carriage return is ignored).
     /// - Returns: the page and the stream (0 when absent).
     /// - Throws: ``FaultLineError`` saying what was wrong and what is accepted.
-    public static func parse<Bytes: BidirectionalCollection<UInt8>>(_ line: Bytes) throws(FaultLineError) -> (page: Int, stream: UInt32) {
+    public static func parse<Bytes: BidirectionalCollection<UInt8>>(_ line: Bytes) throws(FaultLineError) -> (
+        page: Int, stream: UInt32
+    ) {
         var bytes = line[...]
         if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
         guard !bytes.isEmpty else { throw FaultLineError("empty line; expected PAGE or PAGE STREAM (decimal)") }

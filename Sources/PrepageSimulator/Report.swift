@@ -69,11 +69,13 @@ public enum SVGChart {
         for i in 0...5 {
             let y = y0 + (y1 - y0) * Double(i) / 5
             svg += "<text x=\"\(left - 6)\" y=\"\(fixed(sy(y) + 4, 1))\" text-anchor=\"end\">\(fixed(y, 2))</text>\n"
-            svg += "<line x1=\"\(left)\" x2=\"\(left + pw)\" y1=\"\(fixed(sy(y), 1))\" y2=\"\(fixed(sy(y), 1))\" stroke=\"#ddd\"/>\n"
+            svg +=
+                "<line x1=\"\(left)\" x2=\"\(left + pw)\" y1=\"\(fixed(sy(y), 1))\" y2=\"\(fixed(sy(y), 1))\" stroke=\"#ddd\"/>\n"
         }
         for i in 0...5 {
             let x = x0 + (x1 - x0) * Double(i) / 5
-            svg += "<text x=\"\(fixed(sx(x), 1))\" y=\"\(top + ph + 18)\" text-anchor=\"middle\">\(fixed(x, 2))</text>\n"
+            svg +=
+                "<text x=\"\(fixed(sx(x), 1))\" y=\"\(top + ph + 18)\" text-anchor=\"middle\">\(fixed(x, 2))</text>\n"
         }
         for (i, s) in series.enumerated() {
             let color = palette[i % palette.count]
@@ -104,10 +106,13 @@ public enum SVGChart {
         }
         var svg = header(width, height, title)
         svg += axes(left: left, top: top, pw: pw, ph: ph, xLabel: "", yLabel: yLabel, width: width, height: height)
-        let ticks = logScale ? stride(from: lo, through: hi, by: 1).map { pow(10, $0) } : (0...4).map { hi * Double($0) / 4 }
+        let ticks =
+            logScale ? stride(from: lo, through: hi, by: 1).map { pow(10, $0) } : (0...4).map { hi * Double($0) / 4 }
         for t in ticks {
-            svg += "<text x=\"\(left - 6)\" y=\"\(fixed(sy(t) + 4, 1))\" text-anchor=\"end\">\(String(format: "%g", t))</text>\n"
-            svg += "<line x1=\"\(left)\" x2=\"\(left + pw)\" y1=\"\(fixed(sy(t), 1))\" y2=\"\(fixed(sy(t), 1))\" stroke=\"#ddd\"/>\n"
+            svg +=
+                "<text x=\"\(left - 6)\" y=\"\(fixed(sy(t) + 4, 1))\" text-anchor=\"end\">\(String(format: "%g", t))</text>\n"
+            svg +=
+                "<line x1=\"\(left)\" x2=\"\(left + pw)\" y1=\"\(fixed(sy(t), 1))\" y2=\"\(fixed(sy(t), 1))\" stroke=\"#ddd\"/>\n"
         }
         let groupWidth = pw / Double(max(groups.count, 1))
         let barWidth = groupWidth * 0.8 / Double(max(series.count, 1))
@@ -115,10 +120,12 @@ public enum SVGChart {
             let gx = left + Double(g) * groupWidth + groupWidth * 0.1
             for (i, s) in series.enumerated() where g < s.values.count {
                 let y = sy(s.values[g])
-                svg += "<rect x=\"\(fixed(gx + Double(i) * barWidth, 1))\" y=\"\(fixed(y, 1))\" width=\"\(fixed(barWidth * 0.92, 1))\" height=\"\(fixed(top + ph - y, 1))\" fill=\"\(palette[i % palette.count])\"><title>\(escape(s.name)) \(escape(name)): \(String(format: "%.3g", s.values[g]))</title></rect>\n"
+                svg +=
+                    "<rect x=\"\(fixed(gx + Double(i) * barWidth, 1))\" y=\"\(fixed(y, 1))\" width=\"\(fixed(barWidth * 0.92, 1))\" height=\"\(fixed(top + ph - y, 1))\" fill=\"\(palette[i % palette.count])\"><title>\(escape(s.name)) \(escape(name)): \(String(format: "%.3g", s.values[g]))</title></rect>\n"
             }
             let cx = gx + groupWidth * 0.4
-            svg += "<text transform=\"translate(\(fixed(cx, 1)),\(top + ph + 12)) rotate(30)\" text-anchor=\"start\">\(escape(name))</text>\n"
+            svg +=
+                "<text transform=\"translate(\(fixed(cx, 1)),\(top + ph + 12)) rotate(30)\" text-anchor=\"start\">\(escape(name))</text>\n"
         }
         for (i, s) in series.enumerated() {
             svg += legend(i, s.name, palette[i % palette.count], x: left + pw + 15, top: top)

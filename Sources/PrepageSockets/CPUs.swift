@@ -136,7 +136,8 @@ public struct CPULimits: Sendable, Hashable {
         var result: [String] = []
         let base = mountPoint == "/" ? "" : mountPoint
         while true {
-            result.append(components.isEmpty ? (base.isEmpty ? "/" : base) : base + "/" + components.joined(separator: "/"))
+            result.append(
+                components.isEmpty ? (base.isEmpty ? "/" : base) : base + "/" + components.joined(separator: "/"))
             if components.isEmpty { break }
             components.removeLast()
         }

@@ -20,7 +20,9 @@ public enum Files {
     }
 
     /// Writes all of `bytes`.
-    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: String = "write") throws(SocketError) {
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: String = "write")
+        throws(SocketError)
+    {
         var offset = 0
         while offset < bytes.count {
             let n = retryingEINTR { Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset) }

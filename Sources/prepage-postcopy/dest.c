@@ -31,8 +31,8 @@ typedef struct dest {
     int uffd;
     int stop_fd;
     int src_fd;
-    uint64_t *present;          /* installed (by anyone) */
-    uint64_t *fetched;          /* transferred for a fault */
+    uint64_t *present; /* installed (by anyone) */
+    uint64_t *fetched; /* transferred for a fault */
     unsigned char *staging;
     size_t staging_pages;
     pc_request *reqs;
@@ -49,31 +49,25 @@ typedef struct dest {
     uint64_t pages_pushed;
 } dest;
 
-static int open_uffd(void)
-{
+static int open_uffd(void) {
     return (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 }
 
-int pc_dest_probe(void)
-{
+int pc_dest_probe(void) {
     int fd = open_uffd();
-    if (fd < 0)
-        return PC_DEST_NO_UFFD;
+    if (fd < 0) return PC_DEST_NO_UFFD;
     close(fd);
     return PC_DEST_OK;
 }
 
-static void fail(dest *d, const char *what)
-{
-    if (!d->failed)
-        snprintf(d->error, sizeof d->error, "%s: %s", what, strerror(errno));
+static void fail(dest *d, const char *what) {
+    if (!d->failed) snprintf(d->error, sizeof d->error, "%s: %s", what, strerror(errno));
     d->failed = 1;
 }
 
 /* Copies count pages from src to the region at page, skipping pages that are
  * already there (EEXIST: installed by the pusher or an earlier window). */
-static int install(dest *d, uint64_t page, uint64_t count, const unsigned char *src, int wake)
-{
+static int install(dest *d, uint64_t page, uint64_t count, const unsigned char *src, int wake) {
     uint64_t done = 0;
     while (done < count) {
         struct uffdio_copy c = {
@@ -86,39 +80,32 @@ static int install(dest *d, uint64_t page, uint64_t count, const unsigned char *
             done = count;
             break;
         }
-        if (c.copy > 0)
-            done += (uint64_t)c.copy / d->ps;
+        if (c.copy > 0) done += (uint64_t)c.copy / d->ps;
         if (errno == EEXIST)
-            done++;               /* that page is there already */
+            done++; /* that page is there already */
         else if (errno != EAGAIN)
             return -1;
     }
-    for (uint64_t p = page; p < page + count; p++)
-        pc_bit_set(d->present, p);
+    for (uint64_t p = page; p < page + count; p++) pc_bit_set(d->present, p);
     return 0;
 }
 
-static void wake(dest *d, uint64_t page, uint64_t count)
-{
-    struct uffdio_range r = { (uint64_t)(uintptr_t)(d->base + page * d->ps), count * d->ps };
+static void wake(dest *d, uint64_t page, uint64_t count) {
+    struct uffdio_range r = {(uint64_t)(uintptr_t)(d->base + page * d->ps), count * d->ps};
     ioctl(d->uffd, UFFDIO_WAKE, &r);
 }
 
-static int ensure_staging(dest *d, uint64_t pages)
-{
-    if (pages <= d->staging_pages)
-        return 0;
+static int ensure_staging(dest *d, uint64_t pages) {
+    if (pages <= d->staging_pages) return 0;
     unsigned char *s = realloc(d->staging, pages * d->ps);
-    if (s == NULL)
-        return -1;
+    if (s == NULL) return -1;
     d->staging = s;
     d->staging_pages = pages;
     return 0;
 }
 
 /* Appends the requests for the missing pages of [lo, hi), skipping `skip`. */
-static size_t plan_runs(dest *d, uint64_t lo, uint64_t hi, uint64_t skip, size_t n)
-{
+static size_t plan_runs(dest *d, uint64_t lo, uint64_t hi, uint64_t skip, size_t n) {
     uint64_t p = lo;
     while (p < hi) {
         if (p == skip || pc_bit_test(d->present, p)) {
@@ -126,75 +113,62 @@ static size_t plan_runs(dest *d, uint64_t lo, uint64_t hi, uint64_t skip, size_t
             continue;
         }
         uint64_t q = p;
-        while (q < hi && q != skip && !pc_bit_test(d->present, q) && q - p < PC_MAX_REQUEST_PAGES)
-            q++;
+        while (q < hi && q != skip && !pc_bit_test(d->present, q) && q - p < PC_MAX_REQUEST_PAGES) q++;
         if (n == d->reqs_cap) {
             size_t cap = d->reqs_cap ? d->reqs_cap * 2 : 64;
             pc_request *r = realloc(d->reqs, cap * sizeof *r);
-            if (r == NULL)
-                return (size_t)-1;
+            if (r == NULL) return (size_t)-1;
             d->reqs = r;
             d->reqs_cap = cap;
         }
-        d->reqs[n++] = (pc_request){ p, (uint32_t)(q - p), PC_REQ_FAULT };
+        d->reqs[n++] = (pc_request){p, (uint32_t)(q - p), PC_REQ_FAULT};
         p = q;
     }
     return n;
 }
 
 /* Receives the replies of reqs[first..n) in order and installs each. */
-static int receive_runs(dest *d, size_t first, size_t n)
-{
+static int receive_runs(dest *d, size_t first, size_t n) {
     for (size_t i = first; i < n; i++) {
         pc_request *r = &d->reqs[i];
         if (ensure_staging(d, r->count) != 0 || pc_source_recv(d->src_fd, d->staging, r->count, d->ps) != 0)
             return -1;
-        if (d->cfg->inject_corruption && d->pages_fetched == 0)
-            d->staging[0] ^= 0x01;
-        if (install(d, r->start, r->count, d->staging, 0) != 0)
-            return -1;
-        for (uint64_t p = r->start; p < r->start + r->count; p++)
-            pc_bit_set(d->fetched, p);
+        if (d->cfg->inject_corruption && d->pages_fetched == 0) d->staging[0] ^= 0x01;
+        if (install(d, r->start, r->count, d->staging, 0) != 0) return -1;
+        for (uint64_t p = r->start; p < r->start + r->count; p++) pc_bit_set(d->fetched, p);
         d->pages_fetched += r->count;
     }
     return 0;
 }
 
-static void note_stream(dest *d, uint32_t tid)
-{
+static void note_stream(dest *d, uint32_t tid) {
     for (uint64_t i = 0; i < d->nstreams; i++)
-        if (d->streams[i] == tid)
-            return;
-    if (d->nstreams < MAX_TRACKED_STREAMS)
-        d->streams[d->nstreams++] = tid;
+        if (d->streams[i] == tid) return;
+    if (d->nstreams < MAX_TRACKED_STREAMS) d->streams[d->nstreams++] = tid;
 }
 
 /* The window of a decision, clipped to the region and holding the fault. An
  * oracle error falls back to the faulting page alone (the run is then failed
  * at the end, but the workload is not left hanging); a fallback decision of
  * libprepage (the oracle away) is that window too, and only counted. */
-static void window_of(dest *d, int rc, const pc_window *decided, uint64_t page, uint64_t *lo, uint64_t *hi)
-{
+static void window_of(dest *d, int rc, const pc_window *decided, uint64_t page, uint64_t *lo, uint64_t *hi) {
     pc_window win = *decided;
     if (rc != 0) {
         if (d->oracle_errors++ < 3)
             fprintf(stderr, "prepage-postcopy: oracle: %s\n", pc_oracle_error(d->oracle));
-        win = (pc_window){ page, 1, 1 };
+        win = (pc_window){page, 1, 1};
     } else if (win.fallback) {
         d->oracle_fallbacks++;
     }
     *lo = win.start < d->pages ? win.start : d->pages;
     *hi = win.start + win.count < d->pages ? win.start + win.count : d->pages;
-    if (page < *lo)
-        *lo = page;          /* the window always holds the fault */
-    if (page >= *hi)
-        *hi = page + 1;
+    if (page < *lo) *lo = page; /* the window always holds the fault */
+    if (page >= *hi) *hi = page + 1;
 }
 
 /* Asks the oracle and waits for its decision. */
-static void ask(dest *d, uint64_t page, uint32_t stream, uint64_t *lo, uint64_t *hi)
-{
-    pc_window win = { page, 1, 0 };
+static void ask(dest *d, uint64_t page, uint32_t stream, uint64_t *lo, uint64_t *hi) {
+    pc_window win = {page, 1, 0};
     uint64_t t0 = pc_now_ns();
     int rc = pc_oracle_ask(d->oracle, page, stream, &win);
     pc_samples_add(&d->oracle_rtt, pc_now_ns() - t0);
@@ -202,10 +176,9 @@ static void ask(dest *d, uint64_t page, uint32_t stream, uint64_t *lo, uint64_t 
 }
 
 /* Receives the faulting page's reply (requested first), installs it and wakes the thread. */
-static int take_first(dest *d, uint64_t page)
-{
-    if (ensure_staging(d, 1) != 0 || pc_source_recv(d->src_fd, d->staging, 1, d->ps) != 0
-        || install(d, page, 1, d->staging, 1) != 0)
+static int take_first(dest *d, uint64_t page) {
+    if (ensure_staging(d, 1) != 0 || pc_source_recv(d->src_fd, d->staging, 1, d->ps) != 0 ||
+        install(d, page, 1, d->staging, 1) != 0)
         return -1;
     pc_bit_set(d->fetched, page);
     d->pages_fetched++;
@@ -221,26 +194,23 @@ static int take_first(dest *d, uint64_t page)
  * oracle's deadline bounds the wait for the decision.
  */
 static int handle_overlapped(dest *d, uint64_t page, uint32_t stream, uint64_t *lo, uint64_t *hi,
-                             uint64_t *t_wake)
-{
+                             uint64_t *t_wake) {
     uint64_t t0 = pc_now_ns();
     int submitted = pc_oracle_submit(d->oracle, page, stream) == 0;
-    pc_request first = { page, 1, PC_REQ_FAULT };
-    if (pc_source_send(d->src_fd, &first, 1) != 0)
-        return -1;
+    pc_request first = {page, 1, PC_REQ_FAULT};
+    if (pc_source_send(d->src_fd, &first, 1) != 0) return -1;
     int decided = 0, have_page = 0;
     size_t n = 0;
     while (!decided || !have_page) {
         if (!decided) {
-            pc_window win = { page, 1, 0 };
+            pc_window win = {page, 1, 0};
             int rc = submitted ? pc_oracle_collect(d->oracle, have_page ? -1 : 0, &win) : -1;
             if (rc != PC_ORACLE_PENDING) {
                 decided = 1;
                 pc_samples_add(&d->oracle_rtt, pc_now_ns() - t0);
                 window_of(d, rc, &win, page, lo, hi);
                 n = plan_runs(d, *lo, *hi, page, 0);
-                if (n == (size_t)-1 || (n > 0 && pc_source_send(d->src_fd, d->reqs, n) != 0))
-                    return -1;
+                if (n == (size_t)-1 || (n > 0 && pc_source_send(d->src_fd, d->reqs, n) != 0)) return -1;
                 continue;
             }
         }
@@ -250,15 +220,12 @@ static int handle_overlapped(dest *d, uint64_t page, uint32_t stream, uint64_t *
                 int ofd;
                 long ms;
                 pc_oracle_pollinfo(d->oracle, &ofd, &ms);
-                struct pollfd p[2] = { { d->src_fd, POLLIN, 0 }, { ofd, POLLIN, 0 } };
+                struct pollfd p[2] = {{d->src_fd, POLLIN, 0}, {ofd, POLLIN, 0}};
                 int np = ofd >= 0 ? 2 : 1;
-                if (poll(p, (nfds_t)np, ofd >= 0 ? (int)ms : 0) < 0 && errno != EINTR)
-                    return -1;
-                if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
-                    continue;
+                if (poll(p, (nfds_t)np, ofd >= 0 ? (int)ms : 0) < 0 && errno != EINTR) return -1;
+                if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP))) continue;
             }
-            if (take_first(d, page) != 0)
-                return -1;
+            if (take_first(d, page) != 0) return -1;
             have_page = 1;
             *t_wake = pc_now_ns();
         }
@@ -266,8 +233,7 @@ static int handle_overlapped(dest *d, uint64_t page, uint32_t stream, uint64_t *
     return receive_runs(d, 0, n);
 }
 
-static int handle_fault(dest *d, uint64_t page, uint32_t tid, uint64_t t_read)
-{
+static int handle_fault(dest *d, uint64_t page, uint32_t tid, uint64_t t_read) {
     d->faults++;
     note_stream(d, tid);
     if (pc_bit_test(d->present, page)) {
@@ -293,13 +259,11 @@ static int handle_fault(dest *d, uint64_t page, uint32_t tid, uint64_t t_read)
         wake(d, lo, hi - lo);
         t_wake = pc_now_ns();
     } else {
-        if (handle_overlapped(d, page, stream, &lo, &hi, &t_wake) != 0)
-            return -1;
+        if (handle_overlapped(d, page, stream, &lo, &hi, &t_wake) != 0) return -1;
         wake(d, lo, hi - lo);
     }
     pc_samples_add(&d->resp, t_wake - t_read);
-    if (d->oracle_rtt.n > oracle_before)
-        pc_samples_add(&d->resp_asked, t_wake - t_read);
+    if (d->oracle_rtt.n > oracle_before) pc_samples_add(&d->resp_asked, t_wake - t_read);
     return 0;
 }
 
@@ -315,40 +279,32 @@ typedef struct pending {
 /* Reads what the kernel has queued (without blocking) and stamps it now: the
  * response time of a fault starts when it is read, so read as soon as the
  * handler is free, between two faults, not once per batch. */
-static int read_events(dest *d, pending *q)
-{
-    if (q->head == q->tail)
-        q->head = q->tail = 0;
+static int read_events(dest *d, pending *q) {
+    if (q->head == q->tail) q->head = q->tail = 0;
     size_t room = PENDING_MAX - q->tail;
-    if (room == 0)
-        return 0;
+    if (room == 0) return 0;
     ssize_t n = read(d->uffd, &q->msg[q->tail], room * sizeof q->msg[0]);
-    if (n < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
     uint64_t now = pc_now_ns();
-    for (size_t i = 0; i < (size_t)n / sizeof q->msg[0]; i++)
-        q->t_read[q->tail++] = now;
+    for (size_t i = 0; i < (size_t)n / sizeof q->msg[0]; i++) q->t_read[q->tail++] = now;
     return 0;
 }
 
-static void *handler_main(void *arg)
-{
+static void *handler_main(void *arg) {
     dest *d = arg;
     pending *q = calloc(1, sizeof *q);
     if (q == NULL) {
         fail(d, "allocating the event queue");
         return NULL;
     }
-    struct pollfd fds[2] = { { d->uffd, POLLIN, 0 }, { d->stop_fd, POLLIN, 0 } };
+    struct pollfd fds[2] = {{d->uffd, POLLIN, 0}, {d->stop_fd, POLLIN, 0}};
     for (;;) {
         if (poll(fds, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             fail(d, "poll");
             break;
         }
-        if (fds[1].revents & POLLIN)
-            break;
+        if (fds[1].revents & POLLIN) break;
         if (read_events(d, q) != 0) {
             fail(d, "read userfaultfd");
             break;
@@ -357,8 +313,7 @@ static void *handler_main(void *arg)
             struct uffd_msg *m = &q->msg[q->head];
             uint64_t t_read = q->t_read[q->head];
             q->head++;
-            if (m->event != UFFD_EVENT_PAGEFAULT)
-                continue;
+            if (m->event != UFFD_EVENT_PAGEFAULT) continue;
             uint64_t page = (m->arg.pagefault.address - (uint64_t)(uintptr_t)d->base) / d->ps;
             if (handle_fault(d, page, m->arg.pagefault.feat.ptid, t_read) != 0) {
                 /* The faulting thread cannot be served: nothing can finish the run. */
@@ -371,38 +326,32 @@ static void *handler_main(void *arg)
                 break;
             }
         }
-        if (d->failed)
-            break;
+        if (d->failed) break;
     }
     free(q);
     return NULL;
 }
 
-static void *pusher_main(void *arg)
-{
+static void *pusher_main(void *arg) {
     dest *d = arg;
     const pc_dest_config *cfg = d->cfg;
     uint32_t chunk = cfg->push_chunk ? cfg->push_chunk : 16;
     unsigned char *buf = malloc((size_t)chunk * d->ps);
-    if (buf == NULL)
-        return NULL;
+    if (buf == NULL) return NULL;
     double ns_per_byte = 8.0 / (cfg->link_gbit * cfg->push_share);
     uint64_t next_send = pc_now_ns();
     uint64_t cursor = 0;
     while (!__atomic_load_n(&d->push_stop, __ATOMIC_ACQUIRE)) {
-        while (cursor < d->pages && pc_bit_test(d->present, cursor))
-            cursor++;
-        if (cursor >= d->pages)
-            break;
+        while (cursor < d->pages && pc_bit_test(d->present, cursor)) cursor++;
+        if (cursor >= d->pages) break;
         uint64_t end = cursor;
-        while (end < d->pages && end - cursor < chunk && !pc_bit_test(d->present, end))
-            end++;
-        pc_request req = { cursor, (uint32_t)(end - cursor), PC_REQ_PUSH };
+        while (end < d->pages && end - cursor < chunk && !pc_bit_test(d->present, end)) end++;
+        pc_request req = {cursor, (uint32_t)(end - cursor), PC_REQ_PUSH};
         pc_wait_until(next_send, 0);
         next_send = pc_now_ns() + (uint64_t)(ns_per_byte * (double)(req.count * d->ps));
-        if (pc_source_send(d->push_fd, &req, 1) != 0
-            || pc_source_recv(d->push_fd, buf, req.count, d->ps) != 0
-            || install(d, req.start, req.count, buf, 1) != 0)
+        if (pc_source_send(d->push_fd, &req, 1) != 0 ||
+            pc_source_recv(d->push_fd, buf, req.count, d->ps) != 0 ||
+            install(d, req.start, req.count, buf, 1) != 0)
             break;
         d->pages_pushed += req.count;
         cursor = end;
@@ -411,9 +360,8 @@ static void *pusher_main(void *arg)
     return NULL;
 }
 
-int pc_dest_run(const pc_dest_config *cfg, pc_oracle *oracle, pc_workload *w,
-                pc_run_stats *out, char *err, size_t errlen)
-{
+int pc_dest_run(const pc_dest_config *cfg, pc_oracle *oracle, pc_workload *w, pc_run_stats *out, char *err,
+                size_t errlen) {
     memset(out, 0, sizeof *out);
     dest *d = calloc(1, sizeof *d);
     if (d == NULL) {
@@ -443,13 +391,13 @@ int pc_dest_run(const pc_dest_config *cfg, pc_oracle *oracle, pc_workload *w,
         rc = PC_DEST_NO_UFFD;
         goto done;
     }
-    struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_THREAD_ID };
+    struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_THREAD_ID};
     if (ioctl(d->uffd, UFFDIO_API, &api) != 0) {
         snprintf(err, errlen, "UFFDIO_API with UFFD_FEATURE_THREAD_ID: %s", strerror(errno));
         goto done;
     }
     struct uffdio_register reg = {
-        .range = { (uint64_t)(uintptr_t)d->base, len },
+        .range = {(uint64_t)(uintptr_t)d->base, len},
         .mode = UFFDIO_REGISTER_MODE_MISSING,
     };
     if (ioctl(d->uffd, UFFDIO_REGISTER, &reg) != 0) {
@@ -463,8 +411,8 @@ int pc_dest_run(const pc_dest_config *cfg, pc_oracle *oracle, pc_workload *w,
     d->stop_fd = eventfd(0, EFD_CLOEXEC);
     d->src_fd = pc_source_connect(cfg->source_host, cfg->source_port);
     if (d->stop_fd < 0 || d->src_fd < 0) {
-        snprintf(err, errlen, "connecting to the source at %s:%d: %s", cfg->source_host,
-                 cfg->source_port, strerror(errno));
+        snprintf(err, errlen, "connecting to the source at %s:%d: %s", cfg->source_host, cfg->source_port,
+                 strerror(errno));
         goto done;
     }
     if (cfg->push_share > 0) {
@@ -483,11 +431,9 @@ int pc_dest_run(const pc_dest_config *cfg, pc_oracle *oracle, pc_workload *w,
     int pushing = cfg->push_share > 0 && pthread_create(&pusher, NULL, pusher_main, d) == 0;
     int wl = pc_workload_run(w, d->base);
     __atomic_store_n(&d->push_stop, 1, __ATOMIC_RELEASE);
-    if (pushing)
-        pthread_join(pusher, NULL);
+    if (pushing) pthread_join(pusher, NULL);
     uint64_t one = 1;
-    if (write(d->stop_fd, &one, sizeof one) != sizeof one)
-        fail(d, "eventfd");
+    if (write(d->stop_fd, &one, sizeof one) != sizeof one) fail(d, "eventfd");
     pthread_join(handler, NULL);
     if (wl != 0 || d->failed) {
         snprintf(err, errlen, "%s", d->failed ? d->error : "the workload could not start its threads");
@@ -509,10 +455,8 @@ int pc_dest_run(const pc_dest_config *cfg, pc_oracle *oracle, pc_workload *w,
     for (uint64_t p = 0; p < d->pages; p++) {
         int touched = pc_bit_test(w->touched, p);
         out->pages_touched += (uint64_t)touched;
-        if (pc_bit_test(d->fetched, p) && !touched)
-            out->pages_wasted++;
-        if (touched && !pc_bit_test(d->present, p))
-            lost++;
+        if (pc_bit_test(d->fetched, p) && !touched) out->pages_wasted++;
+        if (touched && !pc_bit_test(d->present, p)) lost++;
     }
     pc_summary rs = pc_samples_summary(&d->resp), os = pc_samples_summary(&d->oracle_rtt);
     pc_summary ra = pc_samples_summary(&d->resp_asked);

@@ -13,7 +13,7 @@
 typedef struct pc_window {
     uint64_t start;
     uint64_t count;
-    int fallback;      /* decided by libprepage, not the oracle, which was away */
+    int fallback; /* decided by libprepage, not the oracle, which was away */
 } pc_window;
 
 /* A policy as given on the command line: a name, optionally `:W` for the
@@ -23,7 +23,7 @@ typedef struct pc_window {
  * oracle runs them, with no oracle round trip. */
 typedef struct pc_policy {
     char name[32];
-    int64_t window;    /* -1 when not given */
+    int64_t window; /* -1 when not given */
 } pc_policy;
 
 /* Parses "dp", "forward:16", ... 0 ok, -1 malformed. */
@@ -32,16 +32,16 @@ int pc_policy_parse(const char *text, pc_policy *out);
 const char *pc_policy_label(const pc_policy *p, char *buf, size_t len);
 
 typedef struct pc_oracle_config {
-    const char *server_url;   /* e.g. http://127.0.0.1:7070 */
-    const char *token;        /* NULL = none */
+    const char *server_url; /* e.g. http://127.0.0.1:7070 */
+    const char *token;      /* NULL = none */
     const char *session_id;
     pc_policy policy;
     uint64_t memory_pages;
     uint64_t page_size;
-    int64_t max_pages;        /* -1 = server default */
-    int64_t local_window;     /* > 0: development oracle, no server */
-    long fault_deadline_ms;   /* 0 = libprepage's default */
-    double rtt_us, page_us;   /* the link's figures, sent for policy dp-plus; < 0 = not known */
+    int64_t max_pages;      /* -1 = server default */
+    int64_t local_window;   /* > 0: development oracle, no server */
+    long fault_deadline_ms; /* 0 = libprepage's default */
+    double rtt_us, page_us; /* the link's figures, sent for policy dp-plus; < 0 = not known */
 } pc_oracle_config;
 
 typedef struct pc_oracle pc_oracle;
@@ -70,7 +70,7 @@ typedef struct pc_oracle_summary {
     int valid;
     int64_t faults, first, smaller, larger, reverse, repeat;
     int64_t nmin, nmax;
-    double rtt_us, page_us;   /* the session's dp-plus link figures, -1 for another policy */
+    double rtt_us, page_us; /* the session's dp-plus link figures, -1 for another policy */
 } pc_oracle_summary;
 
 /* Deletes the session and frees the oracle; fills *summary (may be NULL)

@@ -11,19 +11,19 @@
 enum { PC_RESULT_OK = 0, PC_RESULT_FAILED = 1, PC_RESULT_SKIPPED = 2 };
 
 typedef struct pc_result {
-    char label[64];          /* policy, and "+overlap" in overlap mode */
+    char label[64]; /* policy, and "+overlap" in overlap mode */
     char policy[48];
     int overlap;
-    int status;              /* PC_RESULT_* */
-    int ran;                 /* the workload ran (statistics are valid) */
-    char note[512];          /* why it failed or was skipped */
+    int status;     /* PC_RESULT_* */
+    int ran;        /* the workload ran (statistics are valid) */
+    char note[512]; /* why it failed or was skipped */
     pc_run_stats st;
-    pc_oracle_summary oracle;   /* the session's final counters, when from prepaged */
+    pc_oracle_summary oracle; /* the session's final counters, when from prepaged */
 } pc_result;
 
 typedef struct pc_report_context {
     const pc_workload *w;
-    const pc_link_measure *link;   /* NULL when not measured */
+    const pc_link_measure *link; /* NULL when not measured */
     uint64_t pages;
     size_t page_size;
     int no_streams;

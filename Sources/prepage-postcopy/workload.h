@@ -25,14 +25,14 @@ typedef enum { PC_WL_FSD, PC_WL_STREAM, PC_WL_RANDOM, PC_WL_PHASES } pc_workload
 
 typedef struct pc_workload_config {
     pc_workload_kind kind;
-    int threads;                 /* default 1 */
-    uint64_t seed;               /* default 1 */
-    uint64_t n;                  /* fsd case size, default 64 */
-    double noise;                /* default 0.2 */
-    uint64_t cases;              /* 0 = enough to need 40 % of the region (random: 1/8) */
+    int threads;    /* default 1 */
+    uint64_t seed;  /* default 1 */
+    uint64_t n;     /* fsd case size, default 64 */
+    double noise;   /* default 0.2 */
+    uint64_t cases; /* 0 = enough to need 40 % of the region (random: 1/8) */
     uint64_t phases[PC_MAX_PHASES];
-    int nphases;                 /* default 40, 160, 20 */
-    int iters;                   /* STREAM iterations, default 1 */
+    int nphases; /* default 40, 160, 20 */
+    int iters;   /* STREAM iterations, default 1 */
 } pc_workload_config;
 
 void pc_workload_config_init(pc_workload_config *cfg);
@@ -48,10 +48,10 @@ typedef struct pc_workload {
     pc_workload_config cfg;
     uint64_t pages;
     size_t page_size;
-    pc_case *cases;              /* not for stream */
+    pc_case *cases; /* not for stream */
     uint64_t ncases;
-    uint64_t pages_needed;       /* distinct pages the workload touches */
-    uint64_t *touched;           /* bitmap, set while running */
+    uint64_t pages_needed; /* distinct pages the workload touches */
+    uint64_t *touched;     /* bitmap, set while running */
     double wall_s;
     /* Seen from the workload's threads: the summed time of the page touches
      * (a STREAM chunk of one page per array) that took longer than
@@ -67,8 +67,7 @@ typedef struct pc_workload {
 #define PC_STALL_THRESHOLD_NS 20000ULL
 
 /* Generates the workload for a region of `pages` pages. 0 ok, -1 error (stderr). */
-int pc_workload_prepare(const pc_workload_config *cfg, uint64_t pages, size_t page_size,
-                        pc_workload *w);
+int pc_workload_prepare(const pc_workload_config *cfg, uint64_t pages, size_t page_size, pc_workload *w);
 /* Runs it on cfg.threads threads over the region at base; sets wall_s. 0 ok. */
 int pc_workload_run(pc_workload *w, unsigned char *base);
 /* Checks every touched page against what the workload must have left there:
@@ -84,13 +83,11 @@ int pc_workload_trace(const pc_workload *w, FILE *f);
 void pc_workload_reset(pc_workload *w);
 void pc_workload_free(pc_workload *w);
 
-static inline int pc_bit_test(const uint64_t *bits, uint64_t i)
-{
+static inline int pc_bit_test(const uint64_t *bits, uint64_t i) {
     return (int)((__atomic_load_n(&bits[i / 64], __ATOMIC_ACQUIRE) >> (i % 64)) & 1);
 }
 
-static inline void pc_bit_set(uint64_t *bits, uint64_t i)
-{
+static inline void pc_bit_set(uint64_t *bits, uint64_t i) {
     __atomic_fetch_or(&bits[i / 64], 1ULL << (i % 64), __ATOMIC_RELEASE);
 }
 

@@ -62,7 +62,8 @@ struct Fig3Command: ParsableCommand {
         guard cases >= 1 else { throw ValidationError("--cases must be ≥ 1, got \(cases)") }
         guard seeds >= 1 else { throw ValidationError("--seeds must be ≥ 1, got \(seeds)") }
         guard NoiseShape(rawValue: shape) != nil else {
-            throw ValidationError("--shape must be one of: \(NoiseShape.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "--shape must be one of: \(NoiseShape.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard (0...1).contains(maxNoise) else { throw ValidationError("--max-noise must be in 0 … 1, got \(maxNoise)") }
     }
@@ -158,7 +159,9 @@ struct CompareCommand: ParsableCommand {
                 fixed(r.stallOverOracleRange.lowerBound, 3), fixed(r.stallOverOracleRange.upperBound, 3),
             ])
         }
-        print("compare: means over \(seeds) seeds; link \(link.rttUs) µs RTT, \(link.gbps) Gbit/s, \(link.pageSize) B pages")
+        print(
+            "compare: means over \(seeds) seeds; link \(link.rttUs) µs RTT, \(link.gbps) Gbit/s, \(link.pageSize) B pages"
+        )
         print(table.text, terminator: "")
         try output.write(table.csv, to: output.csv)
         let workloads = comparison.workloads.map(\.name)
@@ -182,7 +185,8 @@ struct ReplayCommand: ParsableCommand {
             """)
 
     @Option(help: "The trace file; - for standard input.") var trace: String
-    @Option(help: "Policy: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")).") var policy = PrepageConfig().policy.rawValue
+    @Option(help: "Policy: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")).") var policy =
+        PrepageConfig().policy.rawValue
     @Flag(help: "The trace holds byte addresses; the page is address / --page-size.") var addresses = false
     @Option(help: "Policy configuration as JSON (keys as in `decide`).") var config = "{}"
     @Option(help: "Drive the policy through a running prepaged at this URL.") var server: String?
@@ -191,7 +195,8 @@ struct ReplayCommand: ParsableCommand {
     func validate() throws {
         guard PolicyName(rawValue: policy) != nil else {
             throw ValidationError(
-                "replay runs the policies an agent can run: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")); got \"\(policy)\"")
+                "replay runs the policies an agent can run: \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")); got \"\(policy)\""
+            )
         }
     }
 
@@ -239,7 +244,8 @@ struct ReplayCommand: ParsableCommand {
                 throw RuntimeError("\(trace):\(lineNumber): \(error)")
             }
             if lineNumber % 1_000_000 == 0 {
-                FileHandle.standardError.write(Data("replay: \(lineNumber) lines, \(replay.metrics.faults) faults\n".utf8))
+                FileHandle.standardError.write(
+                    Data("replay: \(lineNumber) lines, \(replay.metrics.faults) faults\n".utf8))
             }
         }
         while true {

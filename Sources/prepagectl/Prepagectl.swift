@@ -284,7 +284,8 @@ extension SessionCommand {
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Make a session exactly the one an exported state describes, new or in place of the session of that id (PUT /sessions/{id} {\"state\": …}).")
+                "Make a session exactly the one an exported state describes, new or in place of the session of that id (PUT /sessions/{id} {\"state\": …})."
+        )
         @OptionGroup var connection: Connection
         @Argument var id: String
         @Argument(help: "The file export wrote; - for standard input.") var file: String
@@ -456,7 +457,8 @@ struct ReplayCommand: ParsableCommand {
             start = end
         }
         if !connection.json {
-            let summary = RemoteOutcome.allCases.map { "\($0.rawValue)=\(counts[$0, default: 0])" }.joined(separator: " ")
+            let summary = RemoteOutcome.allCases.map { "\($0.rawValue)=\(counts[$0, default: 0])" }.joined(
+                separator: " ")
             FileHandle.standardError.write(Data("\(values.count) faults: \(summary)\n".utf8))
         }
     }

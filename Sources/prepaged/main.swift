@@ -22,7 +22,8 @@ struct Prepaged: ParsableCommand {
             """,
         version: "prepaged \(Server.version)")
 
-    @Option(help: "Address to listen on: numeric IPv4 or IPv6 (0.0.0.0, ::1; :: takes IPv4 too); localhost is 127.0.0.1.")
+    @Option(
+        help: "Address to listen on: numeric IPv4 or IPv6 (0.0.0.0, ::1; :: takes IPv4 too); localhost is 127.0.0.1.")
     var host = "127.0.0.1"
 
     @Option(help: "Port to listen on; 0 lets the kernel choose.")
@@ -30,7 +31,8 @@ struct Prepaged: ParsableCommand {
 
     @Option(
         help:
-            "Event loops, one thread each (default: the CPUs this process may use, the smaller of its CPU affinity and its cgroup's CPU quota; here \(CPULimits.current().usable)).")
+            "Event loops, one thread each (default: the CPUs this process may use, the smaller of its CPU affinity and its cgroup's CPU quota; here \(CPULimits.current().usable))."
+    )
     var threads: Int?
 
     @Option(
@@ -99,7 +101,8 @@ struct Prepaged: ParsableCommand {
 
     @Option(
         help:
-            "On SIGTERM, serve this long with /readyz at 503 before closing the listeners, so load balancers stop sending first: seconds, or 5s, 1m; 0 closes at once.")
+            "On SIGTERM, serve this long with /readyz at 503 before closing the listeners, so load balancers stop sending first: seconds, or 5s, 1m; 0 closes at once."
+    )
     var shutdownDelay = "5s"
 
     func validate() throws {
@@ -110,7 +113,8 @@ struct Prepaged: ParsableCommand {
         }
         guard let delay = Self.parseDuration(shutdownDelay), delay <= .seconds(3_600) else {
             throw ValidationError(
-                "--shutdown-delay \"\(shutdownDelay)\" is not a duration up to 1h; give seconds, or 5s, 1m; 0 closes at once")
+                "--shutdown-delay \"\(shutdownDelay)\" is not a duration up to 1h; give seconds, or 5s, 1m; 0 closes at once"
+            )
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 … 65535, got \(port)") }
         if let threads, !Self.threadsRange.contains(threads) {
@@ -154,7 +158,8 @@ struct Prepaged: ParsableCommand {
         let dirs = Self.list(peerStateDirs)
         guard dirs.isEmpty || dirs.count == Self.list(peers).count else {
             throw ValidationError(
-                "--peer-state-dirs names \(dirs.count) directories for \(Self.list(peers).count) --peers; give one per peer, in the same order")
+                "--peer-state-dirs names \(dirs.count) directories for \(Self.list(peers).count) --peers; give one per peer, in the same order"
+            )
         }
         if let stateDir, stateDir.isEmpty {
             throw ValidationError("--state-dir is empty; give a directory (it is created if missing)")
@@ -179,14 +184,19 @@ struct Prepaged: ParsableCommand {
     static func parseBytes(_ text: String) -> Int? {
         var digits = Substring(text)
         var scale = 1
-        for (suffixes, s) in [(["KiB", "K", "k"], 1 << 10), (["MiB", "M", "m"], 1 << 20), (["GiB", "G", "g"], 1 << 30), (["TiB", "T", "t"], 1 << 40)] {
+        for (suffixes, s) in [
+            (["KiB", "K", "k"], 1 << 10), (["MiB", "M", "m"], 1 << 20), (["GiB", "G", "g"], 1 << 30),
+            (["TiB", "T", "t"], 1 << 40),
+        ] {
             if let suffix = suffixes.first(where: { text.hasSuffix($0) }) {
                 digits = digits.dropLast(suffix.count)
                 scale = s
                 break
             }
         }
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(digits) else { return nil }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(digits) else {
+            return nil
+        }
         let (bytes, overflow) = value.multipliedReportingOverflow(by: scale)
         return overflow ? nil : bytes
     }
@@ -311,7 +321,6 @@ struct Prepaged: ParsableCommand {
         LogQueue.shared.flush(timeoutMilliseconds: 1_000)
     }
 }
-
 
 /// The `PREPAGE_<NAME>=value` settings used, for error messages.
 nonisolated(unsafe) var environmentOptions: [String] = []

@@ -13,21 +13,39 @@ extern void *__libc_memalign(size_t, size_t);
 static __thread uint64_t count __attribute__((tls_model("initial-exec")));
 static uint64_t process_count;
 
-uint64_t ac_thread_allocations(void) { return count; }
+uint64_t ac_thread_allocations(void) {
+    return count;
+}
 
-uint64_t ac_process_allocations(void) { return __atomic_load_n(&process_count, __ATOMIC_RELAXED); }
+uint64_t ac_process_allocations(void) {
+    return __atomic_load_n(&process_count, __ATOMIC_RELAXED);
+}
 
-static inline void counted(void)
-{
+static inline void counted(void) {
     count++;
     __atomic_fetch_add(&process_count, 1, __ATOMIC_RELAXED);
 }
 
-void *malloc(size_t n) { counted(); return __libc_malloc(n); }
-void *calloc(size_t a, size_t b) { counted(); return __libc_calloc(a, b); }
-void *realloc(void *p, size_t n) { counted(); return __libc_realloc(p, n); }
-void *memalign(size_t a, size_t n) { counted(); return __libc_memalign(a, n); }
-void *aligned_alloc(size_t a, size_t n) { counted(); return __libc_memalign(a, n); }
+void *malloc(size_t n) {
+    counted();
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+    counted();
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+    counted();
+    return __libc_realloc(p, n);
+}
+void *memalign(size_t a, size_t n) {
+    counted();
+    return __libc_memalign(a, n);
+}
+void *aligned_alloc(size_t a, size_t n) {
+    counted();
+    return __libc_memalign(a, n);
+}
 int posix_memalign(void **out, size_t a, size_t n) {
     counted();
     void *p = __libc_memalign(a, n);
@@ -39,8 +57,7 @@ int posix_memalign(void **out, size_t a, size_t n) {
 #ifdef AC_REPORT_AT_EXIT
 #include <stdio.h>
 /* Built as an LD_PRELOAD library (scripts/bench-client.sh): the process's total, on stderr. */
-__attribute__((destructor)) static void report(void)
-{
+__attribute__((destructor)) static void report(void) {
     fprintf(stderr, "allocations: %llu\n", (unsigned long long)ac_process_allocations());
 }
 #endif

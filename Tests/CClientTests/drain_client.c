@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #define MAX_SESSIONS 256
-#define MAX_SAMPLES 2000000
+#define MAX_SAMPLES  2000000
 
 static long long now_us(void) {
     struct timespec ts;
@@ -98,7 +98,8 @@ int main(int argc, char **argv) {
             if (us > 20000 && slow_reported < 10) {
                 slow_reported++;
                 fprintf(stderr, "slow: at %.3f s %s page %llu took %lld us (rc %d, %s)\n", t0 / 1e6, ids[i],
-                        (unsigned long long)page, us, rc, rc == 0 ? pp_outcome_name(d.outcome) : pp_client_errstr(c));
+                        (unsigned long long)page, us, rc,
+                        rc == 0 ? pp_outcome_name(d.outcome) : pp_client_errstr(c));
             }
             /* A vCPU's handler fetches the window before its next fault: about 100 µs. */
             struct timespec pause = {0, 100000};

@@ -32,24 +32,24 @@
 
 static int passed, failed;
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            fprintf(stderr, "FAIL %s:%d: %s — ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-        }                                                                  \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (cond) {                                                                                          \
+            passed++;                                                                                        \
+        } else {                                                                                             \
+            failed++;                                                                                        \
+            fprintf(stderr, "FAIL %s:%d: %s — ", __FILE__, __LINE__, #cond);                                 \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+        }                                                                                                    \
     } while (0)
 
 /* Checks a call failed with `kind`, printing the client's error otherwise. */
-#define CHECK_ERR(rc, c, kind)                                                            \
-    CHECK((rc) == -1 && pp_client_err(c) == (kind), "want %s, got rc %d err %s: %s",     \
-          pp_err_name(kind), (rc), pp_err_name(pp_client_err(c)), pp_client_errstr(c))
-#define CHECK_OK(rc, c)                                                           \
-    CHECK((rc) == 0 && pp_client_err(c) == PP_OK, "rc %d err %s (HTTP %d): %s", (rc), \
+#define CHECK_ERR(rc, c, kind)                                                                               \
+    CHECK((rc) == -1 && pp_client_err(c) == (kind), "want %s, got rc %d err %s: %s", pp_err_name(kind),      \
+          (rc), pp_err_name(pp_client_err(c)), pp_client_errstr(c))
+#define CHECK_OK(rc, c)                                                                                      \
+    CHECK((rc) == 0 && pp_client_err(c) == PP_OK, "rc %d err %s (HTTP %d): %s", (rc),                        \
           pp_err_name(pp_client_err(c)), pp_client_http_status(c), pp_client_errstr(c))
 
 /* ---- The real server ----------------------------------------------------- */
@@ -75,8 +75,8 @@ static int free_port(void) {
 
 static int can_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
     close(fd);
     return ok;
@@ -197,8 +197,7 @@ static pp_client *client_for(const char *url, long timeout_ms, int retries, int 
 }
 
 /* A client with every default, but these fault options. */
-static pp_client *fault_client(const char *url, long deadline_ms, long breaker_base_ms,
-                               long breaker_max_ms) {
+static pp_client *fault_client(const char *url, long deadline_ms, long breaker_base_ms, long breaker_max_ms) {
     pp_options o;
     pp_options_init(&o);
     o.base_url = url;
@@ -240,13 +239,13 @@ static pid_t start_token_server(const char *token_file, int *port) {
 typedef struct fake {
     int listen_fd;
     int port;
-    char url[64]; /* http://127.0.0.1:port */
-    const char *answer; /* NULL: accept, read, never answer */
+    char url[64];              /* http://127.0.0.1:port */
+    const char *answer;        /* NULL: accept, read, never answer */
     const char *const *script; /* when set: the answer to request i is script[i] (the
                                   last one repeats); "" closes the connection unanswered */
     int nscript;
-    int requests;    /* requests read in full (atomic) */
-    int connections; /* connections accepted (atomic) */
+    int requests;         /* requests read in full (atomic) */
+    int connections;      /* connections accepted (atomic) */
     char last_body[4096]; /* the body of the last request (under lock) */
     pthread_mutex_t lock;
     pthread_t thread;
@@ -261,8 +260,12 @@ typedef struct fake_conn {
     int fd;
 } fake_conn;
 
-static int fake_requests(fake *f) { return __atomic_load_n(&f->requests, __ATOMIC_SEQ_CST); }
-static int fake_connections(fake *f) { return __atomic_load_n(&f->connections, __ATOMIC_SEQ_CST); }
+static int fake_requests(fake *f) {
+    return __atomic_load_n(&f->requests, __ATOMIC_SEQ_CST);
+}
+static int fake_connections(fake *f) {
+    return __atomic_load_n(&f->connections, __ATOMIC_SEQ_CST);
+}
 
 static void *fake_conn_main(void *arg) {
     fake_conn *fc = arg;
@@ -310,8 +313,10 @@ static void *fake_main(void *arg) {
             fc->f = f;
             fc->fd = fd;
             f->conn_fds[f->nconns] = fd;
-            if (pthread_create(&f->conn_threads[f->nconns], NULL, fake_conn_main, fc) == 0) f->nconns++;
-            else full = 1;
+            if (pthread_create(&f->conn_threads[f->nconns], NULL, fake_conn_main, fc) == 0)
+                f->nconns++;
+            else
+                full = 1;
         }
         pthread_mutex_unlock(&f->lock);
         if (full) {
@@ -343,7 +348,9 @@ static void fake_start_script(fake *f, const char *answer, const char *const *sc
     pthread_create(&f->thread, NULL, fake_main, f);
 }
 
-static void fake_start(fake *f, const char *answer) { fake_start_script(f, answer, NULL, 0); }
+static void fake_start(fake *f, const char *answer) {
+    fake_start_script(f, answer, NULL, 0);
+}
 
 static void fake_stop(fake *f) {
     f->stop = 1;
@@ -402,8 +409,8 @@ static void test_create_get_delete(pp_client *c) {
     CHECK(s != NULL && strcmp(s->id, "cgd-1") == 0, "document id");
     if (s != NULL) {
         CHECK(s->config->max_pages == 256 && s->config->k == 4 && s->config->page_size == 8192,
-              "config round trip: max_pages %lld k %lld page_size %lld",
-              (long long)s->config->max_pages, (long long)s->config->k, (long long)s->config->page_size);
+              "config round trip: max_pages %lld k %lld page_size %lld", (long long)s->config->max_pages,
+              (long long)s->config->k, (long long)s->config->page_size);
         CHECK(s->config->policy != NULL && strcmp(s->config->policy, "dp") == 0, "policy");
         CHECK(s->config->min_pages == 1 && s->config->max_streams >= 1, "defaults filled in");
         CHECK(s->config->nlabels == 2, "labels: %zu", s->config->nlabels);
@@ -471,7 +478,8 @@ static void test_create_get_delete(pp_client *c) {
     /* NULL config: every default, the policy the server's. */
     s = NULL;
     CHECK_OK(pp_session_create_ex(c, "cgd-2", NULL, &s), c);
-    CHECK(s != NULL && s->config->policy != NULL && s->config->policy[0] != '\0', "the server names its default policy");
+    CHECK(s != NULL && s->config->policy != NULL && s->config->policy[0] != '\0',
+          "the server names its default policy");
     pp_session_free(s);
     CHECK_OK(pp_session_delete(c, "cgd-2"), c);
 }
@@ -483,8 +491,8 @@ static void test_bad_request_detail(pp_client *c) {
     int rc = pp_session_create(c, "bad-1", &cfg);
     CHECK_ERR(rc, c, PP_ERR_HTTP);
     CHECK(pp_client_http_status(c) == 400, "400, got %d", pp_client_http_status(c));
-    CHECK(strstr(pp_client_errstr(c), "max_pages") != NULL,
-          "the problem detail names the field: \"%s\"", pp_client_errstr(c));
+    CHECK(strstr(pp_client_errstr(c), "max_pages") != NULL, "the problem detail names the field: \"%s\"",
+          pp_client_errstr(c));
 
     pp_session_config_init(&cfg);
     cfg.policy = "no-such-policy";
@@ -528,8 +536,8 @@ static void test_faults(pp_client *c) {
     pp_decision again;
     pp_decision_init(&again);
     CHECK_OK(pp_fault_page(c, "f-1", 1000, 0, &again), c);
-    CHECK(again.outcome == PP_REPEAT && again.start == d.start && again.count == d.count,
-          "repeat: %s", pp_outcome_name(again.outcome));
+    CHECK(again.outcome == PP_REPEAT && again.start == d.start && again.count == d.count, "repeat: %s",
+          pp_outcome_name(again.outcome));
 
     /* By address: page = addr / page_size. */
     pp_decision a;
@@ -562,8 +570,7 @@ static void test_faults(pp_client *c) {
     pp_session_free(s);
     CHECK_OK(pp_session_reset(c, "f-1", NULL), c);
     CHECK_OK(pp_fault_page(c, "f-1", 1000, 0, &d), c);
-    CHECK(d.outcome == PP_FIRST, "after reset the fault is first again: %s",
-          pp_outcome_name(d.outcome));
+    CHECK(d.outcome == PP_FIRST, "after reset the fault is first again: %s", pp_outcome_name(d.outcome));
     CHECK_OK(pp_session_delete(c, "f-1"), c);
 }
 
@@ -592,9 +599,8 @@ static void test_batch(pp_client *c) {
         pp_decision one;
         pp_decision_init(&one);
         if (pp_fault_page(c, "single-1", pages[i], streams[i], &one) != 0) break;
-        same += one.start == many[i].start && one.count == many[i].count &&
-                one.outcome == many[i].outcome && one.ntest == many[i].ntest &&
-                one.nmin == many[i].nmin && one.nmax == many[i].nmax;
+        same += one.start == many[i].start && one.count == many[i].count && one.outcome == many[i].outcome &&
+                one.ntest == many[i].ntest && one.nmin == many[i].nmin && one.nmax == many[i].nmax;
     }
     CHECK(same == N, "batch equals one by one: %d of %d", same, N);
 
@@ -614,8 +620,7 @@ static void test_batch(pp_client *c) {
     uint64_t over[2] = {1, 60};
     int rc = pp_faults_page(c, "batch-3", over, NULL, 2, many);
     CHECK_ERR(rc, c, PP_ERR_HTTP);
-    CHECK(pp_client_http_status(c) == 422, "batch beyond memory: 422, got %d",
-          pp_client_http_status(c));
+    CHECK(pp_client_http_status(c) == 422, "batch beyond memory: 422, got %d", pp_client_http_status(c));
 
     free(many);
     CHECK_OK(pp_session_delete(c, "batch-1"), c);
@@ -755,8 +760,7 @@ static void test_timeout(void) {
 
 /* A 200 answer with this body, its length computed. */
 static const char *answer_200(char *buf, size_t size, const char *body) {
-    snprintf(buf, size,
-             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+    snprintf(buf, size, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
              strlen(body), body);
     return buf;
 }
@@ -799,8 +803,8 @@ static void test_protocol(void) {
                   "fallback read the decision: start %llu addr %llx", (unsigned long long)d.start,
                   (unsigned long long)d.addr);
         } else {
-            CHECK(rc == -1 && pp_client_err(c) == PP_ERR_PROTOCOL, "case %zu: want protocol, got %s: %s",
-                  i, pp_err_name(pp_client_err(c)), pp_client_errstr(c));
+            CHECK(rc == -1 && pp_client_err(c) == PP_ERR_PROTOCOL, "case %zu: want protocol, got %s: %s", i,
+                  pp_err_name(pp_client_err(c)), pp_client_errstr(c));
         }
         if (i == 0) {
             pp_session *s = NULL;
@@ -831,8 +835,8 @@ static void test_protocol(void) {
     fake_start(&f, "HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\noops");
     c = client_for(f.url, 1000, 0, 1);
     CHECK_ERR(pp_fault_page(c, "x", 1, 0, &d), c, PP_ERR_HTTP);
-    CHECK(pp_client_http_status(c) == 500 && strstr(pp_client_errstr(c), "500") != NULL,
-          "plain 500: %s", pp_client_errstr(c));
+    CHECK(pp_client_http_status(c) == 500 && strstr(pp_client_errstr(c), "500") != NULL, "plain 500: %s",
+          pp_client_errstr(c));
     pp_client_free(c);
     fake_stop(&f);
 }
@@ -885,11 +889,12 @@ static void test_retry_bounds(void) {
     c = client_for(f.url, 1000, 3, 1);
     pp_session *s = (pp_session *)1;
     CHECK_OK(pp_session_delete_ex(c, "x", &s), c);
-    CHECK(fake_requests(&f) == 2 && s == NULL, "delete retried, 404 taken as done: %d requests", fake_requests(&f));
+    CHECK(fake_requests(&f) == 2 && s == NULL, "delete retried, 404 taken as done: %d requests",
+          fake_requests(&f));
     /* …but a first-attempt 404 is the caller's. */
     CHECK_ERR(pp_session_delete(c, "x"), c, PP_ERR_HTTP);
-    CHECK(pp_client_http_status(c) == 404 && strcmp(pp_client_errstr(c), "gone") == 0,
-          "404 detail: %s", pp_client_errstr(c));
+    CHECK(pp_client_http_status(c) == 404 && strcmp(pp_client_errstr(c), "gone") == 0, "404 detail: %s",
+          pp_client_errstr(c));
     pp_client_free(c);
     fake_stop(&f);
 }
@@ -918,8 +923,7 @@ static void test_restart(void) {
 
     /* 404 for a session this client created: re-created with its config, retried. */
     CHECK_OK(pp_fault_page(c, "restart-1", 500, 0, &d), c);
-    CHECK(d.outcome == PP_FIRST, "first fault of the re-created session: %s",
-          pp_outcome_name(d.outcome));
+    CHECK(d.outcome == PP_FIRST, "first fault of the re-created session: %s", pp_outcome_name(d.outcome));
     pp_session *s = NULL;
     CHECK_OK(pp_session_get(c, "restart-1", &s), c);
     CHECK(s != NULL && s->config->max_pages == 128, "re-created with the same config");
@@ -928,8 +932,7 @@ static void test_restart(void) {
     /* Without re-creation the 404 reaches the caller. */
     int rc = pp_fault_page(plain, "restart-2", 10, 0, &d);
     CHECK_ERR(rc, plain, PP_ERR_HTTP);
-    CHECK(pp_client_http_status(plain) == 404, "recreate off: 404, got %d",
-          pp_client_http_status(plain));
+    CHECK(pp_client_http_status(plain) == 404, "recreate off: 404, got %d", pp_client_http_status(plain));
 
     /* A session created by someone else is not re-created either. */
     rc = pp_fault_page(c, "restart-2", 10, 0, &d);
@@ -1012,8 +1015,8 @@ static void test_abi(void) {
           o.fault_fallback, o.breaker_base_ms, o.breaker_max_ms);
     pp_session_config cfg;
     pp_session_config_init(&cfg);
-    CHECK(cfg.size == sizeof cfg && cfg.max_slots == -1 && cfg.near_window == -1 &&
-              cfg.rtt_us == -1.0 && cfg.page_us == -1.0 && cfg.fault_fee == -1.0,
+    CHECK(cfg.size == sizeof cfg && cfg.max_slots == -1 && cfg.near_window == -1 && cfg.rtt_us == -1.0 &&
+              cfg.page_us == -1.0 && cfg.fault_fee == -1.0,
           "dp-plus fields default to the server's");
     pp_decision d;
     pp_decision_init(&d);
@@ -1053,8 +1056,7 @@ static void test_abi(void) {
     pp_session_config raw_cfg;
     memset(&raw_cfg, 0, sizeof raw_cfg);
     CHECK_ERR(pp_session_create(c, "abi-1", &raw_cfg), c, PP_ERR_INVALID);
-    CHECK(strstr(pp_client_errstr(c), "pp_session_config_init") != NULL, "says how: %s",
-          pp_client_errstr(c));
+    CHECK(strstr(pp_client_errstr(c), "pp_session_config_init") != NULL, "says how: %s", pp_client_errstr(c));
     CHECK_ERR(pp_session_register(c, "abi-1", &raw_cfg), c, PP_ERR_INVALID);
     pp_session_config nan_cfg;
     pp_session_config_init(&nan_cfg);
@@ -1110,7 +1112,9 @@ static long elapsed_ms(const struct timespec *t0) {
 }
 
 /* Lets a fake's threads catch up with what the client sent. */
-static void settle(void) { sleep_ms(100); }
+static void settle(void) {
+    sleep_ms(100);
+}
 
 /* A server that accepts and never answers: one fault waits its deadline (default 5 ms),
  * answers the fallback, and the breaker keeps the next faults from asking. */
@@ -1145,7 +1149,7 @@ static void test_fault_hanging(void) {
           "fallback by address: page %llu", (unsigned long long)d.start);
     CHECK(strstr(pp_client_errstr(c), "asking again") != NULL, "open breaker says so: %s",
           pp_client_errstr(c));
-    rc = pp_session_register(c, "hang-8k", &(pp_session_config){0}) ; /* invalid: size 0 */
+    rc = pp_session_register(c, "hang-8k", &(pp_session_config){0}); /* invalid: size 0 */
     CHECK(rc == -1, "register checks its config");
     pp_session_config cfg;
     pp_session_config_init(&cfg);
@@ -1184,8 +1188,8 @@ static void test_fault_refused(void) {
     pp_decision d;
     pp_decision_init(&d);
     int rc = pp_fault_page(c, "x", 42, 0, &d);
-    CHECK(rc == 0 && d.outcome == PP_FALLBACK && d.start == 42 && d.count == 1,
-          "refused: fallback, rc %d %s", rc, pp_outcome_name(d.outcome));
+    CHECK(rc == 0 && d.outcome == PP_FALLBACK && d.start == 42 && d.count == 1, "refused: fallback, rc %d %s",
+          rc, pp_outcome_name(d.outcome));
     CHECK(pp_client_err(c) == PP_ERR_IO, "the cause: %s", pp_err_name(pp_client_err(c)));
     long period = 0;
     CHECK(pp_client_breaker_ms(c, &period) > 0 && period == 50, "default breaker period: %ld", period);
@@ -1200,10 +1204,11 @@ static void test_fault_503(void) {
     static char unavailable[512], decision[512];
     static const char problem[] =
         "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"draining\"}";
-    snprintf(unavailable, sizeof unavailable,
-             "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/problem+json\r\n"
-             "Content-Length: %zu\r\n\r\n%s",
-             strlen(problem), problem);
+    snprintf(
+        unavailable, sizeof unavailable,
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/problem+json\r\n"
+        "Content-Length: %zu\r\n\r\n%s",
+        strlen(problem), problem);
     answer_200(decision, sizeof decision,
                "{\"start\":40,\"count\":8,\"outcome\":\"first\",\"ntest\":1,\"nmin\":1,"
                "\"nmax\":512,\"addr\":163840,\"bytes\":32768}");
@@ -1550,8 +1555,8 @@ static void test_dp_plus_server(void) {
     pp_decision d;
     pp_decision_init(&d);
     CHECK_OK(pp_fault_page(c, "plus-1", 100, 0, &d), c);
-    CHECK(d.outcome == PP_FIRST || d.outcome == PP_SMALLER || d.outcome == PP_REPEAT,
-          "dp-plus outcome: %s", pp_outcome_name(d.outcome));
+    CHECK(d.outcome == PP_FIRST || d.outcome == PP_SMALLER || d.outcome == PP_REPEAT, "dp-plus outcome: %s",
+          pp_outcome_name(d.outcome));
     s = NULL;
     CHECK_OK(pp_session_get(c, "plus-1", &s), c);
     CHECK(s != NULL && s->stats->faults == 1, "a dp-plus document reads");
@@ -1568,8 +1573,8 @@ static void test_dp_plus_server(void) {
     cfg.policy = "dp-plus";
     cfg.k = 4;
     CHECK_ERR(pp_session_create(c, "plus-2", &cfg), c, PP_ERR_HTTP);
-    CHECK(pp_client_http_status(c) == 400 && strstr(pp_client_errstr(c), "k") != NULL,
-          "k on dp-plus: %s", pp_client_errstr(c));
+    CHECK(pp_client_http_status(c) == 400 && strstr(pp_client_errstr(c), "k") != NULL, "k on dp-plus: %s",
+          pp_client_errstr(c));
     pp_client_free(c);
 }
 
@@ -1597,7 +1602,8 @@ static void test_session_state(void) {
         char *doc = NULL;
         size_t len = 0;
         CHECK_OK(pp_session_export(c, "state-a", &doc, &len), c);
-        CHECK(doc != NULL && len == strlen(doc) && strstr(doc, "\"format\":\"prepage-session-state\"") != NULL,
+        CHECK(doc != NULL && len == strlen(doc) &&
+                  strstr(doc, "\"format\":\"prepage-session-state\"") != NULL,
               "an exported document: %.80s", doc != NULL ? doc : "(null)");
         CHECK_OK(pp_session_import(c, "state-b", doc, (ptrdiff_t)len), c);
         CHECK(pp_client_http_status(c) == 201, "import creates: %d", pp_client_http_status(c));
@@ -1669,9 +1675,9 @@ static void test_config_fields(pp_client *c) {
         int64_t want_int = strtoll(t->value, NULL, 10);
         double want_real = strtod(t->value, NULL);
         switch (f->type) {
-        case PP_CONFIG_STRING: memcpy(at, &t->value, sizeof t->value); break;
-        case PP_CONFIG_INT: memcpy(at, &want_int, sizeof want_int); break;
-        case PP_CONFIG_DOUBLE: memcpy(at, &want_real, sizeof want_real); break;
+            case PP_CONFIG_STRING: memcpy(at, &t->value, sizeof t->value); break;
+            case PP_CONFIG_INT: memcpy(at, &want_int, sizeof want_int); break;
+            case PP_CONFIG_DOUBLE: memcpy(at, &want_real, sizeof want_real); break;
         }
         char id[32];
         snprintf(id, sizeof id, "field-%zu", j);
@@ -1685,24 +1691,24 @@ static void test_config_fields(pp_client *c) {
             const char *back = (const char *)docs[k]->config + f->offset;
             int same = 0;
             switch (f->type) {
-            case PP_CONFIG_STRING: {
-                const char *v;
-                memcpy(&v, back, sizeof v);
-                same = v != NULL && strcmp(v, t->value) == 0;
-                break;
-            }
-            case PP_CONFIG_INT: {
-                int64_t v;
-                memcpy(&v, back, sizeof v);
-                same = v == want_int;
-                break;
-            }
-            case PP_CONFIG_DOUBLE: {
-                double v;
-                memcpy(&v, back, sizeof v);
-                same = v == want_real;
-                break;
-            }
+                case PP_CONFIG_STRING: {
+                    const char *v;
+                    memcpy(&v, back, sizeof v);
+                    same = v != NULL && strcmp(v, t->value) == 0;
+                    break;
+                }
+                case PP_CONFIG_INT: {
+                    int64_t v;
+                    memcpy(&v, back, sizeof v);
+                    same = v == want_int;
+                    break;
+                }
+                case PP_CONFIG_DOUBLE: {
+                    double v;
+                    memcpy(&v, back, sizeof v);
+                    same = v == want_real;
+                    break;
+                }
             }
             CHECK(same, "%s = %s (policy %s) read back from the %s", t->name, t->value, t->policy,
                   k == 0 ? "created document" : "GET");
@@ -1768,8 +1774,10 @@ int main(void) {
 
     stop_server();
     pp_global_cleanup();
-    if (failed == 0 && getenv("PREPAGED_LOG") == NULL) unlink(log_path);
-    else fprintf(stderr, "prepaged log: %s\n", log_path);
+    if (failed == 0 && getenv("PREPAGED_LOG") == NULL)
+        unlink(log_path);
+    else
+        fprintf(stderr, "prepaged log: %s\n", log_path);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

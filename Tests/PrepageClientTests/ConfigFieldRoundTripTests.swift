@@ -148,7 +148,8 @@ struct FieldSample: Sendable {
         let committed = try? String(contentsOf: url, encoding: .utf8)
         #expect(
             committed == text,
-            "\(url.path) is not the core table's: PREPAGE_WRITE_CONFIG_FIELDS=1 swift test --filter theCTestsFieldListIsTheCoreTable")
+            "\(url.path) is not the core table's: PREPAGE_WRITE_CONFIG_FIELDS=1 swift test --filter theCTestsFieldListIsTheCoreTable"
+        )
     }
 }
 
@@ -161,7 +162,9 @@ func http(_ method: String, port: Int, _ path: String, body: String = "") throws
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
     let request = Array(

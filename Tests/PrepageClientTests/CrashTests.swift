@@ -109,7 +109,8 @@ import Testing
     }
 
     @Test func killMinus9UnderLoadLosesNoAcknowledgedSessionAndOnlyLearningAfterTheLastSnapshot() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: builtExecutable("prepaged").path), "build prepaged first")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: builtExecutable("prepaged").path), "build prepaged first")
         let dir = NSTemporaryDirectory() + "prepage-crash-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let daemon = try Daemon(["--state-dir", dir, "--snapshot-interval", "100ms"])
@@ -118,12 +119,15 @@ import Testing
         // Eight sessions faulted at full speed by four threads, two each.
         let faulted = (0..<8).map { i in
             Faulted(
-                id: "f\(i)", config: i % 2 == 0 ? PrepageConfig(policy: .dpPlus) : PrepageConfig(policy: .dp, maxPages: 128),
+                id: "f\(i)",
+                config: i % 2 == 0 ? PrepageConfig(policy: .dpPlus) : PrepageConfig(policy: .dp, maxPages: 128),
                 seed: UInt64(i + 1))
         }
         for f in faulted {
             try admin.createSession(
-                f.id, config: RemoteSessionConfig(policy: f.config.policy.rawValue, maxPages: f.config.policy == .dp ? 128 : nil))
+                f.id,
+                config: RemoteSessionConfig(
+                    policy: f.config.policy.rawValue, maxPages: f.config.policy == .dp ? 128 : nil))
         }
         let stop = Atomic<Bool>(false)
         var threads: [Thread] = []
@@ -186,7 +190,9 @@ import Testing
         group.wait()
 
         let restarted = try Daemon(["--state-dir", dir, "--snapshot-interval", "100ms"])
-        let snapshotAt = Date(timeIntervalSince1970: try #require(try Self.metric(restarted.url, "prepage_state_restored_snapshot_timestamp_seconds")))
+        let snapshotAt = Date(
+            timeIntervalSince1970: try #require(
+                try Self.metric(restarted.url, "prepage_state_restored_snapshot_timestamp_seconds")))
         let client = try PrepageConnection(options: Self.options(restarted.url))
 
         // Every acknowledged lifecycle is there.
@@ -213,7 +219,9 @@ import Testing
             let acked = f.ackedAt.count
             ackedTotal += acked
             let ackedBeforeSnapshot = f.ackedAt.filter { $0 < snapshotAt }.count
-            #expect(restored >= ackedBeforeSnapshot, "\(f.id): \(restored) faults restored, \(ackedBeforeSnapshot) acknowledged before the newest snapshot")
+            #expect(
+                restored >= ackedBeforeSnapshot,
+                "\(f.id): \(restored) faults restored, \(ackedBeforeSnapshot) acknowledged before the newest snapshot")
             #expect(restored <= f.sent.count, "\(f.id): more faults restored than sent")
             var local = try Prepager(config: f.config)
             for (page, stream) in f.sent.prefix(restored) { _ = try local.decide(page: page, stream: stream) }
@@ -234,7 +242,8 @@ import Testing
         let line =
             "kill -9 under load: \(ackedTotal) faults acknowledged in 1.5 s on 8 sessions, \(lostFaults.reduce(0, +)) lost "
             + "(per session max \(lostFaults.max() ?? 0)); learning lost spans at most "
-            + String(format: "%.0f", lostMs.max() ?? 0) + " ms before the kill (interval 100 ms); newest snapshot begun "
+            + String(format: "%.0f", lostMs.max() ?? 0)
+            + " ms before the kill (interval 100 ms); newest snapshot begun "
             + String(format: "%.0f", killedAt.timeIntervalSince(snapshotAt) * 1_000) + " ms before the kill; "
             + "\(life.createAcked.count) sessions created, \(life.deleteAcked.count) deleted, \(present) restored"
         print(line)

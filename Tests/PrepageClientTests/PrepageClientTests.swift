@@ -41,7 +41,9 @@ import Testing
             let stayed = try control.fault("mv-control", page: page)
             try #require(moved.start == stayed.start && moved.count == stayed.count && moved.outcome == stayed.outcome)
         }
-        let bad = #expect(throws: PrepageClientError.self) { try b.importSession("mv-2", state: "{\"config\":{},\"version\":9}") }
+        let bad = #expect(throws: PrepageClientError.self) {
+            try b.importSession("mv-2", state: "{\"config\":{},\"version\":9}")
+        }
         #expect(bad?.status == 400 && bad?.detail.contains("state.") == true)
         let notAState = #expect(throws: PrepageClientError.self) { try b.importSession("mv-2", state: "{}") }
         #expect(notAState?.kind == .invalid)
@@ -207,7 +209,10 @@ import Testing
         let c = try PrepageConnection(
             options: .init(baseURL: "http://127.0.0.1:\(closedPort())", breakerBaseMilliseconds: 30))
         let d = try c.fault("x", page: 7)
-        #expect(d == RemoteDecision(start: 7, count: 1, outcome: .fallback, ntest: 0, nmin: 0, nmax: 0, addr: 7 * 4_096, bytes: 4_096))
+        #expect(
+            d
+                == RemoteDecision(
+                    start: 7, count: 1, outcome: .fallback, ntest: 0, nmin: 0, nmax: 0, addr: 7 * 4_096, bytes: 4_096))
         #expect(c.lastError?.kind == .io && c.breaker.periodMilliseconds == 30)
         // The fallback decision encodes like the others.
         #expect(String(decoding: try JSONEncoder().encode(d.outcome), as: UTF8.self) == "\"fallback\"")

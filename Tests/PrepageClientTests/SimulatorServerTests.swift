@@ -49,7 +49,10 @@ import Testing
     }
 
     @Test func reportsAnUnreachableServer() throws {
-        let r = try sim(["compare", "--only", "fsd-clean", "--seeds", "1", "--policies", "dp", "--server", "http://127.0.0.1:\(closedPort())"])
+        let r = try sim([
+            "compare", "--only", "fsd-clean", "--seeds", "1", "--policies", "dp", "--server",
+            "http://127.0.0.1:\(closedPort())",
+        ])
         #expect(r.status != 0)
         #expect(r.stderr.contains("--server"))
     }

@@ -86,7 +86,9 @@ func prepagectl(_ arguments: [String], stdin: String? = nil, environment: [Strin
 }
 
 /// Runs an executable with the client's environment variables cleared.
-func run(_ executable: URL, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
+func run(_ executable: URL, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws
+    -> Run
+{
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments

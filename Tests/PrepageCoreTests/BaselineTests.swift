@@ -2,7 +2,9 @@ import PrepageCore
 import Testing
 
 @Suite struct BaselineTests {
-    func policy(_ name: PolicyName, memory: Int = 0, _ edit: (inout PrepageConfig) -> Void = { _ in }) throws -> Prepager {
+    func policy(_ name: PolicyName, memory: Int = 0, _ edit: (inout PrepageConfig) -> Void = { _ in }) throws
+        -> Prepager
+    {
         var c = PrepageConfig(policy: name, memoryPages: memory)
         edit(&c)
         return try Prepager(config: c)
@@ -17,8 +19,12 @@ import Testing
 
     @Test func forwardFetchesAFixedWindowAroundTheFault() throws {
         var s = try policy(.forward)
-        #expect(try s.decide(page: 100, stream: 0) == Decision(start: 100, count: 8, outcome: .first, ntest: 8, nmin: 8, nmax: 8))
-        var b = try policy(.forward) { $0.forwardPages = 3; $0.backwardPages = 2 }
+        #expect(
+            try s.decide(page: 100, stream: 0)
+                == Decision(start: 100, count: 8, outcome: .first, ntest: 8, nmin: 8, nmax: 8))
+        var b = try policy(.forward) {
+            $0.forwardPages = 3; $0.backwardPages = 2
+        }
         let d = try b.decide(page: 100, stream: 0)
         #expect((d.start, d.count) == (98, 6))
         #expect(try b.decide(page: 1, stream: 0).start == 0)  // clipped at 0
@@ -47,7 +53,9 @@ import Testing
     }
 
     @Test func readaheadGrowsFourfoldWhileSmall() throws {
-        var s = try policy(.readahead) { $0.raInitial = 2; $0.raMax = 128 }
+        var s = try policy(.readahead) {
+            $0.raInitial = 2; $0.raMax = 128
+        }
         _ = try s.decide(page: 0, stream: 0)
         #expect(try s.decide(page: 2, stream: 0).count == 8)  // 2 < 128/16: ×4
     }

@@ -24,7 +24,8 @@ import Testing
         }
     }
 
-    static func plus(_ rtt: Double, _ pt: Double, initial: Int, transitions: Int = 64, slots: Int = 64) -> PrepageConfig {
+    static func plus(_ rtt: Double, _ pt: Double, initial: Int, transitions: Int = 64, slots: Int = 64) -> PrepageConfig
+    {
         PrepageConfig(
             policy: .dpPlus, initialPages: initial, maxSlots: slots, transitions: transitions, rttMicroseconds: rtt,
             pageMicroseconds: pt)
@@ -97,7 +98,8 @@ import Testing
             maxSlots: Int.random(in: 1...12, using: &rng), transitions: Int.random(in: 1...24, using: &rng),
             halfLife: Int.random(in: 1...40, using: &rng), probeStaleness: Double.random(in: 0...2_000, using: &rng),
             faultFee: Double.random(in: 0...3, using: &rng), nearWindow: Int.random(in: 0...10, using: &rng),
-            minEvidence: Double.random(in: 0...1, using: &rng), rttMicroseconds: Double.random(in: 1...500, using: &rng),
+            minEvidence: Double.random(in: 0...1, using: &rng),
+            rttMicroseconds: Double.random(in: 1...500, using: &rng),
             pageMicroseconds: Double.random(in: 1...100, using: &rng))
     }
 

@@ -1,6 +1,7 @@
-@testable import PrepageCore
 import PrepageTestSupport
 import Testing
+
+@testable import PrepageCore
 
 /// `Record` (MinRecord, MaxRecord) against a plain array of the last `k` values,
 /// on both of its storages: inline (k ≤ 8) and a heap buffer (k > 8).

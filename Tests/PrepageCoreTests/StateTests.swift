@@ -58,7 +58,8 @@ import Testing
             for i in split..<end { got.append(try second.decide(page: faults[i].0, stream: faults[i].1)) }
             if got[...] != expected[split..<end] {
                 let i = split + (got.indices.first { got[$0] != expected[split + $0] } ?? 0)
-                Issue.record("\(name): split at \(split), fault #\(i): restored \(got[i - split]), undisturbed \(expected[i])")
+                Issue.record(
+                    "\(name): split at \(split), fault #\(i): restored \(got[i - split]), undisturbed \(expected[i])")
                 return
             }
             if end == faults.count {
@@ -95,7 +96,9 @@ import Testing
         let load = FSDWorkload(phases: [.init(n: 64, cases: 3_000), .init(n: 16, cases: 3_000)], noiseRate: 0.3)
         var faults: [(Int, UInt32)] = []
         var sim = try PrepagerPolicy(config)
-        _ = Simulation(vcpus: 4, streamIDs: true, seed: 5).run(&sim, cases: load.cases(seed: 5)) { faults.append(($0, $1)) }
+        _ = Simulation(vcpus: 4, streamIDs: true, seed: 5).run(&sim, cases: load.cases(seed: 5)) {
+            faults.append(($0, $1))
+        }
         var p = try Prepager(config: config)
         let half = faults.count / 2
         for i in 0..<half { _ = try p.decide(page: faults[i].0, stream: faults[i].1) }
@@ -108,7 +111,9 @@ import Testing
             _ = try p.decide(page: faults[i].0, stream: faults[i].1)
             allocations += ac_thread_allocations() - before
         }
-        #expect(allocations == 0, "\(allocations) allocations in \(faults.count - half) faults, the state taken \(taken.count) times")
+        #expect(
+            allocations == 0,
+            "\(allocations) allocations in \(faults.count - half) faults, the state taken \(taken.count) times")
     }
 
     @Test func doublesSurviveBitForBit() throws {
@@ -220,7 +225,11 @@ import Testing
                     bytes[Int.random(in: 0..<bytes.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng)
                 }
             case 1: bytes.removeLast(Int.random(in: 1..<bytes.count, using: &rng))
-            default: bytes.append(contentsOf: (0..<Int.random(in: 1...8, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            default:
+                bytes.append(
+                    contentsOf: (0..<Int.random(in: 1...8, using: &rng)).map { _ in
+                        UInt8.random(in: 0...255, using: &rng)
+                    })
             }
             guard let state = try? PrepagerState(encoded: bytes), var restored = try? Prepager(state: state) else {
                 refused += 1
@@ -228,7 +237,8 @@ import Testing
             }
             accepted += 1
             for _ in 0..<1_000 {
-                _ = try? restored.decide(page: Int.random(in: 0..<(1 << 40), using: &rng), stream: UInt32.random(in: 0..<8, using: &rng))
+                _ = try? restored.decide(
+                    page: Int.random(in: 0..<(1 << 40), using: &rng), stream: UInt32.random(in: 0..<8, using: &rng))
             }
         }
         #expect(refused > 0 && refused + accepted == 600)

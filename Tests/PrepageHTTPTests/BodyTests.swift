@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PrepageHTTP
 
 @Suite struct BodyTests {
@@ -7,7 +8,8 @@ import Testing
     // MARK: Content-Length
 
     @Test func readsAContentLengthBody() throws {
-        let r = try #require(request(post + "Content-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"page\": 1}"))
+        let r = try #require(
+            request(post + "Content-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"page\": 1}"))
         #expect(r.body == bytes("{\"page\": 1}"))
         #expect(r.contentType == .json)
     }
@@ -51,7 +53,8 @@ import Testing
 
     @Test func acceptsABodyAtTheLimit() throws {
         let limits = HTTPLimits(maxBodyBytes: 16)
-        let r = try #require(request(post + "Content-Length: 16\r\n\r\n" + String(repeating: "x", count: 16), limits: limits))
+        let r = try #require(
+            request(post + "Content-Length: 16\r\n\r\n" + String(repeating: "x", count: 16), limits: limits))
         #expect(r.body.count == 16)
     }
 
@@ -95,7 +98,8 @@ import Testing
     }
 
     @Test func acceptsChunkExtensions() throws {
-        let r = try #require(request(chunked("3;name=value\r\nabc\r\n2 ; flag ;q=\"a \\\"b\\\"\"\r\nde\r\n0;last\r\n\r\n")))
+        let r = try #require(
+            request(chunked("3;name=value\r\nabc\r\n2 ; flag ;q=\"a \\\"b\\\"\"\r\nde\r\n0;last\r\n\r\n")))
         #expect(r.body == bytes("abcde"))
     }
 

@@ -1,5 +1,6 @@
 import PrepageTestSupport
 import Testing
+
 @testable import PrepageHTTP
 
 /// Seeded mutations of valid requests: the parser must never crash, and must
@@ -26,7 +27,8 @@ import Testing
 
     static let interesting: [[UInt8]] = [
         [0x0D], [0x0A], [0x0D, 0x0A], [0x0D, 0x0A, 0x0D, 0x0A], [0x20], [0x09], [0x3A], [0x3B], [0x22], [0x00],
-        [0x7F], [0xFF], [0x25], Array("0".utf8), Array("FFFFFFFFFFFFFFFFFFFF".utf8), Array("Content-Length: 5\r\n".utf8),
+        [0x7F], [0xFF], [0x25], Array("0".utf8), Array("FFFFFFFFFFFFFFFFFFFF".utf8),
+        Array("Content-Length: 5\r\n".utf8),
         Array("Transfer-Encoding: chunked\r\n".utf8), Array("Expect: 100-continue\r\n".utf8),
         Array("HTTP/1.0".utf8), Array("HTTP/2.0".utf8), Array(" folded\r\n".utf8),
     ]
@@ -83,7 +85,8 @@ import Testing
             let sizes = (0..<6).map { _ in Int.random(in: 1...20, using: &rng) }
             let split = drive(input, pieces: sizes, limits: Self.limits).filter { $0 != .sendContinue }
             let expected = whole.filter { $0 != .sendContinue }
-            #expect(split == expected, "iteration \(iteration): \(String(decoding: input, as: UTF8.self).debugDescription)")
+            #expect(
+                split == expected, "iteration \(iteration): \(String(decoding: input, as: UTF8.self).debugDescription)")
         }
         // The mutations reach every kind of answer (the fuzzer is not stuck on one path).
         #expect(counts.requests > 0 && counts.failures > 0 && counts.needMore > 0)

@@ -1,9 +1,11 @@
 import Testing
+
 @testable import PrepageHTTP
 
 @Suite struct HeaderTests {
     @Test func looksUpHeadersCaseInsensitively() throws {
-        let r = try #require(request("GET / HTTP/1.1\r\nHOST: h\r\nx-custom:  spaced value \t\r\nX-Custom: second\r\n\r\n"))
+        let r = try #require(
+            request("GET / HTTP/1.1\r\nHOST: h\r\nx-custom:  spaced value \t\r\nX-Custom: second\r\n\r\n"))
         #expect(r.header("x-custom") == "spaced value")
         #expect(r.header("X-CUSTOM") == "spaced value")
         #expect(r.headerValues("x-custom") == ["spaced value", "second"])
@@ -12,7 +14,8 @@ import Testing
     }
 
     @Test func extractsRequestIDAndAuthorization() throws {
-        let r = try #require(request("GET / HTTP/1.1\r\nHost: h\r\nx-request-id: abc-123\r\nAUTHORIZATION: Bearer s3cret\r\n\r\n"))
+        let r = try #require(
+            request("GET / HTTP/1.1\r\nHost: h\r\nx-request-id: abc-123\r\nAUTHORIZATION: Bearer s3cret\r\n\r\n"))
         #expect(r.requestID == "abc-123")
         #expect(r.authorization == "Bearer s3cret")
         let none = try #require(request("GET / HTTP/1.1\r\nHost: h\r\n\r\n"))

@@ -60,7 +60,8 @@ import Testing
     /// A Content-Length body is copied out as it arrives: a connection holds the body once.
     @Test func lengthBodyIsNotKeptTwice() {
         let n = 1 << 20
-        let input = Array("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: \(n)\r\n\r\n".utf8) + Array(repeating: 0x61, count: n)
+        let input =
+            Array("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: \(n)\r\n\r\n".utf8) + Array(repeating: 0x61, count: n)
         let (results, held) = Self.feed(input, piece: 16_384, limits: .default)
         guard case .request(let summary, let consumed)? = results.first else {
             Issue.record("no request")
@@ -123,7 +124,8 @@ import Testing
 
     @Test func admittedRequestIsParsedAsBefore() {
         var parser = HTTPParser(admit: { $0.authorization == "Bearer t" })
-        let req = "PUT /s HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        let req =
+            "PUT /s HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
         #expect(Parsed(parser.parse(bytes(req))) == .sendContinue)
         guard case .request(let r, _) = parser.parse(bytes(req + "{}")) else {
             Issue.record("not parsed")
@@ -175,7 +177,10 @@ import Testing
             let radix = input.contains("chunked") ? 16 : 10
             var size = 0
             for c in declared.utf8 {
-                size = radix == 16 ? Bytes.saturatingHexStep(size, Bytes.hexValue(c)!) : Bytes.saturatingDecimalStep(size, Int(c - 0x30))
+                size =
+                    radix == 16
+                    ? Bytes.saturatingHexStep(size, Bytes.hexValue(c)!)
+                    : Bytes.saturatingDecimalStep(size, Int(c - 0x30))
             }
             let last = results.last
             if size > clamped.maxBodyBytes, case .failure(let kind)? = last {

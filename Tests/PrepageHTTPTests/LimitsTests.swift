@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PrepageHTTP
 
 @Suite struct LimitsTests {
@@ -18,10 +19,15 @@ import Testing
 
     @Test func answersEachLimitWithItsOwnStatus() {
         let small = HTTPLimits(maxRequestLineBytes: 32, maxHeaderBytes: 64, maxHeaderCount: 2, maxBodyBytes: 8)
-        #expect(failure("GET /" + String(repeating: "a", count: 40) + " HTTP/1.1\r\n\r\n", limits: small)?.kind == .requestLineTooLong)
+        #expect(
+            failure("GET /" + String(repeating: "a", count: 40) + " HTTP/1.1\r\n\r\n", limits: small)?.kind
+                == .requestLineTooLong)
         #expect(failure("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n", limits: small)?.kind == .headersTooLarge)
-        #expect(failure("GET / HTTP/1.1\r\nHost: h\r\nA: " + String(repeating: "v", count: 64) + "\r\n\r\n", limits: small)?.kind == .headersTooLarge)
-        #expect(failure("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n", limits: small)?.kind == .bodyTooLarge)
+        #expect(
+            failure("GET / HTTP/1.1\r\nHost: h\r\nA: " + String(repeating: "v", count: 64) + "\r\n\r\n", limits: small)?
+                .kind == .headersTooLarge)
+        #expect(
+            failure("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n", limits: small)?.kind == .bodyTooLarge)
     }
 }
 
@@ -74,7 +80,10 @@ import Testing
     }
 
     @Test func readsAnHTTP10BodyByContentLength() throws {
-        let r = try #require(request("POST /sessions/a/fault HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 8\r\n\r\npage=123"))
+        let r = try #require(
+            request(
+                "POST /sessions/a/fault HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 8\r\n\r\npage=123"
+            ))
         #expect(r.isHTTP10 && !r.keepAlive)
         #expect(r.contentType == .form)
         #expect(try FormFields(parsing: r.body).value("page") == "123")

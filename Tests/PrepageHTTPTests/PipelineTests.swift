@@ -1,10 +1,13 @@
 import Testing
+
 @testable import PrepageHTTP
 
 @Suite struct PipelineTests {
     static let get = "GET /livez HTTP/1.1\r\nHost: h\r\n\r\n"
-    static let post = "POST /sessions/a/fault HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"page\": 7}"
-    static let chunked = "POST /sessions/a/faults HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\n{\"pa\r\n8\r\nges\": []\r\n1\r\n}\r\n0\r\nT: 1\r\n\r\n"
+    static let post =
+        "POST /sessions/a/fault HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"page\": 7}"
+    static let chunked =
+        "POST /sessions/a/faults HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\n{\"pa\r\n8\r\nges\": []\r\n1\r\n}\r\n0\r\nT: 1\r\n\r\n"
     static let head10 = "HEAD /version HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
     static let close = "DELETE /sessions/a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
     static let continued = "PUT /sessions/b HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}"

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PrepageHTTP
 
 /// A whole response as the server writes one: the head from
@@ -24,15 +25,16 @@ private func appendResponse(
         appendResponse(
             status: 200, contentType: "application/json", extraHeaders: [("X-Request-ID", "r1")],
             body: bytes("{\"ok\":true}"), keepAlive: true, date: date, into: &out)
-        #expect(text(out) == """
-            HTTP/1.1 200 OK\r
-            Date: Sun, 06 Nov 1994 08:49:37 GMT\r
-            Content-Type: application/json\r
-            Content-Length: 11\r
-            X-Request-ID: r1\r
-            \r
-            {"ok":true}
-            """)
+        #expect(
+            text(out) == """
+                HTTP/1.1 200 OK\r
+                Date: Sun, 06 Nov 1994 08:49:37 GMT\r
+                Content-Type: application/json\r
+                Content-Length: 11\r
+                X-Request-ID: r1\r
+                \r
+                {"ok":true}
+                """)
     }
 
     @Test func appendsToWhatIsAlreadyThere() {

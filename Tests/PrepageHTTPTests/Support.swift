@@ -126,4 +126,3 @@ func drive(_ input: [UInt8], pieces: [Int], limits: HTTPLimits = .default, disca
 func driveWhole(_ input: String, limits: HTTPLimits = .default) -> [Parsed] {
     drive(bytes(input), pieces: [Int.max], limits: limits)
 }
-

@@ -1,8 +1,8 @@
 import CAllocationCounter
 import Foundation
 import PrepageCore
-import Synchronization
 import PrepageHTTP
+import Synchronization
 import Testing
 
 @testable import PrepageServer
@@ -127,7 +127,9 @@ import Testing
             stop.store(true, ordering: .relaxed)
             while !snapshotter.isFinished { Thread.sleep(forTimeInterval: 0.001) }
             #expect(ok == 800)
-            #expect(served == direct, "round \(round): the server added \(Int(served) - Int(direct)) allocations to 800 decisions")
+            #expect(
+                served == direct,
+                "round \(round): the server added \(Int(served) - Int(direct)) allocations to 800 decisions")
             #expect(snapshots.load(ordering: .relaxed) > 0)
             #expect(store.session("vm-1")!.state.withLock { $0.prepager.snapshot } == twin.snapshot)
             try state.snapshot(store)

@@ -1,7 +1,7 @@
 import Foundation
-import PrepageTestSupport
 import PrepageCore
 import PrepageServer
+import PrepageTestSupport
 import Testing
 
 /// Many connections at once: per-session results equal to a sequential replay.

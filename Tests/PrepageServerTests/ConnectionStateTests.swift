@@ -70,7 +70,12 @@ import Testing
     @Test func keepAliveAnswersLeaveTheConnectionOpen() {
         let m = keptAlive()
         #expect(m.phase == .open)
-        #expect(m.keepsAlive(requested: true, moreInput: { Issue.record("asked"); return false }))
+        #expect(
+            m.keepsAlive(
+                requested: true,
+                moreInput: {
+                    Issue.record("asked"); return false
+                }))
         #expect(!m.keepsAlive(requested: false, moreInput: { true }))
     }
 
@@ -292,8 +297,12 @@ import Testing
         _ = m.bytesRead(now: 2_000)
         m.inputParsed(hasPendingInput: true, unreadInKernel: { false })
         var asked = false
-        check(m.drain(
-            hasPendingInput: true, hasPendingOutput: false, unreadInKernel: { asked = true; return false }), .finish)
+        check(
+            m.drain(
+                hasPendingInput: true, hasPendingOutput: false,
+                unreadInKernel: {
+                    asked = true; return false
+                }), .finish)
         #expect(!asked)
         #expect(m.phase == .open)
         check(m.nextParse(pendingOutput: 0), .parse)

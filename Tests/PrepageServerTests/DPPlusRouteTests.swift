@@ -11,7 +11,8 @@ import Testing
         let c = try s.client()
         let created = try c.request(
             "PUT", "/sessions/vm-plus",
-            body: #"{"policy":"dp-plus","rtt_us":250.5,"page_us":8.192,"max_slots":"0x10","transitions":32,"half_life":30,"probe_staleness":500,"fault_fee":1.25,"near_window":4,"min_evidence":0.02}"#
+            body:
+                #"{"policy":"dp-plus","rtt_us":250.5,"page_us":8.192,"max_slots":"0x10","transitions":32,"half_life":30,"probe_staleness":500,"fault_fee":1.25,"near_window":4,"min_evidence":0.02}"#
         )
         #expect(created.status == 201)
         let config = try #require(created.json["config"] as? [String: Any])
@@ -28,12 +29,14 @@ import Testing
         // DP's own keys are not part of a dp-plus session.
         for key in ["min_pages", "k", "max_streams"] { #expect(config[key] == nil, "\(key)") }
         // Every key of the field table that applies to dp-plus is in the document, and no other.
-        let expected = Set(PrepageConfig.fields.filter { $0.applies(to: .dpPlus) }.map(\.name) + ["page_size", "labels"])
+        let expected = Set(
+            PrepageConfig.fields.filter { $0.applies(to: .dpPlus) }.map(\.name) + ["page_size", "labels"])
         #expect(Set(config.keys) == expected)
         // The same document is an identical PUT: 200.
         let again = try c.request(
             "PUT", "/sessions/vm-plus",
-            body: #"{"policy":"dp-plus","rtt_us":250.5,"page_us":8.192,"max_slots":16,"transitions":32,"half_life":30,"probe_staleness":500.0,"fault_fee":1.25,"near_window":4,"min_evidence":0.02}"#
+            body:
+                #"{"policy":"dp-plus","rtt_us":250.5,"page_us":8.192,"max_slots":16,"transitions":32,"half_life":30,"probe_staleness":500.0,"fault_fee":1.25,"near_window":4,"min_evidence":0.02}"#
         )
         #expect(again.status == 200)
     }

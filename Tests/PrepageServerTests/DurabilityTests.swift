@@ -194,7 +194,9 @@ import Testing
             let s = try TestServer(stateDirectory: dir)
             let c = try s.client()
             for (i, id) in ids.enumerated() {
-                #expect(try c.request("PUT", "/sessions/\(id)", body: i % 2 == 0 ? "{}" : #"{"policy":"dp"}"#).status == 201)
+                #expect(
+                    try c.request("PUT", "/sessions/\(id)", body: i % 2 == 0 ? "{}" : #"{"policy":"dp"}"#).status == 201
+                )
                 try Self.fault(c, id, 60, seed: UInt64(i))
             }
             before = try Self.states(c, ids)
@@ -229,7 +231,9 @@ import Testing
         #expect(try s.client().request("GET", "/sessions/kept").status == 200)
         #expect(!FileManager.default.fileExists(atPath: dir + "/snapshot-0000000000000100.full.tmp"))
         let metrics = try s.client().request("GET", "/metrics").text
-        #expect(metrics.contains("prepage_state_problems_total 3"), "\(metrics.split(separator: "\n").filter { $0.contains("problems") })")
+        #expect(
+            metrics.contains("prepage_state_problems_total 3"),
+            "\(metrics.split(separator: "\n").filter { $0.contains("problems") })")
     }
 
     @Test func twoServersCannotShareAStateDirectory() throws {

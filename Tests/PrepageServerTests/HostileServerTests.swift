@@ -47,7 +47,9 @@ import Testing
     // MARK: 6. Memory budget
 
     @Test func sessionPastTheMemoryBudgetIs507AndDeletingMakesRoom() throws {
-        let labels = (0..<16).map { "\"k\($0)\(String(repeating: "x", count: 120))\":\"\(String(repeating: "v", count: 1_024))\"" }
+        let labels = (0..<16).map {
+            "\"k\($0)\(String(repeating: "x", count: 120))\":\"\(String(repeating: "v", count: 1_024))\""
+        }
         let body = "{\"labels\":{\(labels.joined(separator: ","))}}"
         let s = try TestServer(memoryLimit: 200_000)
         let c = try s.client()
@@ -93,7 +95,9 @@ import Testing
         let free = try TestServer()
         let f = try free.client()
         #expect(try f.request("PUT", "/sessions/st", body: #"{"policy":"dp","max_streams":1024}"#).status == 201)
-        #expect(try f.request("POST", "/sessions/st/faults", body: "{\"pages\":[\(pages)],\"streams\":[\(streams)]}").status == 200)
+        #expect(
+            try f.request("POST", "/sessions/st/faults", body: "{\"pages\":[\(pages)],\"streams\":[\(streams)]}").status
+                == 200)
         let all = ((try f.request("GET", "/sessions/st").json["state"] as? [String: Any])?["streams"] as? [Any])?.count
         #expect(all == 1_024)
         // What the budget counts follows the core's figure, and comes back on reset.
@@ -104,7 +108,9 @@ import Testing
     }
 
     @Test func listingPagesBySizeAsWellAsCount() throws {
-        let labels = (0..<16).map { "\"k\($0)\(String(repeating: "x", count: 120))\":\"\(String(repeating: "v", count: 1_024))\"" }
+        let labels = (0..<16).map {
+            "\"k\($0)\(String(repeating: "x", count: 120))\":\"\(String(repeating: "v", count: 1_024))\""
+        }
         let body = "{\"labels\":{\(labels.joined(separator: ","))}}"
         let s = try TestServer()
         let c = try s.client()
@@ -136,8 +142,10 @@ import Testing
     @Test func extremeNumbersFromClientsAreAnsweredNeverTrap() throws {
         let s = try TestServer(threads: 1)
         let c = try s.client()
-        let big = ["0", "1", "511", "512", "4294967295", "4294967296", "9223372036854775807", "9223372036854775808",
-                   "18446744073709551615", "\"0xffffffffffffffff\"", "18446744073709551616", "-1", "-9223372036854775808"]
+        let big = [
+            "0", "1", "511", "512", "4294967295", "4294967296", "9223372036854775807", "9223372036854775808",
+            "18446744073709551615", "\"0xffffffffffffffff\"", "18446744073709551616", "-1", "-9223372036854775808",
+        ]
         var rng = SplitMix64(seed: 12)
         var statuses: Set<Int> = []
         for i in 0..<400 {
@@ -147,13 +155,16 @@ import Testing
             let value = (big + ["1e308", "1e-320", "0.0005", "-0.0", "1.5"]).randomElement(using: &rng)!
             let policy = PolicyName.allCases.randomElement(using: &rng)!.rawValue
             let id = "x\(i)"
-            let created = try c.request("PUT", "/sessions/\(id)", body: "{\"policy\":\"\(policy)\",\"\(field)\":\(value)}")
+            let created = try c.request(
+                "PUT", "/sessions/\(id)", body: "{\"policy\":\"\(policy)\",\"\(field)\":\(value)}")
             statuses.insert(created.status)
             #expect([201, 400].contains(created.status), "\(field)=\(value): \(created.status) \(created.text)")
             guard created.status == 201 else { continue }
             for key in ["page", "addr"] {
                 let v = big.randomElement(using: &rng)!
-                let r = try c.request("POST", "/sessions/\(id)/fault", body: "{\"\(key)\":\(v),\"stream\":\(big.randomElement(using: &rng)!)}")
+                let r = try c.request(
+                    "POST", "/sessions/\(id)/fault",
+                    body: "{\"\(key)\":\(v),\"stream\":\(big.randomElement(using: &rng)!)}")
                 statuses.insert(r.status)
                 #expect([200, 400, 422].contains(r.status), "\(key)=\(v): \(r.status) \(r.text)")
                 let batch = try c.request("POST", "/sessions/\(id)/faults", body: "{\"\(key)s\":[\(v),\(v)]}")
@@ -173,7 +184,8 @@ import Testing
             logger: Logger(label: "test", factory: { _ in lines.handler() }))
         let c = try s.client()
         // One complete request and the head of another, then the drain.
-        try c.send(RawClient.format("GET", "/livez") + "PUT /sessions/late HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n{")
+        try c.send(
+            RawClient.format("GET", "/livez") + "PUT /sessions/late HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n{")
         #expect(try c.readResponse().status == 200)
         s.stop()
         #expect(c.isClosedByServer())

@@ -54,7 +54,8 @@ import Testing
 
         /// Peak resident memory (VmHWM) in bytes.
         var peakResidentBytes: Int {
-            let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+            let status =
+                (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
             for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
                 return (Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0) * 1_024
             }
@@ -159,7 +160,8 @@ import Testing
 
         // A large body on its way: answered 401 before it is complete, and closed.
         let b = try d.client()
-        try b.send("PUT /sessions/b HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\n\r\n")
+        try b.send(
+            "PUT /sessions/b HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\n\r\n")
         try b.send([UInt8](repeating: 0x20, count: 65_536))
         #expect(try b.readResponse(timeout: 5).status == 401)
         #expect(b.isClosedByServer())
@@ -272,7 +274,8 @@ import Testing
         let churner = Thread {
             guard let c = try? d.client() else { return }
             // DELETE and PUT back to back, pipelined: as many races per second as can be.
-            let pair = Array((RawClient.format("DELETE", "/sessions/r") + RawClient.format("PUT", "/sessions/r", body: "{}")).utf8)
+            let pair = Array(
+                (RawClient.format("DELETE", "/sessions/r") + RawClient.format("PUT", "/sessions/r", body: "{}")).utf8)
             while stop.value == 0 {
                 guard (try? c.send(pair)) != nil, let r = try? c.readResponse(timeout: 20),
                     (try? c.readResponse(timeout: 20)) != nil
@@ -287,7 +290,9 @@ import Testing
         let last = try d.client().request("DELETE", "/sessions/r")
         if last.status == 200 { counted.add(((last.json["stats"] as? [String: Any])?["faults"] as? Int) ?? 0) }
         #expect(answered.value > 0)
-        #expect(answered.value == counted.value, "\(answered.value - counted.value) faults answered 200 were counted nowhere")
+        #expect(
+            answered.value == counted.value,
+            "\(answered.value - counted.value) faults answered 200 were counted nowhere")
     }
 
     // MARK: 8. Drain
@@ -296,7 +301,9 @@ import Testing
     /// SIGTERM: all three are answered (the old server answered two).
     @Test func drainAnswersEveryPipelinedRequestAlreadyReceived() throws {
         let d = try Daemon([])
-        #expect(try d.client().request("PUT", "/sessions/d", body: "{\"policy\": \"dp\", \"max_streams\": 1}").status == 201)
+        #expect(
+            try d.client().request("PUT", "/sessions/d", body: "{\"policy\": \"dp\", \"max_streams\": 1}").status == 201
+        )
         let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { Glibc.close(fd) }
         var small: Int32 = 65_536
@@ -306,7 +313,9 @@ import Testing
         address.sin_port = in_port_t(UInt16(d.port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         try #require(connected == 0)
         // Answers of ~4.4 MB each: more than the socket buffers hold, so the first blocks.
@@ -352,7 +361,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let d = try Daemon(["--token-file", path])
         let c = try d.client()
-        #expect(try c.request("PUT", "/sessions/t", body: "{}", headers: [("Authorization", "Bearer tok-123")]).status == 201)
+        #expect(
+            try c.request("PUT", "/sessions/t", body: "{}", headers: [("Authorization", "Bearer tok-123")]).status
+                == 201)
         #expect(try c.request("GET", "/sessions/t", headers: [("Authorization", "Bearer tok-12")]).status == 401)
     }
 }

@@ -1,5 +1,5 @@
-import PrepageTestSupport
 import PrepageCore
+import PrepageTestSupport
 import Testing
 
 @testable import PrepageServer

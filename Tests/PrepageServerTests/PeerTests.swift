@@ -45,7 +45,8 @@ import Testing
             let others = ports.indices.filter { $0 != i }
             servers[i] = try TestServer(
                 stateDirectory: directories[i], snapshotInterval: snapshotInterval, port: ports[i],
-                peers: others.map { "http://127.0.0.1:\(ports[$0])" }, peerStateDirectories: others.map { directories[$0] })
+                peers: others.map { "http://127.0.0.1:\(ports[$0])" },
+                peerStateDirectories: others.map { directories[$0] })
         }
 
         func client(_ i: Int) throws -> RawClient { try servers[i]!.client() }
@@ -74,7 +75,9 @@ import Testing
     static func learned(_ text: String) -> String {
         let doc = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
         let parts: [Any] = [doc["learned"] ?? NSNull(), doc["stats"] ?? NSNull(), doc["config"] ?? NSNull()]
-        return String(decoding: (try? JSONSerialization.data(withJSONObject: parts, options: .sortedKeys)) ?? Data(), as: UTF8.self)
+        return String(
+            decoding: (try? JSONSerialization.data(withJSONObject: parts, options: .sortedKeys)) ?? Data(),
+            as: UTF8.self)
     }
 
     @Test func aSessionCreatedWhereAPeerHoldsItMovesWithWhatItLearned() throws {

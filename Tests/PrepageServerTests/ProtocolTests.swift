@@ -1,8 +1,8 @@
-import PrepageTestSupport
 import Foundation
 import PrepageHTTP
 import PrepageServer
 import PrepageSockets
+import PrepageTestSupport
 import Testing
 
 /// HTTP/1.1 behaviour over real sockets: pipelining, 100-continue, limits, slow and bad clients.

@@ -40,7 +40,8 @@ import Testing
     @Test func createReadListResetDeleteSession() throws {
         let s = try TestServer()
         let c = try s.client()
-        let created = try c.request("PUT", "/sessions/vm-1", body: #"{"policy":"dp","max_pages":64,"labels":{"owner":"ops"}}"#)
+        let created = try c.request(
+            "PUT", "/sessions/vm-1", body: #"{"policy":"dp","max_pages":64,"labels":{"owner":"ops"}}"#)
         #expect(created.status == 201)
         #expect(created.header("location") == "/sessions/vm-1")
         let config = created.json["config"] as? [String: Any]
@@ -56,7 +57,9 @@ import Testing
 
         // Identical config: 200; another config: 409.
         #expect(
-            try c.request("PUT", "/sessions/vm-1", body: #"{"labels":{"owner":"ops"},"max_pages":"0x40","policy":"dp"}"#).status
+            try c.request(
+                "PUT", "/sessions/vm-1", body: #"{"labels":{"owner":"ops"},"max_pages":"0x40","policy":"dp"}"#
+            ).status
                 == 200)
         let conflict = try c.request("PUT", "/sessions/vm-1", body: #"{"max_pages":65}"#)
         #expect(conflict.status == 409)
@@ -377,7 +380,9 @@ import Testing
         #expect(text.contains(#"prepage_build_info{version="0.1.0",api="1"} 1"#))
         // The standard process metrics, with plausible values.
         func value(_ name: String) -> Double? {
-            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap {
+                Double($0.split(separator: " ")[1])
+            }
         }
         #expect((value("process_resident_memory_bytes") ?? 0) > 1_000_000)
         #expect((value("process_virtual_memory_bytes") ?? 0) >= (value("process_resident_memory_bytes") ?? 1))

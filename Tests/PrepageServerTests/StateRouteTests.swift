@@ -28,9 +28,12 @@ import Testing
         #expect(try clients[0].request("PUT", "/sessions/\(v.name)", body: v.configJSON).status == 201)
         for i in v.faults.indices {
             let here = clients[i % 2]
-            let r = try here.request("POST", "/sessions/\(v.name)/fault", body: Self.faultBody(v.faults[i], v.streams[i]))
+            let r = try here.request(
+                "POST", "/sessions/\(v.name)/fault", body: Self.faultBody(v.faults[i], v.streams[i]))
             try #require(r.status == 200, "fault #\(i): \(r.text)")
-            try #require(v.expected[i].matches(json: r.json), "\(v.name) fault #\(i) after \(i) moves: got \(r.text), expected \(v.expected[i])")
+            try #require(
+                v.expected[i].matches(json: r.json),
+                "\(v.name) fault #\(i) after \(i) moves: got \(r.text), expected \(v.expected[i])")
             let exported = try Self.move(v.name, from: here, to: clients[(i + 1) % 2])
             // The state arrives whole: the new server exports exactly what the old one did.
             if i % 10 == 0 {
@@ -70,7 +73,9 @@ import Testing
             }
             #expect(try cb.request("DELETE", "/sessions/\(id)").status == 200)
             if split < v.faults.count {
-                #expect(try ca.request("POST", "/sessions/v/fault", body: Self.faultBody(v.faults[split], v.streams[split])).status == 200)
+                #expect(
+                    try ca.request("POST", "/sessions/v/fault", body: Self.faultBody(v.faults[split], v.streams[split]))
+                        .status == 200)
             }
         }
     }
@@ -119,41 +124,53 @@ import Testing
         let s = try TestServer()
         let c = try s.client()
         #expect(try c.request("PUT", "/sessions/x", body: "{}").status == 201)
-        for p in [5, 6, 7, 8, 100, 101, 900] { _ = try c.request("POST", "/sessions/x/fault", body: Self.faultBody(p, 0)) }
+        for p in [5, 6, 7, 8, 100, 101, 900] {
+            _ = try c.request("POST", "/sessions/x/fault", body: Self.faultBody(p, 0))
+        }
         let good = try c.request("GET", "/sessions/x/state").text
         var object = try JSONSerialization.jsonObject(with: Data(good.utf8)) as! [String: Any]
-        func attempt(_ change: (inout [String: Any]) -> Void, _ field: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        func attempt(
+            _ change: (inout [String: Any]) -> Void, _ field: String, sourceLocation: SourceLocation = #_sourceLocation
+        ) throws {
             var doc = object
             change(&doc)
-            let body = "{\"state\":" + String(decoding: try JSONSerialization.data(withJSONObject: doc), as: UTF8.self) + "}"
+            let body =
+                "{\"state\":" + String(decoding: try JSONSerialization.data(withJSONObject: doc), as: UTF8.self) + "}"
             let r = try c.request("PUT", "/sessions/x", body: body)
             #expect(r.status == 400, "\(r.text)", sourceLocation: sourceLocation)
             #expect(r.problemType == "urn:prepage:problem:invalid-field", sourceLocation: sourceLocation)
-            #expect((r.json["detail"] as? String ?? "").contains(field), "\(r.text) should name \(field)", sourceLocation: sourceLocation)
+            #expect(
+                (r.json["detail"] as? String ?? "").contains(field), "\(r.text) should name \(field)",
+                sourceLocation: sourceLocation)
         }
         try attempt({ $0["version"] = 2 }, "state.version")
         try attempt({ $0["format"] = "other" }, "state.format")
         try attempt({ $0["extra"] = 1 }, "state.extra")
         try attempt({ $0["stats"] = nil }, "state.stats")
-        try attempt({ d in
-            var learned = d["learned"] as! [String: Any]
-            var order = learned["order"] as! [Int]
-            order[1] = order[0]
-            learned["order"] = order
-            d["learned"] = learned
-        }, "state.learned.order[1]")
-        try attempt({ d in
-            var learned = d["learned"] as! [String: Any]
-            learned["near_rate"] = 2.5
-            d["learned"] = learned
-        }, "state.learned.near_rate")
-        try attempt({ d in
-            var config = d["config"] as! [String: Any]
-            config["max_pages"] = 0
-            d["config"] = config
-        }, "state.config")
+        try attempt(
+            { d in
+                var learned = d["learned"] as! [String: Any]
+                var order = learned["order"] as! [Int]
+                order[1] = order[0]
+                learned["order"] = order
+                d["learned"] = learned
+            }, "state.learned.order[1]")
+        try attempt(
+            { d in
+                var learned = d["learned"] as! [String: Any]
+                learned["near_rate"] = 2.5
+                d["learned"] = learned
+            }, "state.learned.near_rate")
+        try attempt(
+            { d in
+                var config = d["config"] as! [String: Any]
+                config["max_pages"] = 0
+                d["config"] = config
+            }, "state.config")
         // dp's learned state under a dp-plus configuration.
-        try attempt({ d in d["learned"] = ["nmin": 1, "nmax": 2, "min_record": [], "max_record": [], "tick": 0, "streams": []] }, "state.learned.")
+        try attempt(
+            { d in d["learned"] = ["nmin": 1, "nmax": 2, "min_record": [], "max_record": [], "tick": 0, "streams": []]
+            }, "state.learned.")
         object["id"] = "x"
         #expect(try c.request("GET", "/sessions/x/state").text == good)
         let both = try c.request("PUT", "/sessions/x", body: "{\"state\":\(good),\"max_pages\":3}")

@@ -1,10 +1,10 @@
 import Foundation
-import PrepageTestSupport
 import Logging
 import PrepageCore
 import PrepageHTTP
 import PrepageServer
 import PrepageSockets
+import PrepageTestSupport
 import Testing
 
 /// A real server on 127.0.0.1, port 0, for one test.
@@ -166,8 +166,6 @@ final class RawClient {
 }
 
 enum TestError: Error { case timeout, closed }
-
-
 
 extension Socket {
     /// A blocking client connection to a test server on loopback (the server's own

@@ -1,7 +1,7 @@
 import Foundation
-import PrepageTestSupport
 import PrepageCore
 import PrepageServer
+import PrepageTestSupport
 import Testing
 
 /// The shared vectors replayed through the HTTP API: every decision equal to the vector's.

@@ -45,7 +45,10 @@ import Testing
     }
 
     @Test func readsAndChecksTheLabels() throws {
-        #expect(try ConfigJSON.parseSession(#"{"labels":{"vm":"web-1","zone":"b"}}"#).labels == ["vm": "web-1", "zone": "b"])
+        #expect(
+            try ConfigJSON.parseSession(#"{"labels":{"vm":"web-1","zone":"b"}}"#).labels == [
+                "vm": "web-1", "zone": "b",
+            ])
         let seventeen = (0..<17).map { "\"k\($0)\":\"v\"" }.joined(separator: ",")
         let long = String(repeating: "x", count: 1_025)
         for bad in [

@@ -106,7 +106,8 @@ final class DecideProcess {
         #expect(lines.count == v.expected.count)
         for (i, line) in lines.enumerated() where i < v.expected.count {
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-            try #require(v.expected[i].matches(json: object), "\(v.name) fault #\(i): \(line), expected \(v.expected[i])")
+            try #require(
+                v.expected[i].matches(json: object), "\(v.name) fault #\(i): \(line), expected \(v.expected[i])")
         }
     }
 
@@ -182,7 +183,8 @@ func prepageSim(_ arguments: [String]) throws -> (Int32, String, String) {
 }
 
 @Suite struct ExperimentCommandTests {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prepage-sim-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "prepage-sim-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
 
     init() throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -191,7 +193,9 @@ func prepageSim(_ arguments: [String]) throws -> (Int32, String, String) {
     @Test func fig3WritesTheDocumentedCSVAndAnSVG() throws {
         let csv = dir.appendingPathComponent("fig3.csv").path
         let svg = dir.appendingPathComponent("fig3.svg").path
-        let (status, out, err) = try prepageSim(["fig3", "--cases", "300", "--seeds", "2", "--max-noise", "0.1", "--csv", csv, "--svg", svg])
+        let (status, out, err) = try prepageSim([
+            "fig3", "--cases", "300", "--seeds", "2", "--max-noise", "0.1", "--csv", csv, "--svg", svg,
+        ])
         #expect(status == 0, "\(err)")
         #expect(out.contains("nmin_over_n"))
         let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")

@@ -63,7 +63,8 @@ import Testing
     @Test func aBlockingReadWithNothingToReadTimesOut() throws {
         let listener = try Socket.listen(host: "127.0.0.1", port: 0, reusePort: false)
         defer { Socket.close(listener) }
-        let client = try Socket.connect(host: "localhost", port: try Socket.localPort(listener), timeoutMilliseconds: 10_000)
+        let client = try Socket.connect(
+            host: "localhost", port: try Socket.localPort(listener), timeoutMilliseconds: 10_000)
         defer { Socket.close(client) }
         var buffer = [UInt8](repeating: 0, count: 8)
         #expect(try buffer.withUnsafeMutableBytes { try Socket.read(client, into: $0, timeoutMilliseconds: 10) } == nil)
@@ -101,7 +102,9 @@ import Testing
             _ = try Socket.listen(host: "example.com", port: 0, reusePort: false)
         }
         #expect(error == SocketError(call: "inet_pton(example.com)", errno: EINVAL))
-        let port = #expect(throws: SocketError.self) { _ = try Socket.listen(host: "127.0.0.1", port: 70_000, reusePort: false) }
+        let port = #expect(throws: SocketError.self) {
+            _ = try Socket.listen(host: "127.0.0.1", port: 70_000, reusePort: false)
+        }
         #expect(port == SocketError(call: "bind (port 70000)", errno: EINVAL))
     }
 

@@ -38,7 +38,8 @@ public struct Vector: Sendable, CustomStringConvertible {
     public static func load(_ url: URL) throws -> Vector {
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         let c = object["config"] as! [String: Any]
-        let configJSON = String(decoding: try JSONSerialization.data(withJSONObject: c, options: .sortedKeys), as: UTF8.self)
+        let configJSON = String(
+            decoding: try JSONSerialization.data(withJSONObject: c, options: .sortedKeys), as: UTF8.self)
         let config = try ConfigJSON.parse(configJSON)
         let faults = object["faults"] as! [Int]
         let streams = (object["streams"] as? [Int])?.map { UInt32($0) } ?? Array(repeating: 0, count: faults.count)

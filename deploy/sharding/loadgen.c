@@ -82,7 +82,9 @@ static int64_t next_page(walk *w, uint32_t *stream) {
     return w->page;
 }
 
-static void session_id(char *out, size_t size, int k) { snprintf(out, size, "%s%d", prefix, k); }
+static void session_id(char *out, size_t size, int k) {
+    snprintf(out, size, "%s%d", prefix, k);
+}
 
 static pp_client *new_client(void) {
     pp_options o;
@@ -183,7 +185,9 @@ int main(int argc, char **argv) {
     }
     fclose(out);
     double seconds = (double)(t1 - t0) / 1e9;
-    fprintf(stderr, "loadgen: %d sessions x %d faults on %d threads in %.2f s (%.0f faults/s), %ld fell back, %ld failed\n",
+    fprintf(stderr,
+            "loadgen: %d sessions x %d faults on %d threads in %.2f s (%.0f faults/s), %ld fell back, %ld "
+            "failed\n",
             nsessions, nfaults, nthreads, seconds, (double)nsessions * nfaults / seconds, fallbacks, failed);
     pp_global_cleanup();
     return 0;

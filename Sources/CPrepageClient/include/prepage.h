@@ -85,16 +85,15 @@ extern "C" {
 #define PP_API
 #endif
 
-#define PP_VERSION_MAJOR 1
-#define PP_VERSION_MINOR 2
-#define PP_VERSION_PATCH 0
+#define PP_VERSION_MAJOR  1
+#define PP_VERSION_MINOR  2
+#define PP_VERSION_PATCH  0
 #define PP_VERSION_STRING "1.2.0"
 /** (major << 16) | (minor << 8) | patch, for compile-time comparisons. */
 #define PP_VERSION_NUM ((PP_VERSION_MAJOR << 16) | (PP_VERSION_MINOR << 8) | PP_VERSION_PATCH)
 
 /** Whether a struct of `type` at `ptr` (with its `size`) carries `field`. */
-#define PP_HAS_FIELD(ptr, type, field) \
-    ((ptr)->size >= offsetof(type, field) + sizeof(((type *)0)->field))
+#define PP_HAS_FIELD(ptr, type, field) ((ptr)->size >= offsetof(type, field) + sizeof(((type *)0)->field))
 
 /** The library's version at run time, "MAJOR.MINOR.PATCH". */
 PP_API const char *pp_version(void);
@@ -116,7 +115,9 @@ PP_API int pp_global_init_version(int header_version);
  * the first pp_client_new(): libcurl's global init is not thread-safe.
  * Further calls do nothing. Returns 0 or -1 (see pp_global_init_version).
  */
-static inline int pp_global_init(void) { return pp_global_init_version(PP_VERSION_NUM); }
+static inline int pp_global_init(void) {
+    return pp_global_init_version(PP_VERSION_NUM);
+}
 /** Releases what pp_global_init() acquired; call it once, last, after every client is freed. */
 PP_API void pp_global_cleanup(void);
 
@@ -144,32 +145,34 @@ PP_API const char *pp_err_name(int err);
  * fault_deadline_ms.
  */
 typedef struct pp_options {
-    size_t size;              /**< set by pp_options_init(); do not change */
-    const char *base_url;     /**< "http://127.0.0.1:7070" (the default); no trailing path needed */
-    const char *token;        /**< bearer token, or NULL (default) for none */
-    long connect_timeout_ms;  /**< default 1,000 (admin calls; bounded by the deadline for faults) */
-    long request_timeout_ms;  /**< admin calls: one attempt, connect included; default 5,000 */
-    int max_retries;          /**< retries after a connection failure, timeout (admin calls) or
+    size_t size;             /**< set by pp_options_init(); do not change */
+    const char *base_url;    /**< "http://127.0.0.1:7070" (the default); no trailing path needed */
+    const char *token;       /**< bearer token, or NULL (default) for none */
+    long connect_timeout_ms; /**< default 1,000 (admin calls; bounded by the deadline for faults) */
+    long request_timeout_ms; /**< admin calls: one attempt, connect included; default 5,000 */
+    int max_retries;         /**< retries after a connection failure, timeout (admin calls) or
                                    5xx (faults); default 3, 0 = none */
-    long retry_base_ms;       /**< admin calls: first backoff; doubles each retry, jittered; default 10 */
-    long retry_max_ms;        /**< cap of one backoff; default 1,000 */
-    int recreate_sessions;    /**< 1 (default): on a 404 for a session this client created or
+    long retry_base_ms;      /**< admin calls: first backoff; doubles each retry, jittered; default 10 */
+    long retry_max_ms;       /**< cap of one backoff; default 1,000 */
+    int recreate_sessions;   /**< 1 (default): on a 404 for a session this client created or
                                    registered, re-create it with the same config and retry once */
     /* Since 1.0 */
-    long fault_deadline_ms;   /**< a single fault, from the call to its decision, retries and a
+    long fault_deadline_ms; /**< a single fault, from the call to its decision, retries and a
                                    re-creation included; default 5; >= 1. See "Faults". */
-    int fault_fallback;       /**< 1 (default): a fault that misses its deadline, cannot connect or
+    int fault_fallback;     /**< 1 (default): a fault that misses its deadline, cannot connect or
                                    gets a 5xx/429 answers a PP_FALLBACK decision (return 0) and
                                    opens the circuit breaker; 0: it fails (-1) and nothing is
                                    opened — for tools that want the oracle's answer or nothing */
-    long breaker_base_ms;     /**< first period the breaker stays open; default 50 */
-    long breaker_max_ms;      /**< cap of the period, which doubles per failed probe; default 1,000 */
+    long breaker_base_ms;   /**< first period the breaker stays open; default 50 */
+    long breaker_max_ms;    /**< cap of the period, which doubles per failed probe; default 1,000 */
 } pp_options;
 
 /** Sets every option to its default and `size` to `size` (a binding's sizeof). */
 PP_API void pp_options_init_sized(pp_options *opts, size_t size);
 /** Sets every option to its default. */
-static inline void pp_options_init(pp_options *opts) { pp_options_init_sized(opts, sizeof *opts); }
+static inline void pp_options_init(pp_options *opts) {
+    pp_options_init_sized(opts, sizeof *opts);
+}
 
 /** A client: one connection kept alive, its error state, its known sessions, its breaker. */
 typedef struct pp_client pp_client;
@@ -210,8 +213,8 @@ typedef struct pp_label {
  * to that document; a field the session's policy does not have is -1.
  */
 typedef struct pp_session_config {
-    size_t size;              /**< set by pp_session_config_init(); do not change */
-    const char *policy;       /**< "dp", "dp-literal", "dp-plus", or a baseline the server offers
+    size_t size;        /**< set by pp_session_config_init(); do not change */
+    const char *policy; /**< "dp", "dp-literal", "dp-plus", or a baseline the server offers
                                    ("none", "forward", "readahead"); NULL = the server's default */
     /* Policy dp and dp-literal (the server rejects min_pages, k and max_streams for dp-plus). */
     int64_t min_pages;
@@ -219,28 +222,28 @@ typedef struct pp_session_config {
     int64_t k;
     int64_t initial_pages;
     int64_t gap;
-    int64_t memory_pages;     /**< every policy: guest memory in pages; 0 = unbounded */
+    int64_t memory_pages; /**< every policy: guest memory in pages; 0 = unbounded */
     int64_t max_streams;
-    int64_t page_size;        /**< every policy: bytes, a power of two from 512 to 1 GiB; default 4,096 */
-    const pp_label *labels;   /**< at most 16; NULL when nlabels is 0 */
+    int64_t page_size;      /**< every policy: bytes, a power of two from 512 to 1 GiB; default 4,096 */
+    const pp_label *labels; /**< at most 16; NULL when nlabels is 0 */
     size_t nlabels;
     /* Fields of one policy each; the server rejects them for another policy (400). */
-    int64_t forward_pages;    /**< policy "forward": pages after the faulting one */
-    int64_t backward_pages;   /**< policy "forward": pages before it */
-    int64_t ra_initial;       /**< policy "readahead": first window */
-    int64_t ra_max;           /**< policy "readahead": largest window */
+    int64_t forward_pages;  /**< policy "forward": pages after the faulting one */
+    int64_t backward_pages; /**< policy "forward": pages before it */
+    int64_t ra_initial;     /**< policy "readahead": first window */
+    int64_t ra_max;         /**< policy "readahead": largest window */
     /* Policy "dp-plus" only (since 1.0; what each means: the server's documentation of
      * dp-plus). Integers: -1 = server default. */
-    int64_t max_slots;        /**< 1 … 1,024; default 64 */
-    int64_t transitions;      /**< 1 … 256; default 64 */
-    int64_t half_life;        /**< in cases, 1 … 1,000,000; default 22 */
-    int64_t near_window;      /**< 0 … 1,048,576; default 8 */
+    int64_t max_slots;   /**< 1 … 1,024; default 64 */
+    int64_t transitions; /**< 1 … 256; default 64 */
+    int64_t half_life;   /**< in cases, 1 … 1,000,000; default 22 */
+    int64_t near_window; /**< 0 … 1,048,576; default 8 */
     /* Policy "dp-plus" only. Doubles: -1.0 = server default; sent as JSON numbers. */
-    double probe_staleness;   /**< 0 … 1e9; default 1,000 */
-    double fault_fee;         /**< 0 … 1,000; default 1.1 */
-    double min_evidence;      /**< 0 … 1e6; default 0.01 */
-    double rtt_us;            /**< the link's round trip in µs, 0.001 … 1e7; default 100 */
-    double page_us;           /**< one page's transfer time on the link in µs, 0.001 … 1e7;
+    double probe_staleness; /**< 0 … 1e9; default 1,000 */
+    double fault_fee;       /**< 0 … 1,000; default 1.1 */
+    double min_evidence;    /**< 0 … 1e6; default 0.01 */
+    double rtt_us;          /**< the link's round trip in µs, 0.001 … 1e7; default 100 */
+    double page_us;         /**< one page's transfer time on the link in µs, 0.001 … 1e7;
                                    default 32.768 (4 KiB at 1 Gbit/s) */
 } pp_session_config;
 
@@ -289,7 +292,7 @@ typedef struct pp_stream_state {
     int64_t max_hit;
     int64_t window_start;
     int64_t window_count;
-    int up;                   /**< 1 when the direction is "up", 0 when "down" */
+    int up; /**< 1 when the direction is "up", 0 when "down" */
 } pp_stream_state;
 
 /** A session's counters. Times are RFC 3339 UTC, "" when absent or null. */
@@ -309,15 +312,15 @@ typedef struct pp_session_stats {
 typedef struct pp_session {
     size_t size;
     char *id;
-    pp_session_config *config;  /**< never NULL in a returned document */
+    pp_session_config *config; /**< never NULL in a returned document */
     int64_t nmin, nmax;
-    int64_t *min_record;        /**< oldest first, as the server lists it */
+    int64_t *min_record; /**< oldest first, as the server lists it */
     size_t min_record_len;
     int64_t *max_record;
     size_t max_record_len;
-    pp_stream_state **streams;  /**< nstreams pointers, ordered by stream id */
+    pp_stream_state **streams; /**< nstreams pointers, ordered by stream id */
     size_t nstreams;
-    pp_session_stats *stats;    /**< never NULL in a returned document */
+    pp_session_stats *stats; /**< never NULL in a returned document */
 } pp_session;
 
 /** Frees a session document. NULL-safe. */
@@ -326,9 +329,9 @@ PP_API void pp_session_free(pp_session *s);
 /** One page of GET /sessions: free it with pp_session_page_free(). */
 typedef struct pp_session_page {
     size_t size;
-    pp_session **sessions;    /**< `count` documents, ordered by id; owned by the page */
+    pp_session **sessions; /**< `count` documents, ordered by id; owned by the page */
     size_t count;
-    char *next;               /**< the id to pass as `after` for the next page; NULL at the end */
+    char *next; /**< the id to pass as `after` for the next page; NULL at the end */
 } pp_session_page;
 
 /** Frees a page and every document in it. NULL-safe. */
@@ -349,8 +352,7 @@ PP_API void pp_session_page_free(pp_session_page *l);
  */
 PP_API int pp_session_create(pp_client *c, const char *id, const pp_session_config *cfg);
 /** pp_session_create() that also returns the session document. */
-PP_API int pp_session_create_ex(pp_client *c, const char *id, const pp_session_config *cfg,
-                                pp_session **out);
+PP_API int pp_session_create_ex(pp_client *c, const char *id, const pp_session_config *cfg, pp_session **out);
 /**
  * Tells this client a session's config without sending anything, so that it
  * can re-create the session after a 404 (a restarted server, a session moved
@@ -423,7 +425,7 @@ PP_API const char *pp_outcome_name(pp_outcome o);
 
 /** The window to fetch: pages [start, start+count), bytes [addr, addr+bytes). */
 typedef struct pp_decision {
-    size_t size;              /**< set by pp_decision_init(); do not change */
+    size_t size; /**< set by pp_decision_init(); do not change */
     uint64_t start;
     uint64_t count;
     pp_outcome outcome;
@@ -435,7 +437,9 @@ typedef struct pp_decision {
 PP_API void pp_decision_init_sized(pp_decision *d, size_t size);
 /** Zeroes a decision and sets its size: needed once before the first fault call
  *  that writes into it (for an array, the first element is enough). */
-static inline void pp_decision_init(pp_decision *d) { pp_decision_init_sized(d, sizeof *d); }
+static inline void pp_decision_init(pp_decision *d) {
+    pp_decision_init_sized(d, sizeof *d);
+}
 
 /*
  * Single faults: the deadline, the fallback and the circuit breaker.
@@ -489,11 +493,9 @@ static inline void pp_decision_init(pp_decision *d) { pp_decision_init_sized(d, 
  * body is formatted into a buffer inside the client and the answer scanned in
  * place. A retried fault is answered `repeat` by the server.
  */
-PP_API int pp_fault_page(pp_client *c, const char *id, uint64_t page, uint32_t stream,
-                         pp_decision *out);
+PP_API int pp_fault_page(pp_client *c, const char *id, uint64_t page, uint32_t stream, pp_decision *out);
 /** pp_fault_page() by byte address: the server divides by the session's page_size. */
-PP_API int pp_fault_addr(pp_client *c, const char *id, uint64_t addr, uint32_t stream,
-                         pp_decision *out);
+PP_API int pp_fault_addr(pp_client *c, const char *id, uint64_t addr, uint32_t stream, pp_decision *out);
 
 /*
  * Asynchronous single faults, for agents that cannot block a thread (an event
@@ -560,11 +562,11 @@ PP_API long pp_client_breaker_ms(const pp_client *c, long *period_ms);
  * breaker, and not retried after a connection failure (the faults of the
  * batch may have been decided already).
  */
-PP_API int pp_faults_page(pp_client *c, const char *id, const uint64_t *pages,
-                          const uint32_t *streams, size_t n, pp_decision *out);
+PP_API int pp_faults_page(pp_client *c, const char *id, const uint64_t *pages, const uint32_t *streams,
+                          size_t n, pp_decision *out);
 /** pp_faults_page() by byte addresses. */
-PP_API int pp_faults_addr(pp_client *c, const char *id, const uint64_t *addrs,
-                          const uint32_t *streams, size_t n, pp_decision *out);
+PP_API int pp_faults_addr(pp_client *c, const char *id, const uint64_t *addrs, const uint32_t *streams,
+                          size_t n, pp_decision *out);
 
 #ifdef __cplusplus
 }

@@ -60,7 +60,9 @@ public final class DurableState: Sendable {
                 directory: directory, journal: journal, lockFD: lock,
                 files: Files_(
                     nextSeq: restored.nextSeq, fulls: restored.fulls, deltas: restored.deltas, segments: segments,
-                    deltaBytes: restored.deltas.filter { $0.seq > (restored.fulls.last?.seq ?? 0) }.reduce(0) { $0 + $1.bytes },
+                    deltaBytes: restored.deltas.filter { $0.seq > (restored.fulls.last?.seq ?? 0) }.reduce(0) {
+                        $0 + $1.bytes
+                    },
                     // A clean restore from a full snapshot goes on with deltas; otherwise a new full one at once.
                     fullDue: restored.fulls.isEmpty || !restored.problems.isEmpty))
             state.counters.restoredSessions.store(restored.sessions.count, ordering: .relaxed)
@@ -124,7 +126,8 @@ public final class DurableState: Sendable {
                     writer.add(image, incarnation: incarnation)
                 case .encoded(let lastActivity, let stats, let learned, let incarnation):
                     writer.add(
-                        id: session.id, config: session.config, createdAt: session.createdAt, lastActivity: lastActivity,
+                        id: session.id, config: session.config, createdAt: session.createdAt,
+                        lastActivity: lastActivity,
                         stats: stats, learned: learned, incarnation: incarnation)
                 case nil:
                     break
@@ -247,12 +250,16 @@ final class DurableCounters: Sendable {
         out += "# HELP prepage_state_restored_sessions Sessions restored at start.\n"
         out += "# TYPE prepage_state_restored_sessions gauge\n"
         out += "prepage_state_restored_sessions \(restoredSessions.load(ordering: .relaxed))\n"
-        out += "# HELP prepage_state_restored_snapshot_timestamp_seconds When the newest snapshot restored at start was begun (Unix time; 0: none): every fault answered before it was restored.\n"
+        out +=
+            "# HELP prepage_state_restored_snapshot_timestamp_seconds When the newest snapshot restored at start was begun (Unix time; 0: none): every fault answered before it was restored.\n"
         out += "# TYPE prepage_state_restored_snapshot_timestamp_seconds gauge\n"
-        out += "prepage_state_restored_snapshot_timestamp_seconds \(Double(restoredSnapshotAt.load(ordering: .relaxed)) / 1e9)\n"
-        out += "# HELP prepage_state_problems_total Damaged files or records found (and skipped) at start, and restored states that could not be made at their first use.\n"
+        out +=
+            "prepage_state_restored_snapshot_timestamp_seconds \(Double(restoredSnapshotAt.load(ordering: .relaxed)) / 1e9)\n"
+        out +=
+            "# HELP prepage_state_problems_total Damaged files or records found (and skipped) at start, and restored states that could not be made at their first use.\n"
         out += "# TYPE prepage_state_problems_total counter\n"
-        out += "prepage_state_problems_total \(problems.load(ordering: .relaxed) + SessionState.materializeFailures.load(ordering: .relaxed))\n"
+        out +=
+            "prepage_state_problems_total \(problems.load(ordering: .relaxed) + SessionState.materializeFailures.load(ordering: .relaxed))\n"
     }
 }
 

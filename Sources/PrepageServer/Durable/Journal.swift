@@ -268,15 +268,19 @@ final class Journal: Sendable {
                 if let start = skippedFrom {
                     let tail = end == raw.count
                     out.problems.append(
-                        "\(name): \(end - start) bytes at offset \(start) are \(tail ? "a torn tail" : "corrupt"); skipped")
+                        "\(name): \(end - start) bytes at offset \(start) are \(tail ? "a torn tail" : "corrupt"); skipped"
+                    )
                     skippedFrom = nil
                 }
             }
             while at < raw.count {
                 if let (record, lsn, next) = frame(raw, at) {
                     note(at)
-                    if let record { out.records.append((lsn, record)) } else {
-                        out.problems.append("\(name): the record at offset \(at) (LSN \(lsn)) holds values this build refuses; skipped")
+                    if let record {
+                        out.records.append((lsn, record))
+                    } else {
+                        out.problems.append(
+                            "\(name): the record at offset \(at) (LSN \(lsn)) holds values this build refuses; skipped")
                     }
                     at = next
                 } else {

@@ -190,7 +190,8 @@ final class Peers: Sendable {
     private func exchange(_ peer: Peer, path: String, body: [UInt8]) -> Exchange {
         let fd: Int32
         do {
-            fd = try Socket.connect(host: peer.host, port: peer.port, timeoutMilliseconds: Self.connectTimeoutMilliseconds)
+            fd = try Socket.connect(
+                host: peer.host, port: peer.port, timeoutMilliseconds: Self.connectTimeoutMilliseconds)
         } catch {
             return .failed
         }

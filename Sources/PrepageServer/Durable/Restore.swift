@@ -32,7 +32,8 @@ struct Restored: Sendable {
     /// The state in `directory`. Never throws on damaged content: what cannot be
     /// read is reported in ``problems`` and skipped. `removeTemporaries` removes
     /// files a crash left half-written (only the directory's owner may).
-    static func read(directory: String, removeTemporaries: Bool, threads: Int = System.processorCount) throws(SocketError)
+    static func read(directory: String, removeTemporaries: Bool, threads: Int = System.processorCount)
+        throws(SocketError)
         -> Restored
     {
         var out = Restored()
@@ -155,7 +156,9 @@ struct Restored: Sendable {
         let work = Array(live)
         let workers = max(1, min(threads, work.count / 2_000 + 1))
         let parts = (0..<workers).map { w in
-            Part(work: work, range: (work.count * w / workers)..<(work.count * (w + 1) / workers), best: best, files: files)
+            Part(
+                work: work, range: (work.count * w / workers)..<(work.count * (w + 1) / workers), best: best,
+                files: files)
         }
         if workers == 1 {
             parts[0].run()

@@ -111,7 +111,8 @@ extension SessionImage {
     static func decode(from r: inout StateReader) throws(StateError) -> SessionImage {
         let version = try r.varint()
         guard version == UInt64(Self.version) else {
-            throw StateError(field: "version", "session image version \(version) is not known here; accepted: \(Self.version)")
+            throw StateError(
+                field: "version", "session image version \(version) is not known here; accepted: \(Self.version)")
         }
         let id = try r.string()
         let config = try SessionConfig.decode(from: &r)

@@ -56,7 +56,9 @@ struct SnapshotWriter: ~Copyable {
 
     /// Adds one session.
     mutating func add(_ image: SessionImage, incarnation: UInt64) {
-        var e = head(id: image.id, config: image.config, createdAt: image.createdAt, lastActivity: image.lastActivity, stats: image.stats, incarnation: incarnation)
+        var e = head(
+            id: image.id, config: image.config, createdAt: image.createdAt, lastActivity: image.lastActivity,
+            stats: image.stats, incarnation: incarnation)
         image.learned.encode(into: &e)
         append(e)
     }
@@ -66,13 +68,16 @@ struct SnapshotWriter: ~Copyable {
         id: String, config: SessionConfig, createdAt: Int64, lastActivity: Int64, stats: SessionStats,
         learned: ArraySlice<UInt8>, incarnation: UInt64
     ) {
-        var e = head(id: id, config: config, createdAt: createdAt, lastActivity: lastActivity, stats: stats, incarnation: incarnation)
+        var e = head(
+            id: id, config: config, createdAt: createdAt, lastActivity: lastActivity, stats: stats,
+            incarnation: incarnation)
         e.bytes.append(contentsOf: learned)
         append(e)
     }
 
     private mutating func head(
-        id: String, config: SessionConfig, createdAt: Int64, lastActivity: Int64, stats: SessionStats, incarnation: UInt64
+        id: String, config: SessionConfig, createdAt: Int64, lastActivity: Int64, stats: SessionStats,
+        incarnation: UInt64
     ) -> StateWriter {
         var e = StateWriter()
         e.string(id)
@@ -180,10 +185,16 @@ struct SnapshotFile: Sendable {
         guard bytes.count >= minimum else {
             throw Refusal(description: "\(name): \(bytes.count) bytes, shorter than any snapshot (\(minimum)); torn")
         }
-        let stored = bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: bytes.count - 4, as: UInt32.self)) }
-        let computed = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[..<(bytes.count - 4)])) }
+        let stored = bytes.withUnsafeBytes {
+            UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: bytes.count - 4, as: UInt32.self))
+        }
+        let computed = bytes.withUnsafeBytes {
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[..<(bytes.count - 4)]))
+        }
         guard stored == computed else {
-            throw Refusal(description: "\(name): checksum mismatch (stored \(hex8(stored)), computed \(hex8(computed))); torn or corrupt")
+            throw Refusal(
+                description:
+                    "\(name): checksum mismatch (stored \(hex8(stored)), computed \(hex8(computed))); torn or corrupt")
         }
         let parsed: Result<(SnapshotWriter.Kind, UInt64, UInt64, Int64, [SessionConfig], [Entry]), StateError> =
             bytes.withUnsafeBytes { raw in
@@ -216,7 +227,9 @@ struct SnapshotFile: Sendable {
                             }
                             config = Int(ref) - 1
                         }
-                        guard r.offset <= end else { throw StateError(field: "entry \(entries.count)", "longer than its length") }
+                        guard r.offset <= end else {
+                            throw StateError(field: "entry \(entries.count)", "longer than its length")
+                        }
                         entries.append(Entry(id: id, incarnation: incarnation, config: config, rest: r.offset..<end))
                         _ = try r.bytes(end - r.offset)
                     }
@@ -246,7 +259,8 @@ struct SnapshotFile: Sendable {
     static func covers(header: [UInt8]) -> UInt64? {
         guard header.count >= SnapshotWriter.headerBytes else { return nil }
         return header.withUnsafeBytes { raw -> UInt64? in
-            guard UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) == SnapshotWriter.magic else {
+            guard UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) == SnapshotWriter.magic
+            else {
                 return nil
             }
             return UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 17, as: UInt64.self))

@@ -47,8 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAGE 4096u
-#define WORDS (PAGE / 8)
+#define PAGE        4096u
+#define WORDS       (PAGE / 8)
 #define MAX_THREADS 16
 
 /* ---- configuration ---- */
@@ -63,31 +63,29 @@ static double tsc_per_us;
 static uint64_t thr_ticks;
 
 /* ---- randomness and tags ---- */
-static uint64_t splitmix(uint64_t *s)
-{
+static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
 
-static uint64_t rnd_below(uint64_t *s, uint64_t n) { return splitmix(s) % n; }
+static uint64_t rnd_below(uint64_t *s, uint64_t n) {
+    return splitmix(s) % n;
+}
 
-static inline uint64_t tag_of(uint64_t page)
-{
+static inline uint64_t tag_of(uint64_t page) {
     uint64_t s = seed * 0x2545f4914f6cdd1dULL ^ page;
     return splitmix(&s) | 1;
 }
 
-static inline uint64_t rdtsc(void)
-{
+static inline uint64_t rdtsc(void) {
     uint32_t lo, hi;
     __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
     return ((uint64_t)hi << 32) | lo;
 }
 
-static double now_s(void)
-{
+static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
@@ -101,19 +99,19 @@ typedef struct {
 static counters ctr[MAX_THREADS];
 static _Atomic int reported_errors;
 
-static inline uint64_t *page_words(uint64_t page) { return (uint64_t *)(region + page * PAGE); }
+static inline uint64_t *page_words(uint64_t page) {
+    return (uint64_t *)(region + page * PAGE);
+}
 
 /* Reads the page's tags (checks them) and writes a word of it; times the touch. */
-static inline uint64_t touch(counters *c, uint64_t page, uint64_t value)
-{
+static inline uint64_t touch(counters *c, uint64_t page, uint64_t value) {
     uint64_t t0 = rdtsc();
     uint64_t *w = page_words(page);
     uint64_t tag = tag_of(page);
     if (w[0] != tag || w[WORDS - 1] != ~tag) {
         atomic_fetch_add(&c->errors, 1);
         if (atomic_fetch_add(&reported_errors, 1) < 5)
-            printf("PP ERROR page=%" PRIu64 " tag=%016" PRIx64 " want=%016" PRIx64 "\n", page,
-                   w[0], tag);
+            printf("PP ERROR page=%" PRIu64 " tag=%016" PRIx64 " want=%016" PRIx64 "\n", page, w[0], tag);
     }
     w[1] = value;
     uint64_t dt = rdtsc() - t0;
@@ -125,17 +123,17 @@ static inline uint64_t touch(counters *c, uint64_t page, uint64_t value)
     return dt;
 }
 
-static void case_done(counters *c, uint64_t ticks)
-{
+static void case_done(counters *c, uint64_t ticks) {
     atomic_fetch_add_explicit(&c->cases, 1, memory_order_relaxed);
     if (ticks > atomic_load_explicit(&c->max_case_ticks, memory_order_relaxed))
         atomic_store_explicit(&c->max_case_ticks, ticks, memory_order_relaxed);
 }
 
-typedef struct { uint64_t cases, slow, stall, maxc, errors, touches; } totals;
+typedef struct {
+    uint64_t cases, slow, stall, maxc, errors, touches;
+} totals;
 
-static totals sum(void)
-{
+static totals sum(void) {
     totals t = {0};
     for (int i = 0; i < MAX_THREADS; i++) {
         t.cases += atomic_load(&ctr[i].cases);
@@ -150,8 +148,7 @@ static totals sum(void)
 }
 
 static double start_s;
-static void print_stat(const char *what)
-{
+static void print_stat(const char *what) {
     totals t = sum();
     printf("PP %s t=%.1f cases=%" PRIu64 " touches=%" PRIu64 " stall_ms=%.1f slow=%" PRIu64
            " max_case_ms=%.2f errors=%" PRIu64 "\n",
@@ -161,16 +158,17 @@ static void print_stat(const char *what)
 }
 
 /* ---- the cases ---- */
-typedef struct { uint64_t start, count; } fcase;
+typedef struct {
+    uint64_t start, count;
+} fcase;
 static fcase *cases;
 static uint64_t ncases;
 static uint64_t *scattered;
 static uint64_t nscattered;
 
-static void make_fsd(uint64_t pages, double share)
-{
+static void make_fsd(uint64_t pages, double share) {
     uint64_t rs = seed * 7919 + 1;
-    uint64_t slot = n_pages + n_pages / 2;          /* the largest case */
+    uint64_t slot = n_pages + n_pages / 2; /* the largest case */
     uint64_t nslots = pages / slot;
     uint64_t want = (uint64_t)(pages * share / n_pages);
     if (want > nslots) want = nslots;
@@ -195,8 +193,7 @@ static void make_fsd(uint64_t pages, double share)
     free(perm);
 }
 
-static void make_scatter(uint64_t pages, double share)
-{
+static void make_scatter(uint64_t pages, double share) {
     uint64_t rs = seed * 104729 + 3;
     unsigned char *used = calloc(pages, 1);
     for (uint64_t i = 0; i < ncases; i++) memset(used + cases[i].start, 1, cases[i].count);
@@ -212,17 +209,17 @@ static void make_scatter(uint64_t pages, double share)
     free(used);
 }
 
-static void run_case(counters *c, const fcase *k)
-{
+static void run_case(counters *c, const fcase *k) {
     uint64_t t = 0;
     for (uint64_t p = k->start; p < k->start + k->count; p++) t += touch(c, p, p);
     case_done(c, t);
 }
 
-typedef struct { int id; } targ;
+typedef struct {
+    int id;
+} targ;
 
-static void *fsd_thread(void *arg)
-{
+static void *fsd_thread(void *arg) {
     int id = ((targ *)arg)->id;
     if (nthreads > 1) {
         cpu_set_t set;
@@ -235,8 +232,7 @@ static void *fsd_thread(void *arg)
 }
 
 /* STREAM over arrays a, b, c of P pages each: data words 1 .. WORDS-2 of each page. */
-static void stream_run(void)
-{
+static void stream_run(void) {
     uint64_t P = npages / 3;
     uint64_t A = 0, B = P, C = 2 * P;
     counters *c = &ctr[0];
@@ -247,18 +243,28 @@ static void stream_run(void)
             double *a = (double *)page_words(A + j), *b = (double *)page_words(B + j),
                    *cc = (double *)page_words(C + j);
             switch (k) {
-            case 0: t += touch(c, A + j, 0); t += touch(c, C + j, 0);
-                for (unsigned w = 2; w < WORDS - 1; w++) cc[w] = a[w];
-                break;
-            case 1: t += touch(c, C + j, 0); t += touch(c, B + j, 0);
-                for (unsigned w = 2; w < WORDS - 1; w++) b[w] = s * cc[w];
-                break;
-            case 2: t += touch(c, A + j, 0); t += touch(c, B + j, 0); t += touch(c, C + j, 0);
-                for (unsigned w = 2; w < WORDS - 1; w++) cc[w] = a[w] + b[w];
-                break;
-            default: t += touch(c, B + j, 0); t += touch(c, C + j, 0); t += touch(c, A + j, 0);
-                for (unsigned w = 2; w < WORDS - 1; w++) a[w] = b[w] + s * cc[w];
-                break;
+                case 0:
+                    t += touch(c, A + j, 0);
+                    t += touch(c, C + j, 0);
+                    for (unsigned w = 2; w < WORDS - 1; w++) cc[w] = a[w];
+                    break;
+                case 1:
+                    t += touch(c, C + j, 0);
+                    t += touch(c, B + j, 0);
+                    for (unsigned w = 2; w < WORDS - 1; w++) b[w] = s * cc[w];
+                    break;
+                case 2:
+                    t += touch(c, A + j, 0);
+                    t += touch(c, B + j, 0);
+                    t += touch(c, C + j, 0);
+                    for (unsigned w = 2; w < WORDS - 1; w++) cc[w] = a[w] + b[w];
+                    break;
+                default:
+                    t += touch(c, B + j, 0);
+                    t += touch(c, C + j, 0);
+                    t += touch(c, A + j, 0);
+                    for (unsigned w = 2; w < WORDS - 1; w++) a[w] = b[w] + s * cc[w];
+                    break;
             }
             case_done(c, t);
         }
@@ -266,8 +272,7 @@ static void stream_run(void)
 }
 
 static _Atomic int finished;
-static void *reporter(void *arg)
-{
+static void *reporter(void *arg) {
     (void)arg;
     double next = start_s + 1;
     while (!atomic_load(&finished)) {
@@ -280,24 +285,33 @@ static void *reporter(void *arg)
     return NULL;
 }
 
-static void parse(int argc, char **argv)
-{
+static void parse(int argc, char **argv) {
     if (argc > 1) load = argv[1];
     for (int i = 2; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
         if (!eq) continue;
         *eq = 0;
         const char *k = argv[i], *v = eq + 1;
-        if (!strcmp(k, "mem")) mem_mib = strtoull(v, NULL, 0);
-        else if (!strcmp(k, "seed")) seed = strtoull(v, NULL, 0);
-        else if (!strcmp(k, "n")) n_pages = strtoull(v, NULL, 0);
-        else if (!strcmp(k, "noise")) noise = atof(v);
-        else if (!strcmp(k, "cover")) cover = atof(v);
-        else if (!strcmp(k, "scatter")) scatter = atof(v);
-        else if (!strcmp(k, "threads")) nthreads = atoi(v);
-        else if (!strcmp(k, "thr_us")) thr_us = atof(v);
-        else if (!strcmp(k, "delay")) delay_s = atof(v);
-        else fprintf(stderr, "workload: unknown option %s (ignored)\n", k);
+        if (!strcmp(k, "mem"))
+            mem_mib = strtoull(v, NULL, 0);
+        else if (!strcmp(k, "seed"))
+            seed = strtoull(v, NULL, 0);
+        else if (!strcmp(k, "n"))
+            n_pages = strtoull(v, NULL, 0);
+        else if (!strcmp(k, "noise"))
+            noise = atof(v);
+        else if (!strcmp(k, "cover"))
+            cover = atof(v);
+        else if (!strcmp(k, "scatter"))
+            scatter = atof(v);
+        else if (!strcmp(k, "threads"))
+            nthreads = atoi(v);
+        else if (!strcmp(k, "thr_us"))
+            thr_us = atof(v);
+        else if (!strcmp(k, "delay"))
+            delay_s = atof(v);
+        else
+            fprintf(stderr, "workload: unknown option %s (ignored)\n", k);
     }
     if (!strcmp(load, "smp4")) {
         if (nthreads < 2) nthreads = 4;
@@ -305,21 +319,19 @@ static void parse(int argc, char **argv)
         nthreads = 1;
     }
     if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
-    if (strcmp(load, "fsd") && strcmp(load, "stream") && strcmp(load, "mixed") &&
-        strcmp(load, "smp4")) {
+    if (strcmp(load, "fsd") && strcmp(load, "stream") && strcmp(load, "mixed") && strcmp(load, "smp4")) {
         fprintf(stderr, "workload: unknown load '%s' (fsd, stream, mixed, smp4)\n", load);
         exit(64);
     }
     if (n_pages < 2) n_pages = 2;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     parse(argc, argv);
     npages = mem_mib * 1024 * 1024 / PAGE;
-    region = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    region =
+        mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (region == MAP_FAILED) {
         printf("PP RESULT fail mmap: %s\n", strerror(errno));
         return 1;
@@ -327,7 +339,8 @@ int main(int argc, char **argv)
     /* TSC ticks per microsecond, against CLOCK_MONOTONIC over 200 ms. */
     double c0 = now_s();
     uint64_t t0 = rdtsc();
-    while (now_s() - c0 < 0.2) {}
+    while (now_s() - c0 < 0.2) {
+    }
     tsc_per_us = (rdtsc() - t0) / ((now_s() - c0) * 1e6);
     thr_ticks = (uint64_t)(thr_us * tsc_per_us);
 
@@ -347,7 +360,7 @@ int main(int argc, char **argv)
         make_fsd(npages, !strcmp(load, "mixed") ? cover * 0.75 : cover);
         if (!strcmp(load, "mixed")) make_scatter(npages, scatter);
     }
-    {   /* warm-up: translate the touch path once (TCG), on counters thrown away */
+    { /* warm-up: translate the touch path once (TCG), on counters thrown away */
         counters scratch;
         memset(&scratch, 0, sizeof scratch);
         for (uint64_t p = 0; p < npages && p < 256; p++) touch(&scratch, p, p);

@@ -43,7 +43,7 @@ fi
 export PREPAGED=$(realpath "$PREPAGED")
 
 # 1. The library, as `make lib` / `make install` / pkg-config users get it.
-major=$(sed -n 's/^#define PP_VERSION_MAJOR \([0-9]*\)/\1/p' Sources/CPrepageClient/include/prepage.h)
+major=$(sed -n 's/^#define PP_VERSION_MAJOR  *\([0-9]*\)/\1/p' Sources/CPrepageClient/include/prepage.h)
 step "make lib example" make -s -f mk/lib.mk lib example
 step "soname libprepage.so.$major" sh -c "readelf -d build/lib/libprepage.so.$major | grep -q 'SONAME.*libprepage.so.$major'"
 step "exports only pp_ symbols" sh -c \

@@ -449,14 +449,17 @@ struct SlotTable: Sendable {
         var n = thresholds.count
         if poolUsed + n > pool.count {
             compact()
-            if poolUsed + n > pool.count {
+            // Grow when compaction leaves less than half the pool free, not only when the
+            // plan does not fit: a pool kept just full would be compacted (O(slots²)) at
+            // every new case. With the slack, compactions are one per pool's worth of plans.
+            if 2 * (poolUsed + n) > pool.count {
                 let target = max(64, 2 * (poolUsed + n))
                 if (target - pool.count) * MemoryLayout<Int>.stride <= allowance || pool.isEmpty {
                     var grown = pool
                     grown.append(contentsOf: repeatElement(0, count: target - pool.count))
                     pool = grown
                 } else {
-                    n = pool.count - poolUsed
+                    n = min(n, pool.count - poolUsed)
                 }
             }
         }

@@ -94,11 +94,7 @@ final class Peers: Sendable {
             }
             switch exchange(peer, path: "/sessions/\(id)/release", body: body) {
             case .answered(200, let answer):
-                let image: SessionImage? = answer.withUnsafeBytes { raw in
-                    var s = JSONScanner(raw)
-                    return try? StateDocument.read(&s, body: raw)
-                }
-                if let image, image.config == config {
+                if let image = Self.releasedImage(answer, matching: config) {
                     pulled.add(1, ordering: .relaxed)
                     return image
                 }
@@ -128,11 +124,7 @@ final class Peers: Sendable {
                 guard System.monotonicNanoseconds() < deadline else { break waiting }
                 switch exchange(peers[k], path: "/sessions/\(id)/release", body: body) {
                 case .answered(200, let answer):
-                    let image: SessionImage? = answer.withUnsafeBytes { raw in
-                        var s = JSONScanner(raw)
-                        return try? StateDocument.read(&s, body: raw)
-                    }
-                    if let image, image.config == config {
+                    if let image = Self.releasedImage(answer, matching: config) {
                         pulled.add(1, ordering: .relaxed)
                         peers[k].skipUntil.store(0, ordering: .relaxed)
                         return image
@@ -161,11 +153,7 @@ final class Peers: Sendable {
                     guard System.monotonicNanoseconds() < deadline else { break taking }
                     switch exchange(peers[k], path: "/sessions/\(id)/release", body: body) {
                     case .answered(200, let answer):
-                        let image: SessionImage? = answer.withUnsafeBytes { raw in
-                            var s = JSONScanner(raw)
-                            return try? StateDocument.read(&s, body: raw)
-                        }
-                        if let image, image.config == config {
+                        if let image = Self.releasedImage(answer, matching: config) {
                             pulled.add(1, ordering: .relaxed)
                             return image
                         }
@@ -179,6 +167,15 @@ final class Peers: Sendable {
             }
         }
         return nil
+    }
+
+    /// The session a peer released (the body of its `200`), when it has the configuration asked for.
+    private static func releasedImage(_ answer: [UInt8], matching config: SessionConfig) -> SessionImage? {
+        let image: SessionImage? = answer.withUnsafeBytes { raw in
+            var s = JSONScanner(raw)
+            return try? StateDocument.read(&s, body: raw)
+        }
+        return image?.config == config ? image : nil
     }
 
     enum Exchange {

@@ -147,6 +147,20 @@ public enum Files {
         throw SocketError(call: "flock(\(path))", errno: e)
     }
 
+    /// Takes a shared `flock` on `path` (created if missing) without waiting: it keeps
+    /// out an exclusive holder (and is kept out by one), not other shared holders.
+    /// - Returns: the descriptor holding the lock (keep it open), or `nil` when
+    ///   another process holds it exclusively.
+    public static func tryLockShared(_ path: String) throws(SocketError) -> Int32? {
+        let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else { throw .last("open(\(path))") }
+        if retryingEINTR({ flock(fd, LOCK_SH | LOCK_NB) }) == 0 { return fd }
+        let e = Glibc.errno
+        Glibc.close(fd)
+        if e == EWOULDBLOCK { return nil }
+        throw SocketError(call: "flock(\(path))", errno: e)
+    }
+
     /// Whether another process holds an exclusive `flock` on `path` (probed with a
     /// shared lock, taken and dropped at once; a missing file is not locked).
     public static func isLocked(_ path: String) -> Bool {

@@ -122,6 +122,13 @@ public enum System {
         return nil
     }
 
+    /// Sleeps the calling thread (for short waits: polling a lock another process holds for an instant).
+    public static func sleep(microseconds: Int) {
+        var ts = timespec(tv_sec: microseconds / 1_000_000, tv_nsec: (microseconds % 1_000_000) * 1_000)
+        var left = timespec()
+        while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
+    }
+
     /// Sleeps the calling thread.
     public static func sleep(milliseconds: Int) {
         var ts = timespec(tv_sec: milliseconds / 1_000, tv_nsec: (milliseconds % 1_000) * 1_000_000)

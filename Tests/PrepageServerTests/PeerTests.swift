@@ -181,6 +181,53 @@ import Testing
         }
     }
 
+    /// A killed instance's sessions move to both survivors at once (each gets the ones
+    /// the ring gives it), their clients re-creating them from several threads: every
+    /// one is adopted by exactly its survivor with what it learned, both survivors
+    /// taking from the same directory meanwhile, and the instance, started again,
+    /// brings back none of them.
+    @Test func twoInstancesAdoptingFromOneDirectoryAtOnceTakeEachSessionOnceWithWhatItLearned() throws {
+        let cluster = try Cluster()
+        let a = try cluster.client(0)
+        let config = #"{"policy":"dp","max_pages":64}"#
+        let n = 24
+        for k in 0..<n {
+            #expect(try a.request("PUT", "/sessions/t\(k)", body: config).status == 201)
+            try Self.learn(a, "t\(k)", faults: 40, seed: UInt64(200 + k))
+        }
+        let before = try (0..<n).map { Self.learned(try a.request("GET", "/sessions/t\($0)/state").text) }
+        cluster.stop(0)
+        // Survivor 1 + k % 2 re-creates session k; four clients per survivor, all at once.
+        let statuses = Mutex([Int](repeating: 0, count: n))
+        let ports = cluster.ports
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            guard let c = try? RawClient(port: ports[1 + worker % 2]) else { return }
+            for k in stride(from: worker, to: n, by: 8) {
+                let status = (try? c.request("PUT", "/sessions/t\(k)", body: config).status) ?? -1
+                statuses.withLock { $0[k] = status }
+            }
+        }
+        #expect(statuses.withLock { $0 } == [Int](repeating: 201, count: n))
+        for k in 0..<n {
+            let mine = try cluster.client(1 + k % 2)
+            let other = try cluster.client(2 - k % 2)
+            #expect(Self.learned(try mine.request("GET", "/sessions/t\(k)/state").text) == before[k])
+            #expect(try other.request("GET", "/sessions/t\(k)").status == 404)
+        }
+        var adopted = 0
+        for i in 1...2 {
+            let metrics = try cluster.client(i).request("GET", "/metrics").text
+            for line in metrics.split(separator: "\n")
+            where line.hasPrefix("prepage_sessions_moved_total{how=\"adopted\"}") {
+                adopted += Int(line.split(separator: " ").last ?? "") ?? 0
+            }
+        }
+        #expect(adopted == n)
+        try cluster.start(0)
+        let a2 = try cluster.client(0)
+        for k in 0..<n { #expect(try a2.request("GET", "/sessions/t\(k)").status == 404) }
+    }
+
     /// Without shared storage: a session re-created on B while A is away starts fresh
     /// there; when A comes back with its restored copy, that copy is checked with the
     /// peers at its first use and B's — the one the client used meanwhile — replaces it.

@@ -90,6 +90,27 @@ import Testing
             Files.close(again)
         }
     }
+
+    /// A peer taking sessions from a stopped instance's directory holds its lock shared:
+    /// the instance cannot start meanwhile, other takers share it, and none of them looks
+    /// like the running instance to the others (`isLocked` asks for an exclusive holder).
+    @Test func aSharedLockKeepsTheExclusiveHolderOutAndIsNotSeenAsIt() throws {
+        try Self.inTemporaryDirectory { dir in
+            try Files.makeDirectories(dir)
+            let path = dir + "/LOCK"
+            let first = try #require(try Files.tryLockShared(path))
+            let second = try #require(try Files.tryLockShared(path))
+            #expect(!Files.isLocked(path))
+            #expect(try Files.tryLock(path) == nil)
+            Files.close(first)
+            #expect(try Files.tryLock(path) == nil)
+            Files.close(second)
+            let owner = try #require(try Files.tryLock(path))
+            #expect(Files.isLocked(path))
+            #expect(try Files.tryLockShared(path) == nil)
+            Files.close(owner)
+        }
+    }
 }
 
 /// What the process reads about itself from `/proc/self` and the system.

@@ -231,20 +231,35 @@ final class Peers: Sendable {
     }
 }
 
-/// A peer's state directory on shared storage, read (never written) when the
-/// peer does not answer: its sessions as the peer last saved them.
+/// A peer's state directory on shared storage, read when the peer does not
+/// answer: its sessions as the peer last saved them.
+///
+/// Locks (`flock`, in the directory): the peer holds `LOCK` exclusively while it
+/// runs. An instance taking a session from the directory holds `LOCK` *shared*
+/// (the peer cannot start meanwhile) and `TAKE` exclusively (takers take turns):
+/// so a taker never looks like a running peer to the others (``isHeld`` probes
+/// for an exclusive holder), and they wait for each other for an instant, not
+/// for a peer's drain. What takers add — a `delete` per session, in a journal
+/// segment of its own — is read incrementally: the directory is read whole only
+/// once, and again when the peer itself changed it.
 final class PeerDirectory: Sendable {
     let path: String
 
     private struct Cache {
+        /// Whether the directory was read since this instance started.
+        var loaded = false
         /// File names and sizes when read: the directory changed when they differ.
         var signature: [String: Int] = [:]
         var sessions: [String: Session] = [:]
         /// The next LSN of the directory's journal, when read.
         var nextLSN: UInt64 = 1
+        /// What a take made for another mover's ticket, until that mover collects it.
+        var answers: [UInt64: Take] = [:]
     }
 
     private let cache = Mutex(Cache())
+    /// The sessions this instance's movers asked to take, not yet taken (by ticket).
+    private let asked = Mutex<(next: UInt64, list: [(ticket: UInt64, id: String, config: SessionConfig)])>((0, []))
 
     init(_ path: String) {
         self.path = path
@@ -253,8 +268,12 @@ final class PeerDirectory: Sendable {
     /// The longest a lookup waits for a peer that holds its directory (draining: its
     /// last snapshot is on its way) before reading what is there.
     static let waitNanoseconds: UInt64 = 2_000_000_000
+    /// The longest a take waits for other instances taking from the same directory
+    /// (each holds its turn for a read of what changed, a record and an fdatasync).
+    static let turnWaitNanoseconds: UInt64 = 1_000_000_000
 
-    /// Whether the peer holds its directory (it runs: draining, or starting).
+    /// Whether the peer holds its directory (it runs: draining, or starting). An
+    /// instance taking a session from it holds its lock shared: not counted.
     var isHeld: Bool { Files.isLocked(path + "/LOCK") }
 
     /// The session `id` as the directory holds it now.
@@ -265,24 +284,61 @@ final class PeerDirectory: Sendable {
         }
     }
 
-    /// The directory's file names and sizes.
+    /// The directory's file names and sizes (the locks left out).
     private var signature: [String: Int]? {
         guard let names = try? Files.list(path) else { return nil }
         var signature: [String: Int] = [:]
-        for name in names where !name.hasSuffix(".tmp") && name != "LOCK" {
+        for name in names where !name.hasSuffix(".tmp") && name != "LOCK" && name != "TAKE" {
             signature[name] = Files.size(path + "/" + name) ?? -1
         }
         return signature
     }
 
-    /// Reads the directory again when it changed since it was last read.
+    /// Reads the directory again when it changed since it was last read: only the
+    /// journal records added since, when that is all that changed.
     private func refresh(_ c: inout Cache) {
         guard let now = signature else { return }
-        guard c.signature != now || c.sessions.isEmpty else { return }
+        guard !c.loaded || c.signature != now else { return }
+        if c.loaded && readAdded(&c, now) {
+            c.signature = now
+            return
+        }
         guard let restored = try? Restored.read(directory: path, removeTemporaries: false, threads: 1) else { return }
+        c.loaded = true
         c.signature = now
         c.nextLSN = restored.nextLSN
         c.sessions = Dictionary(restored.sessions.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Applies what other instances taking sessions added since the directory was read:
+    /// journal segments (new or grown) whose new records are deletes. `false` when
+    /// anything else changed (a snapshot written, a file removed, another kind of
+    /// record: the peer itself ran), to read the directory whole.
+    private func readAdded(_ c: inout Cache, _ now: [String: Int]) -> Bool {
+        if c.signature.keys.contains(where: { now[$0] == nil }) { return false }
+        var changed: [(start: UInt64, name: String)] = []
+        for (name, size) in now {
+            let before = c.signature[name]
+            if before == size { continue }
+            // A journal segment another instance created (empty yet, or written), or one that grew.
+            guard let start = Restored.number(name, prefix: "journal-", suffix: ".log"), before ?? 0 <= size
+            else { return false }
+            changed.append((start, name))
+        }
+        changed.sort { $0.start < $1.start }
+        var next = c.nextLSN
+        var removed: [String] = []
+        for (_, name) in changed {
+            guard let bytes = try? Files.read(path + "/" + name) else { return false }
+            for (lsn, record) in Journal.read(bytes, name: name).records where lsn >= c.nextLSN {
+                guard case .delete(let id) = record else { return false }
+                removed.append(id)
+                next = max(next, lsn + 1)
+            }
+        }
+        for id in removed { c.sessions[id] = nil }
+        c.nextLSN = next
+        return true
     }
 
     /// What ``take(_:config:)`` found.
@@ -295,28 +351,110 @@ final class PeerDirectory: Sendable {
         case busy
     }
 
-    /// Takes session `id` from the directory of a peer that is not running: under the
-    /// directory's lock (the peer cannot start meanwhile), reads its newest copy and
-    /// records in the peer's own journal that it moved away (a delete), so that the
-    /// peer does not bring it back when it restarts.
+    /// Takes session `id` from the directory of a peer that is not running: on its
+    /// turn among the instances taking from it, with the peer's lock held shared (the
+    /// peer cannot start meanwhile), reads its newest copy and records in the peer's
+    /// own journal that it moved away (a delete), so that the peer does not bring it
+    /// back when it restarts.
+    ///
+    /// Takes are group-committed, like the journal's syncs: the mover that gets the
+    /// directory takes every session asked for meanwhile by this instance's movers, in
+    /// one segment with one `fdatasync`; the others find their answer made. (A stopped
+    /// peer's sessions all move at once; one disk flush each would queue them.)
     func take(_ id: String, config: SessionConfig) -> Take {
-        // The movers of this process take turns (under the cache's lock); the file lock
-        // keeps the peer (and other instances taking from it) out meanwhile.
-        cache.withLock { c -> Take in
-            guard let lock = try? Files.tryLock(path + "/LOCK") else { return .busy }
-            defer { Files.close(lock) }
-            refresh(&c)
-            guard let session = c.sessions[id], session.config == config else { return .absent }
-            let image = session.image()
-            guard let journal = try? Journal(directory: path, nextLSN: c.nextLSN) else { return .absent }
-            _ = journal.append(.delete(id: id))
+        let ticket = asked.withLock { a -> UInt64 in
+            a.next += 1
+            a.list.append((a.next, id, config))
+            return a.next
+        }
+        // The movers of this process take turns (under the cache's lock); TAKE keeps other
+        // instances taking from this directory out meanwhile, LOCK (shared) the peer.
+        return cache.withLock { c -> Take in
+            if let made = c.answers.removeValue(forKey: ticket) { return made }
+            let batch = asked.withLock { a in
+                defer { a.list.removeAll(keepingCapacity: true) }
+                return a.list
+            }
+            let made = takeAll(batch, &c)
+            for (k, (t, _, _)) in batch.enumerated() where t != ticket { c.answers[t] = made[k] }
+            return made[batch.firstIndex { $0.ticket == ticket }!]
+        }
+    }
+
+    /// The sessions of `batch`, taken in one record of the directory (see ``take(_:config:)``).
+    private func takeAll(_ batch: [(ticket: UInt64, id: String, config: SessionConfig)], _ c: inout Cache) -> [Take] {
+        guard let turn = waitForTurn() else { return batch.map { _ in .busy } }
+        defer { Files.close(turn) }
+        guard let lock = try? Files.tryLockShared(path + "/LOCK") else { return batch.map { _ in .busy } }
+        defer { Files.close(lock) }
+        refresh(&c)
+        var made: [Take] = []
+        var taking: [String] = []
+        for (_, id, config) in batch {
+            if let session = c.sessions[id], session.config == config, !taking.contains(id) {
+                made.append(.taken(session.image()))
+                taking.append(id)
+            } else {
+                made.append(.absent)
+            }
+        }
+        guard !taking.isEmpty else { return made }
+        guard let segment = recordMoved(taking, &c) else { return batch.map { _ in .absent } }
+        for id in taking { c.sessions[id] = nil }
+        c.nextLSN += UInt64(taking.count)
+        // What this take added to the directory: the signature stays current without listing it.
+        c.signature[String(segment.dropFirst(path.count + 1))] = Files.size(segment) ?? -1
+        return made
+    }
+
+    /// Records in the peer's journal that `ids` moved away (deletes, from `nextLSN` on),
+    /// durably: appended to its newest segment (no new file, so no directory to sync;
+    /// a torn record the peer left at its end is skipped by the reader, which finds the
+    /// next intact one), else in a new one. The segment's path, or `nil` when it failed.
+    private func recordMoved(_ ids: [String], _ c: inout Cache) -> String? {
+        let newest = c.signature.keys.compactMap { Restored.number($0, prefix: "journal-", suffix: ".log") }.max()
+        guard let newest, newest <= c.nextLSN else {
+            guard let journal = try? Journal(directory: path, nextLSN: c.nextLSN) else { return nil }
+            for id in ids { _ = journal.append(.delete(id: id)) }
             let durable = (try? journal.syncAll()) != nil
             journal.close()
-            guard durable else { return .absent }
-            c.sessions[id] = nil
-            c.nextLSN += 1
-            if let now = signature { c.signature = now }
-            return .taken(image)
+            return durable ? Journal.segmentPath(path, c.nextLSN) : nil
+        }
+        var bytes: [UInt8] = []
+        for (k, id) in ids.enumerated() {
+            Journal.frame(
+                lsn: c.nextLSN + UInt64(k), type: JournalRecord.delete(id: id).type,
+                payload: Journal.payload(.delete(id: id)), into: &bytes)
+        }
+        let segment = Journal.segmentPath(path, newest)
+        guard let fd = try? Files.openAppend(segment, create: false) else { return nil }
+        defer { Files.close(fd) }
+        do throws(SocketError) {
+            try Files.writeAll(fd, bytes, what: "write(\(segment))")
+            try Files.syncData(fd)
+        } catch {
+            return nil
+        }
+        return segment
+    }
+
+    /// This instance's turn to take from the directory: `TAKE` locked (its descriptor),
+    /// waited for while another instance has it (polled from 50 µs up to 1 ms apart);
+    /// `nil` when it cannot be had.
+    private func waitForTurn() -> Int32? {
+        let deadline = System.monotonicNanoseconds() + Self.turnWaitNanoseconds
+        var pause = 50
+        while true {
+            let attempt: Int32?
+            do {
+                attempt = try Files.tryLock(path + "/TAKE")
+            } catch {
+                return nil
+            }
+            if let fd = attempt { return fd }
+            guard System.monotonicNanoseconds() < deadline else { return nil }
+            System.sleep(microseconds: pause)
+            pause = min(pause * 2, 1_000)
         }
     }
 }

@@ -173,6 +173,11 @@ def http(method, url, token=None, body=None):
         return r.status, (json.loads(data) if data else None)
 
 
+def pinned(cpus, cmd):
+    """cmd run on the CPUs listed (taskset -c), or as it is when cpus is None."""
+    return cmd if not cpus else ["taskset", "-c", cpus] + cmd
+
+
 def qemu_cmd(a, vcpus, role, d):
     cmd = [a.qemu, "-L", "/usr/share/qemu", "-L", "/usr/share/seabios", "-nodefaults", "-no-user-config",
            "-display", "none", "-machine", "pc,accel=tcg", "-m", str(a.guest_mib), "-smp", str(vcpus),
@@ -187,7 +192,7 @@ def qemu_cmd(a, vcpus, role, d):
     extra = getattr(a, role + "_args", None)
     if extra:
         cmd += extra.split()
-    return cmd
+    return pinned(getattr(a, role + "_cpus", None), cmd)
 
 
 def run_one(a):
@@ -434,7 +439,8 @@ def start_oracle(a, logdir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREPAGE_")}
     port = free_port()
     # --log-level warning: info logs one line per request (tens of thousands per run)
-    p = subprocess.Popen([a.prepaged, "--port", str(port), "--threads", "1", "--log-level", "warning"],
+    p = subprocess.Popen(pinned(a.oracle_cpus, [a.prepaged, "--port", str(port), "--threads", "1",
+                                                "--log-level", "warning"]),
                          env=env, stdout=open(logpath, "w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 30
     while True:
@@ -622,6 +628,9 @@ def add_run_args(p):
     p.add_argument("--page-us", type=float)
     p.add_argument("--src-args", help="more QEMU arguments for the source (e.g. -trace ...)")
     p.add_argument("--dst-args", help="more QEMU arguments for the destination")
+    p.add_argument("--src-cpus", help="CPUs of the source QEMU (taskset -c LIST; default: any)")
+    p.add_argument("--dst-cpus", help="CPUs of the destination QEMU (taskset -c LIST; default: any)")
+    p.add_argument("--oracle-cpus", help="CPUs of the prepaged started here (taskset -c LIST; default: any)")
     p.add_argument("--boot-timeout", type=int, default=120)
     p.add_argument("--timeout", type=int, default=300)
 

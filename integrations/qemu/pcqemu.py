@@ -100,20 +100,22 @@ def parse_config(name):
     """-> (policy or None, environment for the destination).
 
     POLICY/key=value/key=value adds session fields through PREPAGE_<KEY>,
-    e.g. dp-plus/near_window=64/page_us=2 (keys: max_pages, gap, near_window = integer; rtt_us,
-    page_us = number, dp-plus only)."""
+    e.g. dp-plus/near_window=64/page_us=2 (keys: max_pages, gap, near_window, timeout_ms = integer;
+    rtt_us, page_us = number, dp-plus only)."""
     if "/" in name:
         base, extra = name.split("/", 1)
         policy, env = parse_config(base)
-        if policy is None:
-            raise SystemExit("stock takes no session fields: %r" % name)
         for kv in extra.split("/"):
             k, _, v = kv.partition("=")
+            if policy is None:
+                raise SystemExit("stock takes no session fields: %r" % name)
             if k in ("rtt_us", "page_us") and policy == "dp-plus" and re.fullmatch(r"[0-9]+(\.[0-9]+)?", v):
                 pass
+            elif k == "timeout_ms" and v.isdigit() and int(v) > 0:
+                pass  # the hook's fault deadline (PREPAGE_TIMEOUT_MS) for this configuration
             elif k not in ("max_pages", "gap", "near_window") or not v.isdigit():
-                raise SystemExit("bad session field %r in %r (max_pages, gap, near_window = integer; "
-                                 "rtt_us, page_us = number, dp-plus only)" % (kv, name))
+                raise SystemExit("bad session field %r in %r (max_pages, gap, near_window, timeout_ms = "
+                                 "integer; rtt_us, page_us = number, dp-plus only)" % (kv, name))
             env["PREPAGE_" + k.upper()] = v
         return policy, env
     if name == "stock":
@@ -227,6 +229,8 @@ def run_one(a):
             if a.page_us is not None:
                 env_dst["PREPAGE_PAGE_US"] = "%g" % a.page_us
             env_dst.update({k: v for k, v in penv.items() if k in ("PREPAGE_RTT_US", "PREPAGE_PAGE_US")})
+        if "PREPAGE_TIMEOUT_MS" in penv:
+            env_dst["PREPAGE_TIMEOUT_MS"] = penv["PREPAGE_TIMEOUT_MS"]
         rec["session"] = session
         rec["env"] = {k: v for k, v in env_dst.items() if k.startswith("PREPAGE_") and k != "PREPAGE_TOKEN"}
     env_src = dict(env_dst)

@@ -99,17 +99,23 @@ def free_port():
 def parse_config(name):
     """-> (policy or None, environment for the destination).
 
-    POLICY/key=value,key=value adds session fields through PREPAGE_<KEY>,
-    e.g. dp-plus/near_window=64 (keys: max_pages, gap, near_window)."""
+    POLICY/key=value/key=value adds session fields through PREPAGE_<KEY>,
+    e.g. dp-plus/near_window=64/page_us=2 (keys: max_pages, gap, near_window, timeout_ms = integer;
+    rtt_us, page_us = number, dp-plus only)."""
     if "/" in name:
         base, extra = name.split("/", 1)
         policy, env = parse_config(base)
-        if policy is None:
-            raise SystemExit("stock takes no session fields: %r" % name)
-        for kv in extra.split(","):
+        for kv in extra.split("/"):
             k, _, v = kv.partition("=")
-            if k not in ("max_pages", "gap", "near_window") or not v.isdigit():
-                raise SystemExit("bad session field %r in %r (max_pages, gap, near_window = integer)" % (kv, name))
+            if policy is None:
+                raise SystemExit("stock takes no session fields: %r" % name)
+            if k in ("rtt_us", "page_us") and policy == "dp-plus" and re.fullmatch(r"[0-9]+(\.[0-9]+)?", v):
+                pass
+            elif k == "timeout_ms" and v.isdigit() and int(v) > 0:
+                pass  # the hook's fault deadline (PREPAGE_TIMEOUT_MS) for this configuration
+            elif k not in ("max_pages", "gap", "near_window") or not v.isdigit():
+                raise SystemExit("bad session field %r in %r (max_pages, gap, near_window, timeout_ms = "
+                                 "integer; rtt_us, page_us = number, dp-plus only)" % (kv, name))
             env["PREPAGE_" + k.upper()] = v
         return policy, env
     if name == "stock":
@@ -169,6 +175,11 @@ def http(method, url, token=None, body=None):
         return r.status, (json.loads(data) if data else None)
 
 
+def pinned(cpus, cmd):
+    """cmd run on the CPUs listed (taskset -c), or as it is when cpus is None."""
+    return cmd if not cpus else ["taskset", "-c", cpus] + cmd
+
+
 def qemu_cmd(a, vcpus, role, d):
     cmd = [a.qemu, "-L", "/usr/share/qemu", "-L", "/usr/share/seabios", "-nodefaults", "-no-user-config",
            "-display", "none", "-machine", "pc,accel=tcg", "-m", str(a.guest_mib), "-smp", str(vcpus),
@@ -183,7 +194,7 @@ def qemu_cmd(a, vcpus, role, d):
     extra = getattr(a, role + "_args", None)
     if extra:
         cmd += extra.split()
-    return cmd
+    return pinned(getattr(a, role + "_cpus", None), cmd)
 
 
 def run_one(a):
@@ -217,6 +228,9 @@ def run_one(a):
                 env_dst["PREPAGE_RTT_US"] = "%g" % a.rtt_us
             if a.page_us is not None:
                 env_dst["PREPAGE_PAGE_US"] = "%g" % a.page_us
+            env_dst.update({k: v for k, v in penv.items() if k in ("PREPAGE_RTT_US", "PREPAGE_PAGE_US")})
+        if "PREPAGE_TIMEOUT_MS" in penv:
+            env_dst["PREPAGE_TIMEOUT_MS"] = penv["PREPAGE_TIMEOUT_MS"]
         rec["session"] = session
         rec["env"] = {k: v for k, v in env_dst.items() if k.startswith("PREPAGE_") and k != "PREPAGE_TOKEN"}
     env_src = dict(env_dst)
@@ -429,7 +443,8 @@ def start_oracle(a, logdir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREPAGE_")}
     port = free_port()
     # --log-level warning: info logs one line per request (tens of thousands per run)
-    p = subprocess.Popen([a.prepaged, "--port", str(port), "--threads", "1", "--log-level", "warning"],
+    p = subprocess.Popen(pinned(a.oracle_cpus, [a.prepaged, "--port", str(port), "--threads", "1",
+                                                "--log-level", "warning"]),
                          env=env, stdout=open(logpath, "w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 30
     while True:
@@ -617,6 +632,9 @@ def add_run_args(p):
     p.add_argument("--page-us", type=float)
     p.add_argument("--src-args", help="more QEMU arguments for the source (e.g. -trace ...)")
     p.add_argument("--dst-args", help="more QEMU arguments for the destination")
+    p.add_argument("--src-cpus", help="CPUs of the source QEMU (taskset -c LIST; default: any)")
+    p.add_argument("--dst-cpus", help="CPUs of the destination QEMU (taskset -c LIST; default: any)")
+    p.add_argument("--oracle-cpus", help="CPUs of the prepaged started here (taskset -c LIST; default: any)")
     p.add_argument("--boot-timeout", type=int, default=120)
     p.add_argument("--timeout", type=int, default=300)
 

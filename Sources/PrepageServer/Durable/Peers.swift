@@ -173,7 +173,6 @@ final class Peers: Sendable {
         return nil
     }
 
-
     /// Session `id` taken from the directory of a peer that is not running (its lock not
     /// held), with the configuration that peer journaled for it — for a fault that names a
     /// session this instance does not have (its client meets it here after the balancer

@@ -247,8 +247,20 @@ final class API: Sendable {
     // MARK: - Faults
 
     /// `POST /sessions/{id}/fault`: the hot path. Takes the session lock once and does not allocate.
-    private func postFault(_ id: String, _ req: HTTPRequest, _ ctx: LoopContext) throws(APIProblem) -> Reply {
-        var session = try find(id)
+    /// A session this instance does not have may be adopted from a stopped peer's directory
+    /// first (``faultAdopting(_:_:_:)``), when `adopting` and peer directories are configured.
+    private func postFault(
+        _ id: String, _ req: HTTPRequest, _ ctx: LoopContext, adopting: Bool = true
+    ) throws(APIProblem) -> Reply {
+        var session: Session
+        do {
+            session = try find(id)
+        } catch {
+            if adopting, error.kind == .sessionNotFound, let peers = cluster.peers, peers.adoptsOnFault {
+                return try faultAdopting(id, req, peers)
+            }
+            throw error
+        }
         let input = try faultInput(req)
         let budget = store.budget
         var decision: Decision
@@ -284,6 +296,34 @@ final class API: Sendable {
         var w = ctx.writer()
         Self.write(decision, pageSize: UInt64(session.config.pageSize), &w)
         return Reply(status: 200, contentType: Reply.json, body: w.bytes)
+    }
+
+    /// A fault for a session this instance does not have, with `--peer-state-dirs`: its
+    /// instance may have stopped (killed, failed, drained) and the balancer sent its client
+    /// here. Off the loop (file I/O, as a re-creation's take): the session is taken from the
+    /// stopped peer's directory with the configuration that peer journaled, installed here
+    /// (journaled and synced before the answer, as a `PUT` that adopts it), and the fault is
+    /// decided in it — one round trip for the client, no 404 and no re-creation. When no
+    /// stopped peer has it (or its peer runs): the 404 of any absent session. A fault that
+    /// would be refused is answered that 404 without looking (nothing is taken for it).
+    private func faultAdopting(_ id: String, _ req: HTTPRequest, _ peers: Peers) throws(APIProblem) -> Reply {
+        guard (try? faultInput(req)) != nil else { throw notFound(id) }
+        return .later { [self] ctx in
+            if store.session(id) == nil, let image = peers.adoptFromStopped(id) {
+                do throws(APIProblemBox) {
+                    _ = try store.install(id: id, image: image, now: clock.now())
+                } catch {
+                    return problem(error.problem, ctx)
+                }
+            }
+            do throws(APIProblem) {
+                var reply = try postFault(id, req, ctx, adopting: false)
+                reply.body.append(0x0A)
+                return reply
+            } catch {
+                return problem(error, ctx)
+            }
+        }
     }
 
     /// The fault of a request: JSON body, form body, or query parameters (when the body is empty).

@@ -56,7 +56,11 @@ final class Movers: Sendable {
                 _ = wake?.wait(timeoutMilliseconds: 100)
                 continue
             }
-            let reply = job.work(context)
+            var reply = job.work(context)
+            // Work off the loop may meet a step that is itself deferred (a restored session
+            // checked with its peers, then a fault that adopts a stopped peer's session): it
+            // is already off the loop, so it runs here rather than reaching the loop unmade.
+            while let more = reply.deferred { reply = more(context) }
             job.loop.deliver(
                 EventLoop.Finished(
                     fd: job.fd, serial: job.serial, reply: reply, request: job.request, route: job.route,

@@ -255,4 +255,121 @@ import Testing
         #expect(Self.learned(try ca.request("GET", "/sessions/m/state").text) == Self.learned(onB))
         #expect(try cb.request("GET", "/sessions/m").status == 404)
     }
+
+    /// The next faults of a session, as (status, body) pairs: a seeded FSD-like load from `page`.
+    static func next(_ c: RawClient, _ id: String, faults: Int, seed: UInt64, form: Bool = false) throws -> [String] {
+        var rng = SplitMix64(seed: seed)
+        var page = 1 << 20
+        var answers: [String] = []
+        for k in 0..<faults {
+            page = Int.random(in: 0..<5, using: &rng) == 0 ? Int.random(in: 0..<1 << 30, using: &rng) : page + 1
+            let r =
+                form && k == 0
+                ? try c.request(
+                    "POST", "/sessions/\(id)/fault", body: "page=\(page)",
+                    contentType: "application/x-www-form-urlencoded")
+                : try fault(c, id, page)
+            answers.append("\(r.status) \(r.text)")
+        }
+        return answers
+    }
+
+    static func moved(_ c: RawClient, _ how: String) throws -> Int {
+        let metrics = try c.request("GET", "/metrics").text
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("prepage_sessions_moved_total{how=\"\(how)\"}") }
+        return Int(line?.split(separator: " ").last ?? "") ?? -1
+    }
+
+    /// The first fault a stopped instance's client sends to the survivor the balancer
+    /// moved it to is answered there (one round trip: no 404, no re-creation): the
+    /// session is adopted from the stopped instance's directory with the configuration it
+    /// journaled, and every answer is the one the stopped instance would have given.
+    /// Its directory gives it to no other instance afterwards.
+    @Test func aFaultForAStoppedPeersSessionAdoptsItAndIsAnsweredAsThePeerWould() throws {
+        let cluster = try Cluster()
+        let a = try cluster.client(0)
+        let config = #"{"policy":"dp","max_pages":48}"#
+        #expect(try a.request("PUT", "/sessions/f", body: config).status == 201)
+        try Self.learn(a, "f", faults: 150, seed: 300)
+        let before = try a.request("GET", "/sessions/f/state").text
+        cluster.stop(0)
+        // The undisturbed reference: the same state, faulted the same way.
+        let reference = try TestServer()
+        let r = try reference.client()
+        #expect(try r.request("PUT", "/sessions/f", body: "{\"state\":\(before)}").status == 201)
+        let expected = try Self.next(r, "f", faults: 40, seed: 301)
+        let b = try cluster.client(1)
+        let got = try Self.next(b, "f", faults: 40, seed: 301, form: true)
+        #expect(got.allSatisfy { $0.hasPrefix("200 ") })
+        #expect(got == expected)
+        #expect(try b.request("GET", "/sessions/f").status == 200)
+        // The same learned state and counters (the wall-clock time of the last fault aside).
+        let onB = Self.learned(try b.request("GET", "/sessions/f/state").text)
+        let onR = Self.learned(try r.request("GET", "/sessions/f/state").text)
+        #expect(onB.replacing(/"last_fault_at_ns":\d+/, with: "") == onR.replacing(/"last_fault_at_ns":\d+/, with: ""))
+        #expect(onB.contains(#""faults":190"#))
+        #expect(try Self.moved(b, "adopted") == 1)
+        // A's directory no longer has it: C's fault for it finds nothing there (B, which
+        // has it, runs: it is not read, nor asked) and B keeps it.
+        let c = try cluster.client(2)
+        #expect(try Self.fault(c, "f", 7).status == 404)
+        #expect(try Self.moved(c, "adopted") == 0)
+        #expect(try b.request("GET", "/sessions/f").status == 200)
+        // A, started again, does not bring it back.
+        try cluster.start(0)
+        #expect(try cluster.client(0).request("GET", "/sessions/f").status == 404)
+    }
+
+    /// Killed (its directory as a crash leaves it: no last snapshot, its lock free): the
+    /// survivor's first fault for its session adopts what the directory holds and answers
+    /// as an instance restored from that directory would.
+    @Test func aFaultForAKilledPeersSessionIsAnsweredFromWhatItsDirectoryHolds() throws {
+        let base = NSTemporaryDirectory() + "prepage-peers-\(UUID().uuidString.prefix(8))"
+        let a = try TestServer(stateDirectory: base + "/a", snapshotInterval: .milliseconds(50))
+        let ca = try a.client()
+        #expect(try ca.request("PUT", "/sessions/k", body: #"{"max_pages":64}"#).status == 201)
+        try Self.learn(ca, "k", faults: 120, seed: 400)
+        Thread.sleep(forTimeInterval: 0.3)  // a snapshot with what it learned
+        let crashed = try DurabilityTests.crashImage(of: base + "/a")
+        let restored = try DurabilityTests.crashImage(of: crashed)
+        a.stop()
+        let reference = try TestServer(stateDirectory: restored)
+        let expected = try Self.next(try reference.client(), "k", faults: 30, seed: 401)
+        let b = try TestServer(
+            stateDirectory: base + "/b", peers: ["http://127.0.0.1:\(Cluster.freePort())"],
+            peerStateDirectories: [crashed])
+        let cb = try b.client()
+        let got = try Self.next(cb, "k", faults: 30, seed: 401)
+        #expect(got.allSatisfy { $0.hasPrefix("200 ") })
+        #expect(got == expected)
+        #expect(try cb.request("GET", "/sessions/k").status == 200)
+        // Recorded there as moved: a restart from that directory does not have it.
+        b.stop()
+        let again = try TestServer(stateDirectory: crashed)
+        #expect(try again.client().request("GET", "/sessions/k").status == 404)
+    }
+
+    /// A fault for a session the survivor does not have stays a 404 when the peer that
+    /// has it runs (its directory is not read: the peer answers for it), when no peer has
+    /// it, when the fault is malformed (nothing is taken for it), and without peers.
+    @Test func aFaultForASessionHeldByALivePeerOrByNoneIsNotFound() throws {
+        let cluster = try Cluster()
+        let a = try cluster.client(0)
+        #expect(try a.request("PUT", "/sessions/l", body: "{}").status == 201)
+        try Self.learn(a, "l", faults: 30, seed: 500)
+        let b = try cluster.client(1)
+        let refused = try Self.fault(b, "l", 3)
+        #expect(refused.status == 404)
+        #expect(refused.json["type"] as? String == "urn:prepage:problem:session-not-found")
+        #expect(try Self.fault(b, "nobody", 3).status == 404)
+        #expect((try a.request("GET", "/sessions/l").json["stats"] as? [String: Any])?["faults"] as? Int == 30)
+        cluster.stop(0)
+        #expect(try b.request("POST", "/sessions/l/fault", body: #"{"page":"x"}"#).status == 404)
+        #expect(try b.request("GET", "/sessions/l").status == 404)
+        #expect(try Self.fault(b, "l", 3).status == 200)  // A stopped: now adopted
+        let alone = try TestServer()
+        let none = try Self.fault(try alone.client(), "l", 3)
+        #expect(none.status == 404)
+        #expect(none.json["detail"] as? String == "no session \"l\"; create it with PUT /sessions/l")
+    }
 }

@@ -16,8 +16,9 @@ directory (shared storage) and each instance told its peers (--peers,
    full speed through the balancer;
 3. kill: the same load, and one instance killed with SIGKILL a third of the
    way in: only its sessions move (the others stay where they were and are
-   never re-created), each is recovered by its client on a survivor (re-created
-   there with what it learned, from the killed instance's state directory);
+   never re-created), each is recovered by its client on a survivor (its
+   first fault there adopts it with what it learned, from the killed
+   instance's state directory: no 404, no re-creation);
 4. rolling update: the same load, one instance stopped with SIGTERM (its
    sessions move to the others through the drain, exactly) and started again
    (they come back, with what they learned meanwhile).
@@ -300,7 +301,8 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
             added.append(max(0.0, max(late) - statistics.median(gaps)))
         without.append(sum(g for g, (j, w) in zip(gaps, seq[1:]) if w[3] == 5 or w[3] < 0))
         # What the session's vCPU waited for its faults after the disruption beyond the usual fault,
-        # and for the first fault that met the move (the 404, the re-creation, the retry — or the deadline).
+        # and for the first fault that met the move (its adoption from the killed instance's directory; after
+        # a drain, the 404, the re-creation and the retry — or the deadline).
         waited.append(sum(max(0.0, v[6] / 1e6 - usual) for i, v in after))
         meets = [v for i, v in after if v[6] / 1e6 > 2 * usual + 1.0]
         if meets:

@@ -42,6 +42,9 @@ final class Peers: Sendable {
     /// `directories[i]` is `peers[i]`'s state directory, when on shared storage (or empty).
     let directories: [PeerDirectory]
     let token: String?
+    /// Whether a fault for a session this instance does not have may find it in a
+    /// stopped peer's directory (``adoptFromStopped(_:)``): with `--peer-state-dirs`.
+    let adoptsOnFault: Bool
     static let connectTimeoutMilliseconds: Int32 = 100
     static let answerTimeoutMilliseconds = 1_000
     static let skipNanoseconds: UInt64 = 1_000_000_000
@@ -62,6 +65,7 @@ final class Peers: Sendable {
         peers = list
         self.directories = directories.map(PeerDirectory.init)
         self.token = token
+        adoptsOnFault = directories.contains { !$0.isEmpty }
     }
 
     /// `http://host:port[/]` → (host, port).
@@ -164,6 +168,32 @@ final class Peers: Sendable {
                         System.sleep(milliseconds: 2)
                     }
                 }
+            }
+        }
+        return nil
+    }
+
+    /// Session `id` taken from the directory of a peer that is not running (its lock not
+    /// held), with the configuration that peer journaled for it — for a fault that names a
+    /// session this instance does not have (its client meets it here after the balancer
+    /// moved it; no configuration comes with a fault). The newest copy (most faults) when
+    /// several stopped peers have it. `nil` when no stopped peer has it: a peer that runs
+    /// is not read (it answers for its sessions; its files are only what it last saved),
+    /// nor asked.
+    func adoptFromStopped(_ id: String) -> SessionImage? {
+        var candidates: [(Int, SessionImage)] = []
+        for (k, directory) in directories.enumerated() where !directory.path.isEmpty && !directory.isHeld {
+            if let image = directory.find(id) { candidates.append((k, image)) }
+        }
+        candidates.sort { a, b in
+            (a.1.stats.faults, a.1.lastActivity) > (b.1.stats.faults, b.1.lastActivity)
+        }
+        for (k, image) in candidates {
+            // The same take as a re-creation's: on its turn, journaled in the peer's directory
+            // as moved and synced before the session is installed here.
+            if case .taken(let taken) = directories[k].take(id, config: image.config) {
+                adopted.add(1, ordering: .relaxed)
+                return taken
             }
         }
         return nil

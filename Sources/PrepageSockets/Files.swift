@@ -138,13 +138,7 @@ public enum Files {
     /// - Returns: the descriptor holding the lock (keep it open), or `nil` when
     ///   another process holds it.
     public static func tryLock(_ path: String) throws(SocketError) -> Int32? {
-        let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
-        guard fd >= 0 else { throw .last("open(\(path))") }
-        if retryingEINTR({ flock(fd, LOCK_EX | LOCK_NB) }) == 0 { return fd }
-        let e = Glibc.errno
-        Glibc.close(fd)
-        if e == EWOULDBLOCK { return nil }
-        throw SocketError(call: "flock(\(path))", errno: e)
+        try tryFlock(path, LOCK_EX)
     }
 
     /// Takes a shared `flock` on `path` (created if missing) without waiting: it keeps
@@ -152,9 +146,15 @@ public enum Files {
     /// - Returns: the descriptor holding the lock (keep it open), or `nil` when
     ///   another process holds it exclusively.
     public static func tryLockShared(_ path: String) throws(SocketError) -> Int32? {
+        try tryFlock(path, LOCK_SH)
+    }
+
+    /// Opens `path` (created if missing) and takes `flock(operation | LOCK_NB)` on it:
+    /// the descriptor, or `nil` when another process's lock is in the way.
+    private static func tryFlock(_ path: String, _ operation: Int32) throws(SocketError) -> Int32? {
         let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw .last("open(\(path))") }
-        if retryingEINTR({ flock(fd, LOCK_SH | LOCK_NB) }) == 0 { return fd }
+        if retryingEINTR({ flock(fd, operation | LOCK_NB) }) == 0 { return fd }
         let e = Glibc.errno
         Glibc.close(fd)
         if e == EWOULDBLOCK { return nil }

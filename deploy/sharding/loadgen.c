@@ -18,13 +18,17 @@
  * wait_ns", outcome being pp_outcome (5 = fallback) or -1 for a failed call,
  * t_ns the CLOCK_MONOTONIC time of the answer, wait_ns how long the call took
  * (what the faulting vCPU waited). DEADLINE_MS is the fault deadline
- * (default libprepage's, 5 ms). Prints a summary on stderr. Exit 0, or 2
- * on bad usage or when sessions cannot be created.
+ * (default libprepage's, 5 ms). Prints "a third done" on stdout (flushed) when a
+ * third of all the faults have been answered, for run.py to disrupt the
+ * cluster then; a summary on stderr, and why each of the first failed calls
+ * failed. Exit 0, or 2 on bad usage or when sessions
+ * cannot be created.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <prepage.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +58,9 @@ static int nsessions, nthreads, nfaults;
 static long deadline_ms;
 static uint64_t seed;
 static record *records; /* nsessions × nfaults */
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static int failures_reported;
+static atomic_long answered; /* faults answered so far, all threads */
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -121,6 +128,10 @@ static void *thread_main(void *arg) {
             session_id(id, sizeof id, k);
             uint64_t asked = now_ns();
             int rc = pp_fault_page(clients[j], id, (uint64_t)page, stream, &d);
+            if (atomic_fetch_add(&answered, 1) + 1 == (long)nsessions * nfaults / 3) {
+                printf("a third done\n");
+                fflush(stdout);
+            }
             record *r = &records[(size_t)k * (size_t)nfaults + (size_t)i];
             r->k = (uint32_t)k;
             r->i = (uint32_t)i;
@@ -136,6 +147,11 @@ static void *thread_main(void *arg) {
                 r->start = -1;
                 r->count = 0;
                 r->outcome = -1;
+                pthread_mutex_lock(&report_lock);
+                if (failures_reported++ < 5)
+                    fprintf(stderr, "loadgen: fault %d of %s failed (HTTP %d): %s\n", i, id,
+                            pp_client_http_status(clients[j]), pp_client_errstr(clients[j]));
+                pthread_mutex_unlock(&report_lock);
             }
         }
     }

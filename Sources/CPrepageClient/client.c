@@ -734,23 +734,26 @@ void pp__forget(pp_client *c, const char *id) {
 /*
  * A request on a session's route (URL already in c->url). On a 404 for a
  * session this client knows, and unless recreate_sessions is off, PUTs the
- * remembered config again and repeats the request once.
+ * remembered config again and repeats the request — up to PP_MAX_RECREATIONS
+ * times while the 404s go on.
  */
 int pp__session_call(pp_client *c, const char *id, pp_method m, const char *body, size_t len, int retry) {
-    if (pp__perform(c, m, c->url, body, len, retry) == 0) return 0;
-    if (c->err != PP_ERR_HTTP || c->status != 404 || !c->opts.recreate_sessions) return -1;
-    pp_known *k = pp__find_known(c, id);
-    if (k == NULL) return -1;
+    for (int recreations = 0;; recreations++) {
+        if (pp__perform(c, m, c->url, body, len, retry) == 0) return 0;
+        if (c->err != PP_ERR_HTTP || c->status != 404 || !c->opts.recreate_sessions) return -1;
+        if (recreations == PP_MAX_RECREATIONS) return -1;
+        pp_known *k = pp__find_known(c, id);
+        if (k == NULL) return -1;
 
-    char url[PP_URL_SIZE];
-    if (pp__url(c, url, "/sessions/%s", id) != 0) return -1;
-    if (pp__perform(c, PP_PUT, url, k->body, strlen(k->body), 1) != 0) {
-        char why[512];
-        snprintf(why, sizeof why, "%.500s", c->errstr);
-        snprintf(c->errstr, sizeof c->errstr, "re-creating lost session %s: %s", id, why);
-        return -1;
+        char url[PP_URL_SIZE];
+        if (pp__url(c, url, "/sessions/%s", id) != 0) return -1;
+        if (pp__perform(c, PP_PUT, url, k->body, strlen(k->body), 1) != 0) {
+            char why[512];
+            snprintf(why, sizeof why, "%.500s", c->errstr);
+            snprintf(c->errstr, sizeof c->errstr, "re-creating lost session %s: %s", id, why);
+            return -1;
+        }
     }
-    return pp__perform(c, m, c->url, body, len, retry);
 }
 
 long pp_client_breaker_ms(const pp_client *c, long *period_ms) {

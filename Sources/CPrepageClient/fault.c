@@ -386,7 +386,7 @@ static void on_done(pp_client *c) {
     if (f->recreating) {
         f->recreating = 0;
         if (status >= 200 && status < 300) {
-            f->recreated = 1;
+            f->recreations++;
             start_attempt(c); /* the fault again, on the re-created session */
             return;
         }
@@ -430,7 +430,8 @@ static void on_done(pp_client *c) {
         return;
     }
     pp__http_error(c);
-    if (status == 404 && c->opts.recreate_sessions && !f->recreated && pp__find_known(c, f->id) != NULL) {
+    if (status == 404 && c->opts.recreate_sessions && f->recreations < PP_MAX_RECREATIONS &&
+        pp__find_known(c, f->id) != NULL) {
         f->recreating = 1;
         start_attempt(c);
         return;

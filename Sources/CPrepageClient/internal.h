@@ -57,6 +57,16 @@ typedef enum pp_fault_phase {
 } pp_fault_phase;
 
 /** The single fault in flight: everything lives in the client, nothing is allocated. */
+/*
+ * How many times a call re-creates its session after a 404. One is enough for
+ * a restarted server; behind a balancer whose ring is changing (an instance
+ * just died and not every request knows it yet), the re-creation and the
+ * repeated request can reach two different instances, and the first then
+ * pulls the session back from the second: a 404 again, answered by another
+ * re-creation. A fault's deadline bounds them as well.
+ */
+#define PP_MAX_RECREATIONS 3
+
 typedef struct pp_fault_state {
     pp_fault_phase phase;
     int rc;        /* READY: 0 or -1 */
@@ -68,7 +78,7 @@ typedef struct pp_fault_state {
     uint64_t retry_at_ns;
     int attempts;        /* requests sent for the fault itself */
     int recreating;      /* the running transfer is the PUT re-creating the session */
-    int recreated;       /* re-created once already during this fault */
+    int recreations;     /* re-creations during this fault, at most PP_MAX_RECREATIONS */
     int fresh;           /* the next attempt opens a new connection */
     long retry_after_ms; /* the last 503's Retry-After, 0 when none */
     int err;             /* READY: the error kind and message the collect reports */

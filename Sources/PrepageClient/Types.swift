@@ -24,7 +24,8 @@ public struct PrepageClientOptions: Sendable, Hashable {
     /// Cap of one backoff in milliseconds. Default 1,000.
     public var retryMaxMilliseconds: Int
     /// Re-create a session this client created (or registered) when the server
-    /// answers 404 for it (the server restarted, or the session moved), then retry once.
+    /// answers 404 for it (the server restarted, or the session moved), then retry — up to
+    /// three re-creations while 404s go on (a balancer whose ring is changing).
     /// Default `true`.
     public var recreateSessions: Bool
     /// The longest a single fault may take, retries included, in milliseconds. Default 5.

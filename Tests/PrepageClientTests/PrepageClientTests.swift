@@ -296,6 +296,6 @@ import Testing
     }
 
     @Test func reportsTheLibraryVersion() {
-        #expect(PrepageConnection.libraryVersion == "1.2.0")
+        #expect(PrepageConnection.libraryVersion == "1.2.1")
     }
 }

@@ -87,8 +87,8 @@ extern "C" {
 
 #define PP_VERSION_MAJOR  1
 #define PP_VERSION_MINOR  2
-#define PP_VERSION_PATCH  0
-#define PP_VERSION_STRING "1.2.0"
+#define PP_VERSION_PATCH  1
+#define PP_VERSION_STRING "1.2.1"
 /** (major << 16) | (minor << 8) | patch, for compile-time comparisons. */
 #define PP_VERSION_NUM ((PP_VERSION_MAJOR << 16) | (PP_VERSION_MINOR << 8) | PP_VERSION_PATCH)
 
@@ -155,7 +155,9 @@ typedef struct pp_options {
     long retry_base_ms;      /**< admin calls: first backoff; doubles each retry, jittered; default 10 */
     long retry_max_ms;       /**< cap of one backoff; default 1,000 */
     int recreate_sessions;   /**< 1 (default): on a 404 for a session this client created or
-                                   registered, re-create it with the same config and retry once */
+                                   registered, re-create it with the same config and retry (up to
+                                   three times while 404s go on: behind a balancer whose ring is
+                                   changing, the PUT and the retry can reach different instances) */
     /* Since 1.0 */
     long fault_deadline_ms; /**< a single fault, from the call to its decision, retries and a
                                    re-creation included; default 5; >= 1. See "Faults". */
@@ -480,8 +482,9 @@ static inline void pp_decision_init(pp_decision *d) {
  * the period. Every client (thread) has its own breaker.
  *
  * Answers that show the oracle is there but says no — 400, 404 (after the
- * re-creation, when the client knows the session's config), 409, 422 — are
- * errors (-1, PP_ERR_HTTP), never fallbacks: they need fixing, not waiting.
+ * re-creations, when the client knows the session's config: up to three,
+ * within the deadline), 409, 422 — are errors (-1, PP_ERR_HTTP), never
+ * fallbacks: they need fixing, not waiting.
  * With fault_fallback 0, a fault that misses its deadline fails with
  * PP_ERR_TIMEOUT (others with their own kind) and no breaker is kept.
  */

@@ -247,8 +247,8 @@ final class API: Sendable {
     // MARK: - Faults
 
     /// `POST /sessions/{id}/fault`: the hot path. Takes the session lock once and does not allocate.
-    /// A session this instance does not have may be adopted from a stopped peer's directory
-    /// first (``faultAdopting(_:_:_:)``), when `adopting` and peer directories are configured.
+    /// A session this instance does not have may come from a peer first
+    /// (``faultAdopting(_:_:_:)``), when `adopting` and peers are configured.
     private func postFault(
         _ id: String, _ req: HTTPRequest, _ ctx: LoopContext, adopting: Bool = true
     ) throws(APIProblem) -> Reply {
@@ -256,7 +256,7 @@ final class API: Sendable {
         do {
             session = try find(id)
         } catch {
-            if adopting, error.kind == .sessionNotFound, let peers = cluster.peers, peers.adoptsOnFault {
+            if adopting, error.kind == .sessionNotFound, let peers = cluster.peers {
                 return try faultAdopting(id, req, peers)
             }
             throw error
@@ -298,18 +298,22 @@ final class API: Sendable {
         return Reply(status: 200, contentType: Reply.json, body: w.bytes)
     }
 
-    /// A fault for a session this instance does not have, with `--peer-state-dirs`: its
-    /// instance may have stopped (killed, failed, drained) and the balancer sent its client
-    /// here. Off the loop (file I/O, as a re-creation's take): the session is taken from the
-    /// stopped peer's directory with the configuration that peer journaled, installed here
-    /// (journaled and synced before the answer, as a `PUT` that adopts it), and the fault is
+    /// A fault for a session this instance does not have, with `--peers`: the balancer sent
+    /// its client here because its instance stopped (killed, failed, drained), is draining,
+    /// came back, or the balancer's ring is changing. Off the loop (file and network I/O, as
+    /// a re-creation's): the session is taken from a stopped peer's directory (with
+    /// `--peer-state-dirs`; the configuration that peer journaled), else released by the
+    /// running peer that holds it (its whole state and configuration), installed here
+    /// (journaled and synced before the answer, as a `PUT` that moves it), and the fault is
     /// decided in it — one round trip for the client, no 404 and no re-creation. When no
-    /// stopped peer has it (or its peer runs): the 404 of any absent session. A fault that
-    /// would be refused is answered that 404 without looking (nothing is taken for it).
+    /// peer has it: the 404 of any absent session. A fault that would be refused is answered
+    /// that 404 without looking (nothing is taken for it).
     private func faultAdopting(_ id: String, _ req: HTTPRequest, _ peers: Peers) throws(APIProblem) -> Reply {
         guard (try? faultInput(req)) != nil else { throw notFound(id) }
         return .later { [self] ctx in
-            if store.session(id) == nil, let image = peers.adoptFromStopped(id) {
+            if store.session(id) == nil,
+                let image = (peers.adoptsOnFault ? peers.adoptFromStopped(id) : nil) ?? peers.pullForFault(id)
+            {
                 do throws(APIProblemBox) {
                     _ = try store.install(id: id, image: image, now: clock.now())
                 } catch {

@@ -284,7 +284,8 @@ import Testing
     /// moved it to is answered there (one round trip: no 404, no re-creation): the
     /// session is adopted from the stopped instance's directory with the configuration it
     /// journaled, and every answer is the one the stopped instance would have given.
-    /// Its directory gives it to no other instance afterwards.
+    /// Its directory gives it to no other instance afterwards; a third instance's fault for
+    /// it pulls it from the survivor, which runs and releases it.
     @Test func aFaultForAStoppedPeersSessionAdoptsItAndIsAnsweredAsThePeerWould() throws {
         let cluster = try Cluster()
         let a = try cluster.client(0)
@@ -309,12 +310,13 @@ import Testing
         #expect(onB.replacing(/"last_fault_at_ns":\d+/, with: "") == onR.replacing(/"last_fault_at_ns":\d+/, with: ""))
         #expect(onB.contains(#""faults":190"#))
         #expect(try Self.moved(b, "adopted") == 1)
-        // A's directory no longer has it: C's fault for it finds nothing there (B, which
-        // has it, runs: it is not read, nor asked) and B keeps it.
+        // A's directory no longer has it: C's fault for it is answered with B's copy,
+        // which B releases (B runs: its directory is not read).
         let c = try cluster.client(2)
-        #expect(try Self.fault(c, "f", 7).status == 404)
+        #expect(try Self.next(c, "f", faults: 10, seed: 302) == (try Self.next(r, "f", faults: 10, seed: 302)))
         #expect(try Self.moved(c, "adopted") == 0)
-        #expect(try b.request("GET", "/sessions/f").status == 200)
+        #expect(try Self.moved(c, "pulled") == 1)
+        #expect(try b.request("GET", "/sessions/f").status == 404)
         // A, started again, does not bring it back.
         try cluster.start(0)
         #expect(try cluster.client(0).request("GET", "/sessions/f").status == 404)
@@ -349,24 +351,35 @@ import Testing
         #expect(try again.client().request("GET", "/sessions/k").status == 404)
     }
 
-    /// A fault for a session the survivor does not have stays a 404 when the peer that
-    /// has it runs (its directory is not read: the peer answers for it), when no peer has
-    /// it, when the fault is malformed (nothing is taken for it), and without peers.
-    @Test func aFaultForASessionHeldByALivePeerOrByNoneIsNotFound() throws {
+    /// A fault for a session a running peer holds (the balancer sent its client here: its
+    /// instance drains or came back, or the ring is changing) pulls it from that peer in one
+    /// round trip, whatever its configuration, and is answered as the peer would have
+    /// answered; the peer has it no more. A malformed fault takes nothing; a session no
+    /// peer has is a 404, as without peers.
+    @Test func aFaultForASessionHeldByALivePeerPullsItAndOneHeldByNoneIsNotFound() throws {
         let cluster = try Cluster()
         let a = try cluster.client(0)
-        #expect(try a.request("PUT", "/sessions/l", body: "{}").status == 201)
+        #expect(try a.request("PUT", "/sessions/l", body: #"{"policy":"dp","max_pages":40}"#).status == 201)
         try Self.learn(a, "l", faults: 30, seed: 500)
         let b = try cluster.client(1)
-        let refused = try Self.fault(b, "l", 3)
+        #expect(try b.request("POST", "/sessions/l/fault", body: #"{"page":"x"}"#).status == 404)
+        #expect((try a.request("GET", "/sessions/l").json["stats"] as? [String: Any])?["faults"] as? Int == 30)
+        let reference = try TestServer()
+        let r = try reference.client()
+        let state = try a.request("GET", "/sessions/l/state").text
+        #expect(try r.request("PUT", "/sessions/l", body: "{\"state\":\(state)}").status == 201)
+        let expected = try Self.next(r, "l", faults: 20, seed: 501)
+        let got = try Self.next(b, "l", faults: 20, seed: 501)
+        #expect(got.allSatisfy { $0.hasPrefix("200 ") })
+        #expect(got == expected)
+        #expect(try Self.moved(b, "pulled") == 1)
+        #expect(try Self.moved(a, "released") == 1)
+        #expect(try a.request("GET", "/sessions/l").status == 404)
+        let config = try b.request("GET", "/sessions/l").json["config"] as? [String: Any]
+        #expect(config?["policy"] as? String == "dp" && config?["max_pages"] as? Int == 40)
+        let refused = try Self.fault(b, "nobody", 3)
         #expect(refused.status == 404)
         #expect(refused.json["type"] as? String == "urn:prepage:problem:session-not-found")
-        #expect(try Self.fault(b, "nobody", 3).status == 404)
-        #expect((try a.request("GET", "/sessions/l").json["stats"] as? [String: Any])?["faults"] as? Int == 30)
-        cluster.stop(0)
-        #expect(try b.request("POST", "/sessions/l/fault", body: #"{"page":"x"}"#).status == 404)
-        #expect(try b.request("GET", "/sessions/l").status == 404)
-        #expect(try Self.fault(b, "l", 3).status == 200)  // A stopped: now adopted
         let alone = try TestServer()
         let none = try Self.fault(try alone.client(), "l", 3)
         #expect(none.status == 404)

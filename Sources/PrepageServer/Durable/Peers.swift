@@ -6,9 +6,11 @@ import Synchronization
 /// where a session this instance is asked for may be now, with what it learned.
 ///
 /// A consistent-hash balancer sends a session to another instance when its
-/// instance stops, fails, drains or comes back. The client meets a 404 there
-/// and re-creates the session (`PUT` with its configuration); before creating
-/// it fresh, this instance asks each peer to **release** it
+/// instance stops, fails, drains or comes back. The client's fault there moves
+/// it (``pullForFault(_:)``, ``adoptFromStopped(_:)``); a client whose first
+/// request is another meets a 404 and re-creates the session (`PUT` with its
+/// configuration); before creating it fresh, this instance asks each peer to
+/// **release** it
 /// (`POST /sessions/{id}/release`: the peer removes it, journaled, and answers
 /// its whole state — any fault it decided is in that state, any fault after is
 /// refused there) and installs what it gets: the session goes on exactly where
@@ -199,13 +201,38 @@ final class Peers: Sendable {
         return nil
     }
 
-    /// The session a peer released (the body of its `200`), when it has the configuration asked for.
-    private static func releasedImage(_ answer: [UInt8], matching config: SessionConfig) -> SessionImage? {
+    /// Session `id` released by the first running peer that holds it, whatever its
+    /// configuration — for a fault that names a session this instance does not have (no
+    /// configuration comes with a fault: the session's own moves with it). The balancer
+    /// sends the session's client here now: its instance is draining, came back, or the
+    /// balancer's ring is changing. `nil` when no peer answers with it.
+    func pullForFault(_ id: String) -> SessionImage? {
+        let now = System.monotonicNanoseconds()
+        for peer in peers where peer.skipUntil.load(ordering: .relaxed) <= now {
+            switch exchange(peer, path: "/sessions/\(id)/release", body: []) {
+            case .answered(200, let answer):
+                if let image = Self.releasedImage(answer, matching: nil) {
+                    pulled.add(1, ordering: .relaxed)
+                    return image
+                }
+            case .answered:
+                continue  // 404: not there
+            case .failed:
+                peer.skipUntil.store(now + Self.skipNanoseconds, ordering: .relaxed)
+            }
+        }
+        return nil
+    }
+
+    /// The session a peer released (the body of its `200`), when it has the configuration
+    /// asked for (any, when `nil`).
+    private static func releasedImage(_ answer: [UInt8], matching config: SessionConfig?) -> SessionImage? {
         let image: SessionImage? = answer.withUnsafeBytes { raw in
             var s = JSONScanner(raw)
             return try? StateDocument.read(&s, body: raw)
         }
-        return image?.config == config ? image : nil
+        guard let image, config == nil || image.config == config else { return nil }
+        return image
     }
 
     enum Exchange {

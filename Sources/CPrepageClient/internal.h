@@ -56,7 +56,6 @@ typedef enum pp_fault_phase {
     PP_FAULT_READY     /* decided (or failed): waiting to be collected */
 } pp_fault_phase;
 
-/** The single fault in flight: everything lives in the client, nothing is allocated. */
 /*
  * How many times a call re-creates its session after a 404. One is enough for
  * a restarted server; behind a balancer whose ring is changing (an instance
@@ -67,6 +66,7 @@ typedef enum pp_fault_phase {
  */
 #define PP_MAX_RECREATIONS 3
 
+/** The single fault in flight: everything lives in the client, nothing is allocated. */
 typedef struct pp_fault_state {
     pp_fault_phase phase;
     int rc;        /* READY: 0 or -1 */

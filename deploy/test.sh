@@ -9,7 +9,10 @@
 #   container   hadolint, and the recipe checked against the package (no engine runs here);
 #   HAProxy     two live instances behind deploy/haproxy/haproxy.cfg: consistent
 #               hashing, promtool on /metrics, and an instance stopped under load
-#               through the balancer, seen by libprepage (Tests/CClientTests/drain_client.c).
+#               through the balancer, seen by libprepage (Tests/CClientTests/drain_client.c);
+#               a balancer splitting a session's PUTs from its other requests bounds
+#               libprepage's re-creations (Tests/CClientTests/split_client.c);
+#   sharding    three instances behind HAProxy and nginx (deploy/sharding/run.py --quick).
 # The linters come from PyPI (a virtual environment under .build/, versions pinned)
 # and promtool from Debian's prometheus package (unpacked, not installed).
 # Usage: deploy/test.sh [PREPAGED_BINARY]   (default .build/debug/prepaged)
@@ -304,6 +307,44 @@ stop_under_load "$b2" 5 drain-5ms
 echo "# stop under load, 5 ms deadline (the default): $(tail -n 1 "$tmp/drain-5ms.out")"
 check "an instance stopped under load, 5 ms deadline: no error, every session the oracle's again" bash -c \
   "[ '$(field errors drain-5ms)' = 0 ] && grep -q 'recovered 20/20' '$tmp/drain-5ms.out' || { cat '$tmp/drain-5ms.err'; false; }"
+
+# --- A balancer whose instances disagree: re-creation is bounded --------------
+# A session's PUTs go to one instance and its other requests to another, as for
+# a moment when a balancer's ring is changing: libprepage re-creates the session
+# three times (PP_MAX_RECREATIONS), then returns the 404, for a fault and for an
+# admin call alike (Tests/CClientTests/split_client.c).
+pa=$(free_port); pb=$(free_port); ls_port=$(free_port)
+start_backend "$pa" "$tmp/split-a.log"; sa=$backend
+start_backend "$pb" "$tmp/split-b.log"; sb=$backend
+cat >"$tmp/split.cfg" <<CFG
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+frontend split
+    bind 127.0.0.1:$ls_port
+    use_backend creates if METH_PUT
+    default_backend others
+backend creates
+    server a 127.0.0.1:$pa
+backend others
+    server b 127.0.0.1:$pb
+CFG
+haproxy -f "$tmp/split.cfg" -db >"$tmp/split-lb.log" 2>&1 & split_lb=$!; pids+=("$split_lb")
+for _ in $(seq 100); do ready "$pa" && ready "$pb" && curl -s -o /dev/null "http://127.0.0.1:$ls_port/livez" && break; sleep 0.1; done
+cc -std=c11 -O2 -Wall -Wextra -ISources/CPrepageClient/include -ISources/CPrepageClient \
+  Sources/CPrepageClient/*.c Tests/CClientTests/split_client.c \
+  $(pkg-config --cflags --libs libcurl jansson) -lpthread -o "$tmp/split_client"
+split=$("$tmp/split_client" "http://127.0.0.1:$ls_port" 2>"$tmp/split.err")
+metric() { curl -fs "http://127.0.0.1:$1/metrics" | sed -n "s|^prepage_requests_total{route=\"$2\",status=\"$3\"} ||p"; }
+echo "# split balancer: $split; PUTs on the first instance: $(metric "$pa" '/sessions/{id}' 201) created, $(metric "$pa" '/sessions/{id}' 200) re-created"
+check "a 404 after each re-creation: the fault and the get end on the 404 ($split)" \
+  test "$split" = "create 0 fault -1 404 get -1 404"
+check "three re-creations each (1 create + 6 PUTs on one instance; 4 faults and 4 gets on the other)" bash -c \
+  "[ '$(metric "$pa" '/sessions/{id}' 201)' = 1 ] && [ '$(metric "$pa" '/sessions/{id}' 200)' = 6 ] &&
+   [ '$(metric "$pb" '/sessions/{id}/fault' 404)' = 4 ] && [ '$(metric "$pb" '/sessions/{id}' 404)' = 4 ]"
+kill "$split_lb" "$sa" "$sb" 2>/dev/null || true
 
 # --- Three instances behind HAProxy and nginx (issue 14) -----------------------
 # Spread, SIGKILL and SIGTERM-with-restart under the C load generator, sessions

@@ -270,10 +270,13 @@ check "/metrics has the duration histogram by route, the process metrics and bui
 # take the server out, the hash sends its sessions to the other instance (a 404
 # there: libprepage re-creates the session and retries, within the deadline),
 # then the instance closes its listeners.
+build_agent() {  # NAME: Tests/CClientTests/NAME.c with libprepage's sources, into $tmp/NAME
+  cc -std=c11 -O2 -Wall -Wextra -ISources/CPrepageClient/include -ISources/CPrepageClient \
+    Sources/CPrepageClient/*.c "Tests/CClientTests/$1.c" \
+    $(pkg-config --cflags --libs libcurl jansson) -lpthread -o "$tmp/$1"
+}
+build_agent drain_client
 client=$tmp/drain_client
-cc -std=c11 -O2 -Wall -Wextra -ISources/CPrepageClient/include -ISources/CPrepageClient \
-  Sources/CPrepageClient/*.c Tests/CClientTests/drain_client.c \
-  $(pkg-config --cflags --libs libcurl jansson) -lpthread -o "$client"
 stop_under_load() {  # VICTIM_PID DEADLINE_MS NAME: runs the agent, stops the victim once it has begun
   local victim=$1 deadline=$2 name=$3
   rm -f "$tmp/stop"
@@ -333,9 +336,7 @@ backend others
 CFG
 haproxy -f "$tmp/split.cfg" -db >"$tmp/split-lb.log" 2>&1 & split_lb=$!; pids+=("$split_lb")
 for _ in $(seq 100); do ready "$pa" && ready "$pb" && curl -s -o /dev/null "http://127.0.0.1:$ls_port/livez" && break; sleep 0.1; done
-cc -std=c11 -O2 -Wall -Wextra -ISources/CPrepageClient/include -ISources/CPrepageClient \
-  Sources/CPrepageClient/*.c Tests/CClientTests/split_client.c \
-  $(pkg-config --cflags --libs libcurl jansson) -lpthread -o "$tmp/split_client"
+build_agent split_client
 split=$("$tmp/split_client" "http://127.0.0.1:$ls_port" 2>"$tmp/split.err")
 metric() { curl -fs "http://127.0.0.1:$1/metrics" | sed -n "s|^prepage_requests_total{route=\"$2\",status=\"$3\"} ||p"; }
 echo "# split balancer: $split; PUTs on the first instance: $(metric "$pa" '/sessions/{id}' 201) created, $(metric "$pa" '/sessions/{id}' 200) re-created"

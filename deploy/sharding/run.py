@@ -289,8 +289,12 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
     recover, without, added, waited, first_wait = [], [], [], [], []
     clean = 0
     usual = statistics.median(v[6] for v in run.values()) / 1e6
+    # Each session's faults in order, grouped once (the run has sessions x faults entries).
+    by_session = {}
+    for (k, i), v in sorted(run.items()):
+        by_session.setdefault(k, []).append((i, v))
     for k in moved_sessions:
-        seq = sorted((i, v) for (kk, i), v in run.items() if kk == k)
+        seq = by_session.get(k, [])
         after = [(i, v) for i, v in seq if v[4] >= t_disrupt]
         first = next((v for i, v in after if 0 <= v[3] <= 4), None)
         if first is not None:
@@ -316,8 +320,8 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
     # group (the load's own fallbacks, on a machine where the clients share two cores with the servers).
     first_after = {True: [], False: []}
     later = {True: [0, 0], False: [0, 0]}
-    for k in {kk for kk, i in run}:
-        after = sorted((i, v) for (kk, i), v in run.items() if kk == k and v[4] >= t_disrupt)
+    for k, seq in by_session.items():
+        after = [(i, v) for i, v in seq if v[4] >= t_disrupt]
         if not after:
             continue
         moved = k in moved_sessions

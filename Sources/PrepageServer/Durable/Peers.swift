@@ -91,26 +91,8 @@ final class Peers: Sendable {
         var w = JSONWriter()
         Session.writeConfig(config, &w)
         let body = w.bytes
-        let now = System.monotonicNanoseconds()
-        var silent: [Int] = []
-        for (k, peer) in peers.enumerated() {
-            guard peer.skipUntil.load(ordering: .relaxed) <= now else {
-                silent.append(k)
-                continue
-            }
-            switch exchange(peer, path: "/sessions/\(id)/release", body: body) {
-            case .answered(200, let answer):
-                if let image = Self.releasedImage(answer, matching: config) {
-                    pulled.add(1, ordering: .relaxed)
-                    return image
-                }
-            case .answered:
-                continue  // 404: not there; 409: there with another configuration (kept there)
-            case .failed:
-                peer.skipUntil.store(now + Self.skipNanoseconds, ordering: .relaxed)
-                silent.append(k)
-            }
-        }
+        let (released, silent) = releasedByRunning(id, body: body, matching: config)
+        if let released { return released }
         guard fromDirectories, !directories.isEmpty else { return nil }
         // A peer that answers is the authority on its sessions; one that does not may have
         // left them in its directory (a live peer's files are only what it last saved). A
@@ -207,21 +189,37 @@ final class Peers: Sendable {
     /// sends the session's client here now: its instance is draining, came back, or the
     /// balancer's ring is changing. `nil` when no peer answers with it.
     func pullForFault(_ id: String) -> SessionImage? {
+        releasedByRunning(id, body: [], matching: nil).image
+    }
+
+    /// Asks each peer not being skipped, in turn, to release session `id` (`body`: the
+    /// configuration expected, or empty for any): the first image answered with the
+    /// configuration `matching` (any, when `nil`), and the peers that did not answer
+    /// (skipped, or failing now: skipped for a while from now on).
+    private func releasedByRunning(
+        _ id: String, body: [UInt8], matching config: SessionConfig?
+    ) -> (image: SessionImage?, silent: [Int]) {
         let now = System.monotonicNanoseconds()
-        for peer in peers where peer.skipUntil.load(ordering: .relaxed) <= now {
-            switch exchange(peer, path: "/sessions/\(id)/release", body: []) {
+        var silent: [Int] = []
+        for (k, peer) in peers.enumerated() {
+            guard peer.skipUntil.load(ordering: .relaxed) <= now else {
+                silent.append(k)
+                continue
+            }
+            switch exchange(peer, path: "/sessions/\(id)/release", body: body) {
             case .answered(200, let answer):
-                if let image = Self.releasedImage(answer, matching: nil) {
+                if let image = Self.releasedImage(answer, matching: config) {
                     pulled.add(1, ordering: .relaxed)
-                    return image
+                    return (image, silent)
                 }
             case .answered:
-                continue  // 404: not there
+                continue  // 404: not there; 409: there with another configuration (kept there)
             case .failed:
                 peer.skipUntil.store(now + Self.skipNanoseconds, ordering: .relaxed)
+                silent.append(k)
             }
         }
-        return nil
+        return (nil, silent)
     }
 
     /// The session a peer released (the body of its `200`), when it has the configuration

@@ -16,6 +16,9 @@ struct Reply {
     /// loop parks the connection, a mover thread runs this and the loop sends what it
     /// returns. `nil` for every ordinary reply.
     var deferred: (@Sendable (LoopContext) -> Reply)?
+    /// Work a mover does once it has handed this reply back to the loop (making what the
+    /// reply did durable, when the client need not wait for the disk). Off the loop only.
+    var afterwards: (@Sendable () -> Void)?
 
     static let json = "application/json"
 
@@ -303,30 +306,46 @@ final class API: Sendable {
     /// came back, or the balancer's ring is changing. Off the loop (file and network I/O, as
     /// a re-creation's): the session is taken from a stopped peer's directory (with
     /// `--peer-state-dirs`; the configuration that peer journaled), else released by the
-    /// running peer that holds it (its whole state and configuration), installed here
-    /// (journaled and synced before the answer, as a `PUT` that moves it), and the fault is
-    /// decided in it — one round trip for the client, no 404 and no re-creation. When no
-    /// peer has it: the 404 of any absent session. A fault that would be refused is answered
-    /// that 404 without looking (nothing is taken for it).
+    /// running peer that holds it (its whole state and configuration), installed here, and
+    /// the fault is decided in it — one round trip for the client, no 404 and no
+    /// re-creation. When no peer has it: the 404 of any absent session. A fault that would
+    /// be refused is answered that 404 without looking (nothing is taken for it).
+    ///
+    /// The client's vCPU waits, and a fault acknowledges no change (what it teaches is kept
+    /// by the snapshots), so the answer does not wait for the disk: the move is journaled
+    /// in both directories and written (a crash of either process loses nothing) before the
+    /// answer, and synced right after it — here first, then the peer's record (see
+    /// ``PeerDirectory/take(_:config:)``). A request that acknowledges a change of the
+    /// session syncs the journal first, as always.
     private func faultAdopting(_ id: String, _ req: HTTPRequest, _ peers: Peers) throws(APIProblem) -> Reply {
         guard (try? faultInput(req)) != nil else { throw notFound(id) }
         return .later { [self] ctx in
+            var moved = false
             if store.session(id) == nil,
                 let image = (peers.adoptsOnFault ? peers.adoptFromStopped(id) : nil) ?? peers.pullForFault(id)
             {
                 do throws(APIProblemBox) {
-                    _ = try store.install(id: id, image: image, now: clock.now())
+                    _ = try store.install(id: id, image: image, now: clock.now(), durably: false)
                 } catch {
                     return problem(error.problem, ctx)
                 }
+                moved = true
             }
+            var reply: Reply
             do throws(APIProblem) {
-                var reply = try postFault(id, req, ctx, adopting: false)
+                reply = try postFault(id, req, ctx, adopting: false)
                 reply.body.append(0x0A)
-                return reply
             } catch {
-                return problem(error, ctx)
+                reply = problem(error, ctx)
             }
+            if moved {
+                reply.afterwards = { [store] in
+                    // Not ready when it fails (the journal says so); the peer's record waits.
+                    guard (try? store.makeDurable()) != nil else { return }
+                    peers.syncMoves()
+                }
+            }
+            return reply
         }
     }
 
@@ -501,7 +520,7 @@ final class API: Sendable {
                     }
                 }
                 result = try store.create(id: id, config: config, now: clock.now())
-            case .state(let image): result = try store.install(id: id, image: image, now: clock.now())
+            case .state(let image): result = try store.install(id: id, image: image, now: clock.now(), durably: true)
             }
         } catch {
             throw error.problem
@@ -582,7 +601,9 @@ final class API: Sendable {
     private func movedHere(_ id: String, config: SessionConfig, _ peers: Peers) throws(APIProblemBox) -> Session? {
         if store.session(id) != nil { return nil }  // created meanwhile: the create finds it
         guard let image = peers.find(id, config: config, fromDirectories: true) else { return nil }
-        return try store.install(id: id, image: image, now: clock.now()).session
+        let session = try store.install(id: id, image: image, now: clock.now(), durably: true).session
+        peers.syncMoves()  // durable here first: see ``PeerDirectory/take(_:config:)``
+        return session
     }
 
     /// A session restored here and not checked since: the peer's copy if one holds it now.
@@ -591,7 +612,7 @@ final class API: Sendable {
         guard session.tentative.load(ordering: .relaxed) else { return session }
         guard session.tentative.exchange(false, ordering: .acquiringAndReleasing) else { return session }
         guard let image = peers.find(session.id, config: session.config, fromDirectories: false),
-            let installed = try? store.install(id: session.id, image: image, now: clock.now())
+            let installed = try? store.install(id: session.id, image: image, now: clock.now(), durably: true)
         else { return session }
         return installed.session
     }

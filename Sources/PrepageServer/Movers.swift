@@ -61,10 +61,12 @@ final class Movers: Sendable {
             // checked with its peers, then a fault that adopts a stopped peer's session): it
             // is already off the loop, so it runs here rather than reaching the loop unmade.
             while let more = reply.deferred { reply = more(context) }
+            let afterwards = reply.afterwards
             job.loop.deliver(
                 EventLoop.Finished(
                     fd: job.fd, serial: job.serial, reply: reply, request: job.request, route: job.route,
                     started: job.started))
+            afterwards?()
             // More may be queued: let another mover see the wake-up too.
             if queue.withLock({ !$0.isEmpty }) { wake?.signal() }
         }

@@ -1,8 +1,10 @@
 import Foundation
 import PrepageCore
-import PrepageServer
+import PrepageSockets
 import PrepageTestSupport
 import Testing
+
+@testable import PrepageServer
 
 /// `--state-dir`: what a server acknowledged is there after a restart, damaged
 /// files are reported and skipped, never a crash and never a wrong session.
@@ -274,5 +276,28 @@ import Testing
         let size = try FileManager.default.attributesOfItem(atPath: journal)[.size] as? Int
         try Self.fault(c, "f", 200, seed: 3)
         #expect(try FileManager.default.attributesOfItem(atPath: journal)[.size] as? Int == size)
+    }
+
+    /// What a fault that moves its session relies on to answer before the disk syncs: a
+    /// record appended is in memory only; written, it is in its segment (what a crash of
+    /// the process leaves) at once; a sync after that keeps it and adds the later ones.
+    @Test func aJournalRecordWrittenWithoutASyncIsInItsSegmentAtOnce() throws {
+        let dir = Self.directory()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let journal = try Journal(directory: dir, nextLSN: 1)
+        defer { journal.close() }
+        func onDisk() throws -> [UInt64] {
+            let bytes = try Files.read(Journal.segmentPath(dir, 1))
+            return Journal.read(bytes, name: "segment").records.map(\.0)
+        }
+        let first = journal.append(.delete(id: "a"))
+        #expect(try onDisk().isEmpty)
+        try journal.write(first)
+        #expect(try onDisk() == [first])
+        let second = journal.append(.delete(id: "b"))
+        try journal.write(first)  // covered: writes nothing more
+        #expect(try onDisk() == [first])
+        try journal.sync(second)
+        #expect(try onDisk() == [first, second])
     }
 }

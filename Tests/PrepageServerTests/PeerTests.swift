@@ -351,6 +351,36 @@ import Testing
         #expect(try again.client().request("GET", "/sessions/k").status == 404)
     }
 
+    /// The move an adopting fault makes is in both directories as a crash would leave them
+    /// just after the answer (which does not wait for the disks: the records are written
+    /// before it, synced after it): the survivor's files restore the session as the killed
+    /// peer last saved it, and the killed peer's files do not have it any more.
+    @Test func aFaultThatAdoptsLeavesTheMoveInBothDirectories() throws {
+        let base = NSTemporaryDirectory() + "prepage-peers-\(UUID().uuidString.prefix(8))"
+        let a = try TestServer(stateDirectory: base + "/a", snapshotInterval: .milliseconds(50))
+        let ca = try a.client()
+        #expect(try ca.request("PUT", "/sessions/w", body: #"{"max_pages":64}"#).status == 201)
+        try Self.learn(ca, "w", faults: 90, seed: 500)
+        Thread.sleep(forTimeInterval: 0.3)  // a snapshot with what it learned
+        let killed = try DurabilityTests.crashImage(of: base + "/a")
+        a.stop()
+        let reference = try TestServer(stateDirectory: try DurabilityTests.crashImage(of: killed))
+        let saved = Self.learned(try reference.client().request("GET", "/sessions/w/state").text)
+        let b = try TestServer(
+            stateDirectory: base + "/b", peers: ["http://127.0.0.1:\(Cluster.freePort())"],
+            peerStateDirectories: [killed])
+        #expect(try Self.fault(try b.client(), "w", 7).status == 200)
+        let bCrashed = try DurabilityTests.crashImage(of: base + "/b")
+        let killedNow = try DurabilityTests.crashImage(of: killed)
+        b.stop()
+        let bAgain = try TestServer(stateDirectory: bCrashed)
+        let restored = try bAgain.client().request("GET", "/sessions/w/state")
+        #expect(restored.status == 200)
+        #expect(Self.learned(restored.text) == saved)
+        let aAgain = try TestServer(stateDirectory: killedNow)
+        #expect(try aAgain.client().request("GET", "/sessions/w").status == 404)
+    }
+
     /// A fault for a session a running peer holds (the balancer sent its client here: its
     /// instance drains or came back, or the ring is changing) pulls it from that peer in one
     /// round trip, whatever its configuration, and is answered as the peer would have

@@ -104,6 +104,9 @@ final class Journal: Sendable {
     private let writer: Mutex<Writer>
     /// Every record with an LSN at or below this is on disk.
     private let durable: Atomic<UInt64>
+    /// Every record with an LSN at or below this is written to the segment: in the page
+    /// cache, it outlives the process (a crash, a `kill -9`), not the machine.
+    private let written: Atomic<UInt64>
     /// Set once a write or sync failed (read without the writer's lock, which a sync holds while it waits for the disk).
     private let failed = Atomic<Bool>(false)
 
@@ -126,6 +129,7 @@ final class Journal: Sendable {
         pending = Mutex(Pending(nextLSN: nextLSN))
         writer = Mutex(Writer(fd: fd))
         durable = Atomic(nextLSN - 1)
+        written = Atomic(nextLSN - 1)
     }
 
     static func segmentPath(_ directory: String, _ start: UInt64) -> String {
@@ -175,10 +179,23 @@ final class Journal: Sendable {
     /// - Throws: the write or sync error (then, and for every later call: the journal
     ///   cannot promise anything any more).
     func sync(_ lsn: UInt64) throws(SocketError) {
-        if durable.load(ordering: .acquiring) >= lsn { return }
+        try flush(lsn, durably: true)
+    }
+
+    /// Writes every record up to `lsn` to the segment without waiting for the disk: it
+    /// survives a crash of the process from then on; ``sync(_:)`` makes it durable.
+    func write(_ lsn: UInt64) throws(SocketError) {
+        try flush(lsn, durably: false)
+    }
+
+    private func flush(_ lsn: UInt64, durably: Bool) throws(SocketError) {
+        func covered() -> Bool {
+            (durably ? durable.load(ordering: .acquiring) : written.load(ordering: .acquiring)) >= lsn
+        }
+        if covered() { return }
         let result: SocketError? = writer.withLock { w in
             if let failure = w.failure { return failure }
-            if durable.load(ordering: .acquiring) >= lsn { return nil }
+            if covered() { return nil }
             var batch = w.spare
             let last = pending.withLock { p in
                 swap(&batch, &p.bytes)
@@ -186,7 +203,7 @@ final class Journal: Sendable {
             }
             do throws(SocketError) {
                 try Files.writeAll(w.fd, batch, what: "write(journal)")
-                try Files.syncData(w.fd)
+                if durably { try Files.syncData(w.fd) }
             } catch {
                 w.failure = error
                 failed.store(true, ordering: .releasing)
@@ -194,7 +211,8 @@ final class Journal: Sendable {
             }
             batch.removeAll(keepingCapacity: true)
             w.spare = batch
-            durable.store(last, ordering: .releasing)
+            written.store(last, ordering: .releasing)
+            if durably { durable.store(last, ordering: .releasing) }
             return nil
         }
         if let result { throw result }
@@ -232,6 +250,7 @@ final class Journal: Sendable {
             }
             batch.removeAll(keepingCapacity: true)
             w.spare = batch
+            written.store(start - 1, ordering: .releasing)
             durable.store(start - 1, ordering: .releasing)
             return start
         }

@@ -174,13 +174,19 @@ final class Peers: Sendable {
         }
         for (k, image) in candidates {
             // The same take as a re-creation's: on its turn, journaled in the peer's directory
-            // as moved and synced before the session is installed here.
+            // as moved (synced by ``syncMoves()`` once the session is durable here).
             if case .taken(let taken) = directories[k].take(id, config: image.config) {
                 adopted.add(1, ordering: .relaxed)
                 return taken
             }
         }
         return nil
+    }
+
+    /// Makes the moves this instance recorded in its peers' directories durable: after
+    /// the sessions taken are durable here (see ``PeerDirectory/take(_:config:)``).
+    func syncMoves() {
+        for directory in directories where !directory.path.isEmpty { directory.syncMoved() }
     }
 
     /// Session `id` released by the first running peer that holds it, whatever its
@@ -313,6 +319,11 @@ final class PeerDirectory: Sendable {
     }
 
     private let cache = Mutex(Cache())
+    /// Moves recorded in the directory's journal (counted) and the segments written since
+    /// the last sync; the count synced so far (its lock held while it syncs, so that one
+    /// sync covers every move recorded before it started: group commit).
+    private let recorded = Mutex<(count: UInt64, unsynced: Set<String>)>((0, []))
+    private let synced = Mutex<UInt64>(0)
     /// The sessions this instance's movers asked to take, not yet taken (by ticket).
     private let asked = Mutex<(next: UInt64, list: [(ticket: UInt64, id: String, config: SessionConfig)])>((0, []))
 
@@ -324,7 +335,7 @@ final class PeerDirectory: Sendable {
     /// last snapshot is on its way) before reading what is there.
     static let waitNanoseconds: UInt64 = 2_000_000_000
     /// The longest a take waits for other instances taking from the same directory
-    /// (each holds its turn for a read of what changed, a record and an fdatasync).
+    /// (each holds its turn for a read of what changed and a record).
     static let turnWaitNanoseconds: UInt64 = 1_000_000_000
 
     /// Whether the peer holds its directory (it runs: draining, or starting). An
@@ -410,12 +421,16 @@ final class PeerDirectory: Sendable {
     /// turn among the instances taking from it, with the peer's lock held shared (the
     /// peer cannot start meanwhile), reads its newest copy and records in the peer's
     /// own journal that it moved away (a delete), so that the peer does not bring it
-    /// back when it restarts.
+    /// back when it restarts. The record is written when this returns (other takers read
+    /// it, and it outlives this process), and durable after ``syncMoved()``, which the
+    /// caller calls once the session is durable here: a machine that fails between the two
+    /// syncs leaves it in both directories, unless the kernel wrote this record back first.
     ///
     /// Takes are group-committed, like the journal's syncs: the mover that gets the
     /// directory takes every session asked for meanwhile by this instance's movers, in
-    /// one segment with one `fdatasync`; the others find their answer made. (A stopped
-    /// peer's sessions all move at once; one disk flush each would queue them.)
+    /// one segment with one write (and, later, one `fdatasync`); the others find their
+    /// answer made. (A stopped peer's sessions all move at once; one disk flush each would
+    /// queue them.)
     func take(_ id: String, config: SessionConfig) -> Take {
         let ticket = asked.withLock { a -> UInt64 in
             a.next += 1
@@ -462,10 +477,11 @@ final class PeerDirectory: Sendable {
         return made
     }
 
-    /// Records in the peer's journal that `ids` moved away (deletes, from `nextLSN` on),
-    /// durably: appended to its newest segment (no new file, so no directory to sync;
-    /// a torn record the peer left at its end is skipped by the reader, which finds the
-    /// next intact one), else in a new one. The segment's path, or `nil` when it failed.
+    /// Records in the peer's journal that `ids` moved away (deletes, from `nextLSN` on):
+    /// appended to its newest segment (no new file, so no directory to sync; a torn
+    /// record the peer left at its end is skipped by the reader, which finds the next
+    /// intact one) and written, to be synced by ``syncMoved()``; else in a new segment,
+    /// synced with its directory. The segment's path, or `nil` when it failed.
     private func recordMoved(_ ids: [String], _ c: inout Cache) -> String? {
         let newest = c.signature.keys.compactMap { Restored.number($0, prefix: "journal-", suffix: ".log") }.max()
         guard let newest, newest <= c.nextLSN else {
@@ -486,11 +502,42 @@ final class PeerDirectory: Sendable {
         defer { Files.close(fd) }
         do throws(SocketError) {
             try Files.writeAll(fd, bytes, what: "write(\(segment))")
-            try Files.syncData(fd)
         } catch {
             return nil
         }
+        recorded.withLock { r in
+            r.count += 1
+            r.unsynced.insert(segment)
+        }
         return segment
+    }
+
+    /// Makes every move recorded in the directory so far durable (`fdatasync` of the
+    /// segments written), unless a sync that started after it already did. A segment that
+    /// fails to sync is tried again by the next call.
+    func syncMoved() {
+        let target = recorded.withLock { $0.count }
+        synced.withLock { done in
+            guard done < target else { return }
+            let (count, segments) = recorded.withLock { r in
+                defer { r.unsynced.removeAll() }
+                return (r.count, r.unsynced)
+            }
+            var failed: Set<String> = []
+            for segment in segments {
+                guard let fd = try? Files.openAppend(segment, create: false) else {
+                    failed.insert(segment)
+                    continue
+                }
+                if (try? Files.syncData(fd)) == nil { failed.insert(segment) }
+                Files.close(fd)
+            }
+            if failed.isEmpty {
+                done = count
+            } else {
+                recorded.withLock { $0.unsynced.formUnion(failed) }
+            }
+        }
     }
 
     /// This instance's turn to take from the directory: `TAKE` locked (its descriptor),

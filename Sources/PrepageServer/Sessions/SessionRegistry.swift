@@ -22,8 +22,13 @@ protocol SessionStore: AnyObject, Sendable {
     func expireIdle(now: Int64, idleTimeout: Int64) -> Int
     /// Counters for `/metrics`.
     var counts: SessionCounts { get }
-    /// Creates the session an image describes, or replaces the session of that id.
-    func install(id: String, image: SessionImage, now: Int64) throws(APIProblemBox) -> (session: Session, created: Bool)
+    /// Creates the session an image describes, or replaces the session of that id: journaled
+    /// and synced (`durably`), or journaled and written, to be synced by ``makeDurable()``.
+    func install(id: String, image: SessionImage, now: Int64, durably: Bool) throws(APIProblemBox) -> (
+        session: Session, created: Bool
+    )
+    /// Makes every change made so far durable (the journal synced).
+    func makeDurable() throws(APIProblemBox)
     /// Forgets what a session learned (its counters continue).
     func reset(_ session: Session, now: Int64) throws(APIProblemBox)
     /// The memory budget sessions are charged to.
@@ -97,11 +102,12 @@ public final class SessionRegistry: SessionStore {
 
     private var journal: Journal? { journalBox.journal }
 
-    /// Makes a journal record durable before its change is acknowledged.
-    private func sync(_ lsn: UInt64) throws(APIProblemBox) {
+    /// Makes a journal record durable before its change is acknowledged (`durably`), or
+    /// writes it, so that it outlives the process, to be synced later.
+    private func sync(_ lsn: UInt64, durably: Bool = true) throws(APIProblemBox) {
         guard let journal else { return }
         do {
-            try journal.sync(lsn)
+            if durably { try journal.sync(lsn) } else { try journal.write(lsn) }
         } catch {
             throw APIProblemBox(
                 problem: APIProblem(
@@ -184,7 +190,7 @@ public final class SessionRegistry: SessionStore {
         return (session, isNew)
     }
 
-    func install(id: String, image: SessionImage, now: Int64) throws(APIProblemBox) -> (
+    func install(id: String, image: SessionImage, now: Int64, durably: Bool) throws(APIProblemBox) -> (
         session: Session, created: Bool
     ) {
         var image = image
@@ -236,8 +242,13 @@ public final class SessionRegistry: SessionStore {
         let (session, isNew, old) = try result.get()
         // The session replaced: a fault that found it and takes its lock now looks the id up again.
         if let old { retire(old) }
-        try sync(session.state.withLock { $0.incarnation })
+        try sync(session.state.withLock { $0.incarnation }, durably: durably)
         return (session, isNew)
+    }
+
+    func makeDurable() throws(APIProblemBox) {
+        guard let journal else { return }
+        try sync(journal.nextLSN - 1)
     }
 
     func reset(_ session: Session, now: Int64) throws(APIProblemBox) {

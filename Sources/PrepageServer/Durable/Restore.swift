@@ -101,13 +101,16 @@ struct Restored: Sendable {
             }
         }
         if let base { consider(base) }
-        // 2. Every delta after it.
+        // 2. Every delta after it (an older one is kept with the older full snapshot, not read).
         for (seq, name) in deltaNames {
             do {
+                guard seq > baseSeq else {
+                    if let size = Files.size(directory + "/" + name) { out.deltas.append((seq, size)) }
+                    continue
+                }
                 let bytes = try Files.read(directory + "/" + name)
                 out.bytesRead += bytes.count
                 out.deltas.append((seq, bytes.count))
-                guard seq > baseSeq else { continue }
                 consider(try SnapshotFile(bytes: bytes, name: name))
             } catch let e as SnapshotFile.Refusal {
                 out.problems.append(e.description + "; its sessions keep what an earlier snapshot saved")

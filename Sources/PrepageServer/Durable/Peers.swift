@@ -311,7 +311,8 @@ final class PeerDirectory: Sendable {
         var loaded = false
         /// File names and sizes when read: the directory changed when they differ.
         var signature: [String: Int] = [:]
-        var sessions: [String: Session] = [:]
+        /// Its sessions, made one at a time when asked for.
+        var index: Restored.Index?
         /// The next LSN of the directory's journal, when read.
         var nextLSN: UInt64 = 1
         /// What a take made for another mover's ticket, until that mover collects it.
@@ -346,7 +347,7 @@ final class PeerDirectory: Sendable {
     func find(_ id: String) -> SessionImage? {
         cache.withLock { c -> SessionImage? in
             refresh(&c)
-            return c.sessions[id]?.image()
+            return c.index?.image(id)
         }
     }
 
@@ -369,11 +370,11 @@ final class PeerDirectory: Sendable {
             c.signature = now
             return
         }
-        guard let restored = try? Restored.read(directory: path, removeTemporaries: false, threads: 1) else { return }
+        guard let index = try? Restored.index(directory: path, removeTemporaries: false) else { return }
         c.loaded = true
         c.signature = now
-        c.nextLSN = restored.nextLSN
-        c.sessions = Dictionary(restored.sessions.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        c.nextLSN = index.restored.nextLSN
+        c.index = index
     }
 
     /// Applies what other instances taking sessions added since the directory was read:
@@ -402,7 +403,7 @@ final class PeerDirectory: Sendable {
                 next = max(next, lsn + 1)
             }
         }
-        for id in removed { c.sessions[id] = nil }
+        for id in removed { c.index?.live[id] = nil }
         c.nextLSN = next
         return true
     }
@@ -461,8 +462,8 @@ final class PeerDirectory: Sendable {
         var made: [Take] = []
         var taking: [String] = []
         for (_, id, config) in batch {
-            if let session = c.sessions[id], session.config == config, !taking.contains(id) {
-                made.append(.taken(session.image()))
+            if c.index?.live[id]?.config == config, !taking.contains(id), let image = c.index?.image(id) {
+                made.append(.taken(image))
                 taking.append(id)
             } else {
                 made.append(.absent)
@@ -470,7 +471,7 @@ final class PeerDirectory: Sendable {
         }
         guard !taking.isEmpty else { return made }
         guard let segment = recordMoved(taking, &c) else { return batch.map { _ in .absent } }
-        for id in taking { c.sessions[id] = nil }
+        for id in taking { c.index?.live[id] = nil }
         c.nextLSN += UInt64(taking.count)
         // What this take added to the directory: the signature stays current without listing it.
         c.signature[String(segment.dropFirst(path.count + 1))] = Files.size(segment) ?? -1

@@ -29,6 +29,33 @@ struct Restored: Sendable {
     /// fault answered before it is in the sessions restored.
     var newestSnapshotAt: Int64 = 0
 
+    /// The newest snapshot entry of a session: file, entry, incarnation, the file's seq.
+    typealias Best = (file: Int, entry: Int, incarnation: UInt64, seq: UInt64)
+
+    /// Which sessions a directory holds and where each one's state is, none of them made
+    /// yet: what ``read(directory:removeTemporaries:threads:)`` makes every session from,
+    /// and what an instance looks up one session at a time in a peer's directory.
+    struct Index: Sendable {
+        /// The figures and problems of the read (``Restored/sessions`` empty).
+        var restored: Restored
+        /// The sessions that exist.
+        var live: [String: Live]
+        let best: [String: Best]
+        let files: [SnapshotFile]
+
+        /// Session `id` as the directory holds it: its newest snapshot entry of its
+        /// incarnation, else what its journal record gives; `nil` when it is not there or
+        /// does not decode.
+        func image(_ id: String) -> SessionImage? {
+            guard let l = live[id] else { return nil }
+            if let b = best[id], b.incarnation == l.incarnation, let image = try? files[b.file].image(b.entry) {
+                return image
+            }
+            var problems: [String] = []
+            return l.session(id: id, files: files, problems: &problems)?.image()
+        }
+    }
+
     /// The state in `directory`. Never throws on damaged content: what cannot be
     /// read is reported in ``problems`` and skipped. `removeTemporaries` removes
     /// files a crash left half-written (only the directory's owner may).
@@ -36,6 +63,46 @@ struct Restored: Sendable {
         throws(SocketError)
         -> Restored
     {
+        let index = try index(directory: directory, removeTemporaries: removeTemporaries)
+        var out = index.restored
+        let (live, best, files) = (index.live, index.best, index.files)
+
+        // 4. Each live session's state: its newest snapshot entry of the same incarnation,
+        //    else what its journal record gives. Sessions are independent: made on every core.
+        let work = Array(live)
+        let workers = max(1, min(threads, work.count / 2_000 + 1))
+        let parts = (0..<workers).map { w in
+            Part(
+                work: work, range: (work.count * w / workers)..<(work.count * (w + 1) / workers), best: best,
+                files: files)
+        }
+        if workers == 1 {
+            parts[0].run()
+        } else {
+            var running: [OSThread] = []
+            for (w, part) in parts.enumerated().dropFirst() {
+                if let t = try? OSThread(name: "prepaged-restore", { part.run() }) {
+                    running.append(t)
+                } else {
+                    parts[w].run()  // no thread: here
+                }
+            }
+            parts[0].run()
+            for t in running { t.join() }
+        }
+        out.sessions.reserveCapacity(live.count)
+        for part in parts {
+            out.sessions += part.sessions
+            out.problems += part.problems
+            out.fromSnapshots += part.fromSnapshots
+            out.fromJournal += part.fromJournal
+        }
+        return out
+    }
+
+    /// Steps 1–3 of ``read(directory:removeTemporaries:threads:)``: the files read and
+    /// checked, the journal replayed; no session made.
+    static func index(directory: String, removeTemporaries: Bool) throws(SocketError) -> Index {
         var out = Restored()
         var fullNames: [(UInt64, String)] = []
         var deltaNames: [(UInt64, String)] = []
@@ -89,7 +156,7 @@ struct Restored: Sendable {
         let baseSeq = base?.seq ?? 0
 
         // The newest entry of each session, by (incarnation, seq).
-        var best: [String: (file: Int, entry: Int, incarnation: UInt64, seq: UInt64)] = [:]
+        var best: [String: Best] = [:]
         func consider(_ file: SnapshotFile) {
             let f = files.count
             files.append(file)
@@ -153,45 +220,14 @@ struct Restored: Sendable {
             for e in file.entries { maxLSN = max(maxLSN, e.incarnation) }
         }
         out.nextLSN = maxLSN + 1
-
-        // 4. Each live session's state: its newest snapshot entry of the same incarnation,
-        //    else what its journal record gives. Sessions are independent: made on every core.
-        let work = Array(live)
-        let workers = max(1, min(threads, work.count / 2_000 + 1))
-        let parts = (0..<workers).map { w in
-            Part(
-                work: work, range: (work.count * w / workers)..<(work.count * (w + 1) / workers), best: best,
-                files: files)
-        }
-        if workers == 1 {
-            parts[0].run()
-        } else {
-            var running: [OSThread] = []
-            for (w, part) in parts.enumerated().dropFirst() {
-                if let t = try? OSThread(name: "prepaged-restore", { part.run() }) {
-                    running.append(t)
-                } else {
-                    parts[w].run()  // no thread: here
-                }
-            }
-            parts[0].run()
-            for t in running { t.join() }
-        }
-        out.sessions.reserveCapacity(live.count)
-        for part in parts {
-            out.sessions += part.sessions
-            out.problems += part.problems
-            out.fromSnapshots += part.fromSnapshots
-            out.fromJournal += part.fromJournal
-        }
-        return out
+        return Index(restored: out, live: live, best: best, files: files)
     }
 
     /// Some of the sessions to make, on one thread.
     private final class Part: @unchecked Sendable {
         let work: [(key: String, value: Live)]
         let range: Range<Int>
-        let best: [String: (file: Int, entry: Int, incarnation: UInt64, seq: UInt64)]
+        let best: [String: Best]
         let files: [SnapshotFile]
         var sessions: [Session] = []
         var problems: [String] = []
@@ -200,7 +236,7 @@ struct Restored: Sendable {
 
         init(
             work: [(key: String, value: Live)], range: Range<Int>,
-            best: [String: (file: Int, entry: Int, incarnation: UInt64, seq: UInt64)], files: [SnapshotFile]
+            best: [String: Best], files: [SnapshotFile]
         ) {
             self.work = work
             self.range = range

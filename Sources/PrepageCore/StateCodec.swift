@@ -91,10 +91,14 @@ extension PrepageConfig {
     /// Not validated: ``Prepager/init(state:)`` validates.
     public static func decode(from r: inout StateReader) throws(StateError) -> PrepageConfig {
         var config = PrepageConfig()
+        let fields = PrepageConfig.fields
         let n = try r.count()
-        for _ in 0..<n {
+        for i in 0..<n {
             let name = try r.string()
-            guard let field = PrepageConfig.field(named: name) else {
+            // Written in the table's order: the field at the same place, unless the writer's table
+            // differs (another version): then looked up by name.
+            let field = i < fields.count && fields[i].name == name ? fields[i] : PrepageConfig.field(named: name)
+            guard let field else {
                 throw StateError(field: "config", "unknown field \"\(name)\"")
             }
             let value: ConfigValue

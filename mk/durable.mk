@@ -1,7 +1,8 @@
 # Durable sessions (--state-dir) and sharding over several instances (included by the Makefile's `-include mk/*.mk`).
 #
 #   make bench-durable    scripts/bench-durable.sh: the fault path with --state-dir on and off, interleaved
-#   make bench-restore    scripts/bench-restore.py: a restart of 100,000 sessions, exec to /readyz 200
+#   make bench-restore    scripts/bench-restore.py: a restart of 100,000 sessions, exec to /readyz 200;
+#                         a survivor's first fault for a stopped peer's session (its directory read)
 #   make test-sharding    deploy/test.sh --long: three instances behind HAProxy and nginx, kills and rolling updates
 
 .PHONY: bench-durable bench-restore test-sharding
@@ -11,7 +12,8 @@ bench-durable: deps
 	$(RELEASE) --product prepaged
 	PREPAGED=.build/release/prepaged bash scripts/bench-durable.sh
 
-## bench-restore: 100,000 sessions with learned state, restarted: time from exec to /readyz 200.
+## bench-restore: 100,000 sessions with learned state, restarted: time from exec to /readyz 200; and the
+##   first faults of a survivor that takes them from the stopped instance's directory.
 bench-restore: deps
 	$(RELEASE) --product prepaged
 	python3 scripts/bench-restore.py .build/release/prepaged

@@ -2,6 +2,7 @@
 """Restart of prepaged with --state-dir holding many sessions: how long until /readyz is 200.
 
 Usage: scripts/bench-restore.py PREPAGED [--sessions N] [--faults F] [--rounds R] [--policy P]
+                                [--adopt-rounds A]
 
 Creates N sessions (default 100,000) on a release prepaged with a fresh state
 directory, gives each F faults (default 64: a few cases of an FSD load, so each
@@ -9,8 +10,11 @@ session holds learned state: dp-plus's transition table, estimate, plan and
 slots), stops it with SIGTERM (the drain writes the last snapshot), then starts
 it again R times (default 3) on the same directory and measures, each time,
 from exec to the first 200 of /readyz (polled every 2 ms), and the restore
-time the server logs. Prints the sizes on disk and every figure. Asserts
-nothing: a benchmark.
+time the server logs. Then, A times (default 3), the directory as a stopped
+peer's: a second instance with --peers and --peer-state-dirs on a fresh copy
+of it, and the time of its first three faults for sessions there (each moves
+the session; the first reads the stopped peer's directory). Prints the sizes
+on disk and every figure. Asserts nothing: a benchmark.
 """
 import argparse
 import http.client
@@ -82,6 +86,36 @@ def populate(port, ids, faults, policy, seed):
         assert r.status == 200, r.status
 
 
+def adopt(binary, state, work, log, ids, r):
+    """A survivor of the instance that left `state`: its first three faults for sessions there (ms)."""
+    copy = os.path.join(work, "peer-%d" % r)
+    shutil.copytree(state, copy)
+    port = free_port()
+    p = subprocess.Popen(
+        [binary, "--host", "127.0.0.1", "--port", str(port), "--threads", "2",
+         "--state-dir", os.path.join(work, "survivor-%d" % r),
+         "--peers", "http://127.0.0.1:%d" % free_port(), "--peer-state-dirs", copy],
+        stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        wait_ready(port)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        times = []
+        for k in range(3):
+            sid = ids[(len(ids) // 3) * k + r]
+            t0 = time.monotonic()
+            c.request("POST", "/sessions/%s/fault" % sid, body='{"page": 5}',
+                      headers={"Content-Type": "application/json"})
+            answer = c.getresponse()
+            answer.read()
+            times.append((time.monotonic() - t0) * 1000)
+            assert answer.status == 200, answer.status
+        return times
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
+        shutil.rmtree(copy, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("prepaged")
@@ -89,6 +123,7 @@ def main():
     ap.add_argument("--faults", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--policy", default="")
+    ap.add_argument("--adopt-rounds", type=int, default=3)
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="prepage-bench-restore-")
@@ -146,6 +181,15 @@ def main():
             figures.sort()
             print("exec to ready, median of %d: %.0f ms (min %.0f, max %.0f)"
                   % (len(figures), figures[len(figures) // 2], figures[0], figures[-1]))
+            firsts = []
+            for r in range(args.adopt_rounds):
+                firsts.append(adopt(args.prepaged, state, work, log, ids, r))
+                print("adopt %d: a survivor's first faults for a stopped peer's sessions: %s ms"
+                      % (r + 1, ", ".join("%.2f" % t for t in firsts[-1])))
+            if firsts:
+                firsts.sort()
+                print("first fault that moves a session, median of %d: %.1f ms (min %.1f, max %.1f)"
+                      % (len(firsts), firsts[len(firsts) // 2][0], firsts[0][0], firsts[-1][0]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

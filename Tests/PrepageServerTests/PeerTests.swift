@@ -322,24 +322,35 @@ import Testing
         #expect(try cluster.client(0).request("GET", "/sessions/f").status == 404)
     }
 
+    /// An instance's directory as its `kill -9` leaves it (`base/a`, copied: its last snapshot
+    /// holds session `id` after `faults` seeded faults; no drain), and `base`.
+    static func killedPeer(holding id: String, faults: Int, seed: UInt64) throws -> (base: String, directory: String) {
+        let base = NSTemporaryDirectory() + "prepage-peers-\(UUID().uuidString.prefix(8))"
+        let a = try TestServer(stateDirectory: base + "/a", snapshotInterval: .milliseconds(50))
+        let ca = try a.client()
+        #expect(try ca.request("PUT", "/sessions/\(id)", body: #"{"max_pages":64}"#).status == 201)
+        try learn(ca, id, faults: faults, seed: seed)
+        Thread.sleep(forTimeInterval: 0.3)  // a snapshot with what it learned
+        let crashed = try DurabilityTests.crashImage(of: base + "/a")
+        a.stop()
+        return (base, crashed)
+    }
+
+    /// An instance (`base/b`) whose one peer is stopped and left `directory`.
+    static func survivor(in base: String, of directory: String) throws -> TestServer {
+        try TestServer(
+            stateDirectory: base + "/b", peers: ["http://127.0.0.1:\(Cluster.freePort())"],
+            peerStateDirectories: [directory])
+    }
+
     /// Killed (its directory as a crash leaves it: no last snapshot, its lock free): the
     /// survivor's first fault for its session adopts what the directory holds and answers
     /// as an instance restored from that directory would.
     @Test func aFaultForAKilledPeersSessionIsAnsweredFromWhatItsDirectoryHolds() throws {
-        let base = NSTemporaryDirectory() + "prepage-peers-\(UUID().uuidString.prefix(8))"
-        let a = try TestServer(stateDirectory: base + "/a", snapshotInterval: .milliseconds(50))
-        let ca = try a.client()
-        #expect(try ca.request("PUT", "/sessions/k", body: #"{"max_pages":64}"#).status == 201)
-        try Self.learn(ca, "k", faults: 120, seed: 400)
-        Thread.sleep(forTimeInterval: 0.3)  // a snapshot with what it learned
-        let crashed = try DurabilityTests.crashImage(of: base + "/a")
-        let restored = try DurabilityTests.crashImage(of: crashed)
-        a.stop()
-        let reference = try TestServer(stateDirectory: restored)
+        let (base, crashed) = try Self.killedPeer(holding: "k", faults: 120, seed: 400)
+        let reference = try TestServer(stateDirectory: try DurabilityTests.crashImage(of: crashed))
         let expected = try Self.next(try reference.client(), "k", faults: 30, seed: 401)
-        let b = try TestServer(
-            stateDirectory: base + "/b", peers: ["http://127.0.0.1:\(Cluster.freePort())"],
-            peerStateDirectories: [crashed])
+        let b = try Self.survivor(in: base, of: crashed)
         let cb = try b.client()
         let got = try Self.next(cb, "k", faults: 30, seed: 401)
         #expect(got.allSatisfy { $0.hasPrefix("200 ") })
@@ -356,19 +367,10 @@ import Testing
     /// before it, synced after it): the survivor's files restore the session as the killed
     /// peer last saved it, and the killed peer's files do not have it any more.
     @Test func aFaultThatAdoptsLeavesTheMoveInBothDirectories() throws {
-        let base = NSTemporaryDirectory() + "prepage-peers-\(UUID().uuidString.prefix(8))"
-        let a = try TestServer(stateDirectory: base + "/a", snapshotInterval: .milliseconds(50))
-        let ca = try a.client()
-        #expect(try ca.request("PUT", "/sessions/w", body: #"{"max_pages":64}"#).status == 201)
-        try Self.learn(ca, "w", faults: 90, seed: 500)
-        Thread.sleep(forTimeInterval: 0.3)  // a snapshot with what it learned
-        let killed = try DurabilityTests.crashImage(of: base + "/a")
-        a.stop()
+        let (base, killed) = try Self.killedPeer(holding: "w", faults: 90, seed: 500)
         let reference = try TestServer(stateDirectory: try DurabilityTests.crashImage(of: killed))
         let saved = Self.learned(try reference.client().request("GET", "/sessions/w/state").text)
-        let b = try TestServer(
-            stateDirectory: base + "/b", peers: ["http://127.0.0.1:\(Cluster.freePort())"],
-            peerStateDirectories: [killed])
+        let b = try Self.survivor(in: base, of: killed)
         #expect(try Self.fault(try b.client(), "w", 7).status == 200)
         let bCrashed = try DurabilityTests.crashImage(of: base + "/b")
         let killedNow = try DurabilityTests.crashImage(of: killed)

@@ -33,7 +33,7 @@ struct Restored: Sendable {
     typealias Best = (file: Int, entry: Int, incarnation: UInt64, seq: UInt64)
 
     /// Which sessions a directory holds and where each one's state is, none of them made
-    /// yet: what ``read(directory:removeTemporaries:threads:)`` makes every session from,
+    /// yet: what ``read(directory:removeTemporaries:)`` makes every session from,
     /// and what an instance looks up one session at a time in a peer's directory.
     struct Index: Sendable {
         /// The figures and problems of the read (``Restored/sessions`` empty).
@@ -43,14 +43,19 @@ struct Restored: Sendable {
         let best: [String: Best]
         let files: [SnapshotFile]
 
-        /// Session `id` as the directory holds it: its newest snapshot entry of its
-        /// incarnation, else what its journal record gives; `nil` when it is not there or
-        /// does not decode.
+        /// The snapshot entry session `id` (as `l` says it exists) takes its state from: its
+        /// newest of the same incarnation (an earlier one's session was deleted, reset or
+        /// replaced since); `nil` when only its journal record gives its state.
+        func entry(_ id: String, _ l: Live) -> Best? {
+            guard let b = best[id], b.incarnation == l.incarnation else { return nil }
+            return b
+        }
+
+        /// Session `id` as the directory holds it: its snapshot ``entry(_:_:)``, else what
+        /// its journal record gives; `nil` when it is not there or does not decode.
         func image(_ id: String) -> SessionImage? {
             guard let l = live[id] else { return nil }
-            if let b = best[id], b.incarnation == l.incarnation, let image = try? files[b.file].image(b.entry) {
-                return image
-            }
+            if let b = entry(id, l), let image = try? files[b.file].image(b.entry) { return image }
             var problems: [String] = []
             return l.session(id: id, files: files, problems: &problems)?.image()
         }
@@ -59,22 +64,16 @@ struct Restored: Sendable {
     /// The state in `directory`. Never throws on damaged content: what cannot be
     /// read is reported in ``problems`` and skipped. `removeTemporaries` removes
     /// files a crash left half-written (only the directory's owner may).
-    static func read(directory: String, removeTemporaries: Bool, threads: Int = System.processorCount)
-        throws(SocketError)
-        -> Restored
-    {
+    static func read(directory: String, removeTemporaries: Bool) throws(SocketError) -> Restored {
         let index = try index(directory: directory, removeTemporaries: removeTemporaries)
         var out = index.restored
-        let (live, best, files) = (index.live, index.best, index.files)
 
-        // 4. Each live session's state: its newest snapshot entry of the same incarnation,
-        //    else what its journal record gives. Sessions are independent: made on every core.
-        let work = Array(live)
-        let workers = max(1, min(threads, work.count / 2_000 + 1))
+        // 4. Each live session's state: its snapshot entry, else what its journal record
+        //    gives. Sessions are independent: made on every core.
+        let work = Array(index.live)
+        let workers = max(1, min(System.processorCount, work.count / 2_000 + 1))
         let parts = (0..<workers).map { w in
-            Part(
-                work: work, range: (work.count * w / workers)..<(work.count * (w + 1) / workers), best: best,
-                files: files)
+            Part(work: work, range: (work.count * w / workers)..<(work.count * (w + 1) / workers), index: index)
         }
         if workers == 1 {
             parts[0].run()
@@ -90,7 +89,7 @@ struct Restored: Sendable {
             parts[0].run()
             for t in running { t.join() }
         }
-        out.sessions.reserveCapacity(live.count)
+        out.sessions.reserveCapacity(work.count)
         for part in parts {
             out.sessions += part.sessions
             out.problems += part.problems
@@ -100,7 +99,7 @@ struct Restored: Sendable {
         return out
     }
 
-    /// Steps 1–3 of ``read(directory:removeTemporaries:threads:)``: the files read and
+    /// Steps 1–3 of ``read(directory:removeTemporaries:)``: the files read and
     /// checked, the journal replayed; no session made.
     static func index(directory: String, removeTemporaries: Bool) throws(SocketError) -> Index {
         var out = Restored()
@@ -227,8 +226,7 @@ struct Restored: Sendable {
     private final class Part: @unchecked Sendable {
         let work: [(key: String, value: Live)]
         let range: Range<Int>
-        let best: [String: Best]
-        let files: [SnapshotFile]
+        let index: Index
         var sessions: [Session] = []
         var problems: [String] = []
         var fromSnapshots = 0
@@ -236,12 +234,11 @@ struct Restored: Sendable {
 
         init(
             work: [(key: String, value: Live)], range: Range<Int>,
-            best: [String: Best], files: [SnapshotFile]
+            index: Index
         ) {
             self.work = work
             self.range = range
-            self.best = best
-            self.files = files
+            self.index = index
         }
 
         /// A fresh policy per configuration, made (validated) once and copied.
@@ -260,10 +257,10 @@ struct Restored: Sendable {
             for k in range {
                 let (id, l) = work[k]
                 var session: Session?
-                if let b = best[id], b.incarnation == l.incarnation {
+                if let b = index.entry(id, l) {
                     do {
                         // Checked to decode whole now; its tables are made at its first use.
-                        let file = files[b.file]
+                        let file = index.files[b.file]
                         let h = try file.header(b.entry, check: true)
                         let c = file.entries[b.entry].config
                         let config = file.configs[c]
@@ -279,7 +276,7 @@ struct Restored: Sendable {
                     }
                 }
                 if session == nil {
-                    session = l.session(id: id, files: files, problems: &problems)
+                    session = l.session(id: id, files: index.files, problems: &problems)
                     if session != nil { fromJournal += 1 }
                 }
                 if let session {

@@ -101,7 +101,7 @@ def parse_config(name):
 
     POLICY/key=value/key=value adds session fields through PREPAGE_<KEY>,
     e.g. dp-plus/near_window=64/page_us=2 (keys: max_pages, gap, near_window, timeout_ms,
-    carry_pages = integer;
+    carry_pages, threads = integer;
     rtt_us, page_us = number, dp-plus only)."""
     if "/" in name:
         base, extra = name.split("/", 1)
@@ -116,9 +116,11 @@ def parse_config(name):
                 pass  # the hook's fault deadline (PREPAGE_TIMEOUT_MS) for this configuration
             elif k == "carry_pages" and v.isdigit():
                 pass  # the hook's reach past a vCPU's last window (PREPAGE_CARRY_PAGES; 0: off)
+            elif k == "threads" and v.isdigit() and int(v) > 0:
+                pass  # the hook's oracle threads (PREPAGE_THREADS)
             elif k not in ("max_pages", "gap", "near_window") or not v.isdigit():
-                raise SystemExit("bad session field %r in %r (max_pages, gap, near_window, timeout_ms, carry_pages = "
-                                 "integer; rtt_us, page_us = number, dp-plus only)" % (kv, name))
+                raise SystemExit("bad session field %r in %r (max_pages, gap, near_window, timeout_ms, carry_pages, "
+                                 "threads = integer; rtt_us, page_us = number, dp-plus only)" % (kv, name))
             env["PREPAGE_" + k.upper()] = v
         return policy, env
     if name == "stock":

@@ -222,6 +222,7 @@ def run_one(a):
         env_dst.update(penv)
         env_dst.update({"PREPAGE_URL": a.oracle, "PREPAGE_SESSION": session, "PREPAGE_KEEP_SESSION": "1",
                         "PREPAGE_STATS": os.path.join(d, "prepage-stats.json"),
+                        "PREPAGE_TRACE": os.path.join(d, "prepage-trace.txt"),
                         "PREPAGE_TIMEOUT_MS": str(a.timeout_ms)})
         if a.token:
             env_dst["PREPAGE_TOKEN"] = a.token

@@ -759,7 +759,7 @@ def main():
                                                     m["requests"], m["errors"], time.time() - t0,
                                                     " ERROR " + r["error"] if r.get("error") else ""), flush=True)
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
-        note = ("<!-- %s; runs in %s -->\n" % (" ".join(sys.argv), rdir))
+        note = ("<!-- %s; runs in %s -->\n" % (" ".join(sys.argv), os.path.relpath(rdir, ROOT)))
         if "dp-plus" in configs:
             note += "dp-plus sessions: rtt_us %s, page_us %s (measured: pcqemu.py link).\n\n" % (a.rtt_us, a.page_us)
         print(report(runs, a.out, configs, note))

@@ -96,13 +96,25 @@ def free_port():
     return p
 
 
+# The fields a configuration takes after slashes, each set through PREPAGE_<KEY>: key -> (test of
+# the value, what it is). Session fields, then the hook's own.
+INTEGER = (lambda v: v.isdigit(), "integer")
+POSITIVE = (lambda v: v.isdigit() and int(v) > 0, "integer > 0")
+NUMBER = (lambda v: re.fullmatch(r"[0-9]+(\.[0-9]+)?", v) is not None, "number, dp-plus only")
+FIELDS = {
+    "max_pages": INTEGER, "gap": INTEGER, "near_window": INTEGER,
+    "rtt_us": NUMBER, "page_us": NUMBER,
+    "timeout_ms": POSITIVE,   # the hook's fault deadline (PREPAGE_TIMEOUT_MS) for this configuration
+    "carry_pages": INTEGER,   # the hook's reach past a vCPU's last window (PREPAGE_CARRY_PAGES; 0: off)
+    "threads": POSITIVE,      # the hook's oracle threads (PREPAGE_THREADS)
+}
+
+
 def parse_config(name):
     """-> (policy or None, environment for the destination).
 
-    POLICY/key=value/key=value adds session fields through PREPAGE_<KEY>,
-    e.g. dp-plus/near_window=64/page_us=2 (keys: max_pages, gap, near_window, timeout_ms,
-    carry_pages, threads = integer;
-    rtt_us, page_us = number, dp-plus only)."""
+    POLICY/key=value/key=value adds the FIELDS above through PREPAGE_<KEY>,
+    e.g. dp-plus/near_window=64/page_us=2."""
     if "/" in name:
         base, extra = name.split("/", 1)
         policy, env = parse_config(base)
@@ -110,17 +122,10 @@ def parse_config(name):
             k, _, v = kv.partition("=")
             if policy is None:
                 raise SystemExit("stock takes no session fields: %r" % name)
-            if k in ("rtt_us", "page_us") and policy == "dp-plus" and re.fullmatch(r"[0-9]+(\.[0-9]+)?", v):
-                pass
-            elif k == "timeout_ms" and v.isdigit() and int(v) > 0:
-                pass  # the hook's fault deadline (PREPAGE_TIMEOUT_MS) for this configuration
-            elif k == "carry_pages" and v.isdigit():
-                pass  # the hook's reach past a vCPU's last window (PREPAGE_CARRY_PAGES; 0: off)
-            elif k == "threads" and v.isdigit() and int(v) > 0:
-                pass  # the hook's oracle threads (PREPAGE_THREADS)
-            elif k not in ("max_pages", "gap", "near_window") or not v.isdigit():
-                raise SystemExit("bad session field %r in %r (max_pages, gap, near_window, timeout_ms, carry_pages, "
-                                 "threads = integer; rtt_us, page_us = number, dp-plus only)" % (kv, name))
+            test = FIELDS.get(k)
+            if test is None or not test[0](v) or (test is NUMBER and policy != "dp-plus"):
+                raise SystemExit("bad session field %r in %r (%s)" % (
+                    kv, name, "; ".join("%s = %s" % (f, t[1]) for f, t in FIELDS.items())))
             env["PREPAGE_" + k.upper()] = v
         return policy, env
     if name == "stock":

@@ -11,8 +11,9 @@ A configuration is `stock` (no oracle: the patched QEMU with PREPAGE_URL unset,
 exactly stock behaviour), `forward:W` (policy forward, W pages: forward_pages
 W-1), or a policy name the server accepts (`dp`, `dp-plus`, `dp-literal`,
 `readahead`, `none`), all asked through the oracle. `dp-plus` is given the
-link's rtt_us and page_us (--rtt-us/--page-us, or measured by `results`
-from the stock runs, see README.md).
+price of a fault as rtt_us and one page's time as page_us (--rtt-us/--page-us,
+or measured by `results` first: the link's round trip plus the oracle's
+answer, see README.md).
 
 One run: a source QEMU boots the guest (Debian kernel + the initramfs of
 guest/), the destination waits with -incoming defer; both get postcopy-ram
@@ -422,8 +423,24 @@ def link_from_trace(path):
     return statistics.median(rtts), statistics.median(gaps), len(rtts), len(gaps)
 
 
+def answer_from_trace(path):
+    """(answer_us, calls): the median time from the fault thread handing a new case's fault
+    to the hook's oracle thread until the oracle's answer is back (queue_us + call_us of the
+    hook's trace, `first` outcomes only): how long the rest of a case waits to be requested."""
+    waits = []
+    for line in open(path, errors="replace"):
+        f = line.split()
+        if len(f) >= 9 and f[4] == "first":
+            waits.append(int(f[7]) + int(f[8]))
+    return (statistics.median(waits), len(waits)) if waits else None
+
+
 def measure_link(a, out, n):
-    """Medians over n traced fsd runs through forward:64 (see link_from_trace)."""
+    """Medians over n traced fsd runs through forward:64 (see link_from_trace, answer_from_trace).
+
+    The price of a fault (fault_us, given to dp-plus as rtt_us) is the link's round trip plus
+    the oracle's answer: the faulting page is requested at once, the rest of its case only
+    once the oracle has answered, so a case that faults waits for both."""
     res = []
     for i in range(n):
         b = argparse.Namespace(**vars(a))
@@ -431,13 +448,17 @@ def measure_link(a, out, n):
         b.dst_args = ((a.dst_args or "") + " " + LINK_TRACE).strip()
         r = run_one(b)
         m = link_from_trace(os.path.join(b.out, "dst.out")) if r.get("ok") else None
-        if m:
-            res.append(m)
+        t = os.path.join(b.out, "prepage-trace.txt")
+        w = answer_from_trace(t) if m and os.path.exists(t) else None
+        if m and w:
+            res.append(m + w)
     if not res:
         raise SystemExit("could not measure the link (see %s)" % out)
-    link = {"rtt_us": statistics.median(x[0] for x in res), "page_us": statistics.median(x[1] for x in res),
+    rtt, answer = statistics.median(x[0] for x in res), statistics.median(x[4] for x in res)
+    link = {"rtt_us": rtt, "answer_us": answer, "fault_us": rtt + answer,
+            "page_us": statistics.median(x[1] for x in res),
             "runs": len(res), "per_run": [{"rtt_us": round(x[0], 1), "page_us": round(x[1], 2), "faults": x[2],
-                                           "page_gaps": x[3]} for x in res],
+                                           "page_gaps": x[3], "answer_us": x[4], "answers": x[5]} for x in res],
             "bandwidth_page_us": 4096 / (a.bandwidth * 1048576) * 1e6}
     with open(os.path.join(out, "link.json"), "w") as f:
         json.dump(link, f, indent=1)
@@ -667,7 +688,7 @@ def main():
     p.add_argument("--runs-dir", default=os.path.join(BUILD, "runs"))
     p.add_argument("--link-runs", type=int, default=3,
                    help="traced runs to measure rtt_us/page_us when dp-plus is listed without them")
-    p = sub.add_parser("link", help="measure rtt_us and page_us (one traced fsd run through forward:64)")
+    p = sub.add_parser("link", help="measure a fault's price (rtt_us) and page_us (one traced fsd run through forward:64)")
     add_run_args(p)
     p.add_argument("--out", default=os.path.join(BUILD, "link"))
     p = sub.add_parser("report")
@@ -736,11 +757,12 @@ def main():
         rdir = os.path.join(a.runs_dir, stamp)
         os.makedirs(rdir)
         a.oracle, oracle_proc = start_oracle(a, rdir)
+        link = None
         if "dp-plus" in configs and (a.rtt_us is None or a.page_us is None):
             link = measure_link(a, os.path.join(rdir, "link"), a.link_runs)
             print("link: %s" % json.dumps(link), flush=True)
             if a.rtt_us is None:
-                a.rtt_us = round(link["rtt_us"], 1)
+                a.rtt_us = round(link["fault_us"], 1)
             if a.page_us is None:
                 a.page_us = round(link["page_us"], 2)
         runs = []
@@ -766,7 +788,11 @@ def main():
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
         note = ("<!-- %s; runs in %s -->\n" % (" ".join(sys.argv), os.path.relpath(rdir, ROOT)))
         if "dp-plus" in configs:
-            note += "dp-plus sessions: rtt_us %s, page_us %s (measured: pcqemu.py link).\n\n" % (a.rtt_us, a.page_us)
+            note += "dp-plus sessions: rtt_us %s, page_us %s%s.\n\n" % (
+                a.rtt_us, a.page_us, "" if link is None else
+                " (measured, pcqemu.py link: the link's round trip %.1f µs + the oracle's answer %.1f µs = a "
+                "fault's price %.1f µs; one page %.2f µs)" % (
+                    link["rtt_us"], link["answer_us"], link["fault_us"], link["page_us"]))
         print(report(runs, a.out, configs, note))
         return 0 if all(r.get("ok") for r in runs) else 1
     finally:

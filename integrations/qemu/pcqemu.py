@@ -107,6 +107,9 @@ FIELDS = {
     "timeout_ms": POSITIVE,   # the hook's fault deadline (PREPAGE_TIMEOUT_MS) for this configuration
     "carry_pages": INTEGER,   # the hook's reach past a vCPU's last window (PREPAGE_CARRY_PAGES; 0: off)
     "threads": POSITIVE,      # the hook's oracle threads (PREPAGE_THREADS)
+    # the session starts from what the same configuration learned in a migration of the same load
+    # with guest seed S (PREPAGE_PRIOR; run once per results directory: prior_state())
+    "prior": (lambda v: v.isdigit(), "guest seed S of the earlier migration"),
 }
 
 
@@ -242,6 +245,8 @@ def run_one(a):
             env_dst.update({k: v for k, v in penv.items() if k in ("PREPAGE_RTT_US", "PREPAGE_PAGE_US")})
         if "PREPAGE_TIMEOUT_MS" in penv:
             env_dst["PREPAGE_TIMEOUT_MS"] = penv["PREPAGE_TIMEOUT_MS"]
+        if "PREPAGE_PRIOR" in penv:
+            env_dst["PREPAGE_PRIOR"] = prior_state(a, int(penv["PREPAGE_PRIOR"]))
         rec["session"] = session
         rec["env"] = {k: v for k, v in env_dst.items() if k.startswith("PREPAGE_") and k != "PREPAGE_TOKEN"}
     env_src = dict(env_dst)
@@ -341,6 +346,9 @@ def run_one(a):
                 with open(os.path.join(d, "session.json"), "w") as f:
                     json.dump(doc, f, indent=1)
                 rec["session_stats"] = doc.get("stats")
+                _, state = http("GET", "%s/sessions/%s/state" % (a.oracle, session), a.token)
+                with open(os.path.join(d, "state.json"), "w") as f:
+                    json.dump(state, f)
                 rec["session_nmin_nmax"] = [doc.get("nmin"), doc.get("nmax")]
                 http("DELETE", "%s/sessions/%s" % (a.oracle, session), a.token)
             except Exception as e:  # the run stands; say what is missing
@@ -365,6 +373,29 @@ def run_one(a):
         with open(os.path.join(d, "run.json"), "w") as f:
             json.dump(rec, f, indent=1)
     return rec
+
+
+def prior_state(a, seed):
+    """The state document a run's session starts from with prior=SEED: that of a migration of
+    the same load and configuration (without prior) on guest seed SEED, run once next to the
+    run's directory. The cases it had open (`slots`, at that guest's addresses) are left out:
+    what is kept is what it learned."""
+    base = re.sub(r"/prior=[0-9]+", "", a.config)
+    name = "%s-%s-s%d" % (a.load, re.sub(r"[:/=,]", "-", base), seed)
+    path = os.path.join(os.path.dirname(os.path.abspath(a.out)), "priors", name + ".json")
+    if not os.path.exists(path):
+        b = argparse.Namespace(**vars(a))
+        b.config, b.seed, b.out = base, seed, os.path.join(os.path.dirname(path), name)
+        r = run_one(b)
+        sp = os.path.join(b.out, "state.json")
+        if not r.get("ok") or not os.path.exists(sp):
+            raise RuntimeError("the prior's run failed (see %s)" % b.out)
+        with open(sp) as f:
+            doc = json.load(f)
+        doc["learned"]["slots"], doc["learned"]["order"] = [], []
+        with open(path, "w") as f:
+            json.dump(doc, f)
+    return path
 
 
 # ---- the link, as dp-plus models it ----

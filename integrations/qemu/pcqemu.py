@@ -110,8 +110,6 @@ FIELDS = {
     # the session starts from what the same configuration learned in a migration of the same load
     # with guest seed S (PREPAGE_PRIOR; run once per results directory: prior_state())
     "prior": (lambda v: v.isdigit(), "guest seed S of the earlier migration"),
-    # the source serves requests a page at a time in turn (QEMU_POSTCOPY_ROUND_ROBIN, patch 0002)
-    "round_robin": (lambda v: v in ("0", "1"), "0 or 1"),
 }
 
 
@@ -255,9 +253,6 @@ def run_one(a):
     for k in list(env_src):
         if k.startswith("PREPAGE_"):
             del env_src[k]
-    if "PREPAGE_ROUND_ROBIN" in penv:
-        env_src["QEMU_POSTCOPY_ROUND_ROBIN"] = penv["PREPAGE_ROUND_ROBIN"]
-        rec["source_round_robin"] = penv["PREPAGE_ROUND_ROBIN"] == "1"
     if a.stock_source:
         env_src["QEMU_POSTCOPY_URGENT"] = "0"
         rec["source_urgent_patch"] = False

@@ -346,13 +346,16 @@ def run_one(a):
                 with open(os.path.join(d, "session.json"), "w") as f:
                     json.dump(doc, f, indent=1)
                 rec["session_stats"] = doc.get("stats")
+                rec["session_nmin_nmax"] = [doc.get("nmin"), doc.get("nmax")]
                 _, state = http("GET", "%s/sessions/%s/state" % (a.oracle, session), a.token)
                 with open(os.path.join(d, "state.json"), "w") as f:
                     json.dump(state, f)
-                rec["session_nmin_nmax"] = [doc.get("nmin"), doc.get("nmax")]
-                http("DELETE", "%s/sessions/%s" % (a.oracle, session), a.token)
             except Exception as e:  # the run stands; say what is missing
                 rec["session_error"] = str(e)
+            try:
+                http("DELETE", "%s/sessions/%s" % (a.oracle, session), a.token)
+            except Exception as e:
+                rec.setdefault("session_error", str(e))
         rec["ok"] = rec["guest_result"] == "ok" and rec["dest_status"] == "completed"
     except Exception as e:
         rec["error"] = str(e)

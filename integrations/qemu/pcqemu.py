@@ -471,10 +471,10 @@ def answer_from_trace(path):
 def measure_link(a, out, n):
     """Medians over n traced fsd runs through forward:64 (see link_from_trace, answer_from_trace).
 
-    dp-plus is given the link's round trip as rtt_us. fault_us, the link's round trip plus the
-    oracle's answer, is what a case that faults waits for (the faulting page is requested at
-    once, the rest of its case once the oracle has answered); priced at that, dp-plus did not
-    stall less (README.md, "Results"), so it is reported, not given."""
+    dp-plus is given the link's round trip as rtt_us. A case that faults waits for the round
+    trip plus the oracle's answer (the faulting page is requested at once, the rest of its case
+    once the oracle has answered); priced at that sum, dp-plus did not stall less (README.md,
+    "Results"), so the answer is reported, not given."""
     res = []
     for i in range(n):
         b = argparse.Namespace(**vars(a))
@@ -489,8 +489,7 @@ def measure_link(a, out, n):
     if not res:
         raise SystemExit("could not measure the link (see %s)" % out)
     rtt, answer = statistics.median(x[0] for x in res), statistics.median(x[4] for x in res)
-    link = {"rtt_us": rtt, "answer_us": answer, "fault_us": rtt + answer,
-            "page_us": statistics.median(x[1] for x in res),
+    link = {"rtt_us": rtt, "answer_us": answer, "page_us": statistics.median(x[1] for x in res),
             "runs": len(res), "per_run": [{"rtt_us": round(x[0], 1), "page_us": round(x[1], 2), "faults": x[2],
                                            "page_gaps": x[3], "answer_us": x[4], "answers": x[5]} for x in res],
             "bandwidth_page_us": 4096 / (a.bandwidth * 1048576) * 1e6}

@@ -380,6 +380,24 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
             "first_fault_after": {"moved": meeting[True], "unmoved": meeting[False]}}
 
 
+def explain_moves(cluster, before, after, survivors):
+    """Says, when sessions that should have stayed did not, where each instance's went: how many it
+    held before and after, whether it still runs (and if not, its exit status and its log's end)."""
+    for i in survivors:
+        code = cluster.procs[i].poll()
+        note("  prepaged-%d: held %d before, %d after, %d of them gone; %s" % (
+            i + 1, len(before[i]), len(after[i]), len(before[i] - after[i]),
+            "running" if code is None else "exited with status %s" % code))
+        if code is not None:
+            with open(os.path.join(cluster.work, "prepaged-%d.log" % (i + 1)), errors="replace") as f:
+                for line in f.readlines()[-10:]:
+                    note("    " + line.rstrip())
+    twice = set.intersection(*[before[i] for i in survivors]) if len(survivors) > 1 else set()
+    if twice:
+        note("  %d sessions were listed by more than one instance before the disruption, e.g. %s"
+             % (len(twice), " ".join(sorted(twice)[:5])))
+
+
 def scenario(prepaged, balancer, work, loadgen, args, kind, ref):
     """One run: undisturbed, kill (SIGKILL) or term (SIGTERM then restart)."""
     d = os.path.join(work, "%s-%s" % (balancer, kind))
@@ -423,9 +441,12 @@ def scenario(prepaged, balancer, work, loadgen, args, kind, ref):
         note("%s: %s" % (name, err.strip()))
         after = [set(cluster.sessions(i)) if cluster.procs[i].poll() is None else set() for i in range(3)]
         survivors = [i for i in range(3) if i != victim]
+        check("%s: the instances not stopped still run" % name,
+              all(cluster.procs[i].poll() is None for i in survivors))
         stayed = all(before[i] <= after[i] for i in survivors)
-        check("%s: only the stopped instance's sessions moved (the others' %d sessions stayed where they were)"
-              % (name, sum(len(before[i]) for i in survivors)), stayed)
+        if not check("%s: only the stopped instance's sessions moved (the others' %d sessions stayed where they were)"
+                     % (name, sum(len(before[i]) for i in survivors)), stayed):
+            explain_moves(cluster, before, after, survivors)
         # Never re-created: a session that stayed kept counting from where it was.
         faults_after = [cluster.faults_of(i) if cluster.procs[i].poll() is None else {} for i in range(3)]
         kept = all(faults_after[i].get(s, 0) >= faults_before[i][s] for i in survivors for s in before[i])

@@ -392,7 +392,7 @@ def explain_moves(cluster, before, after, survivors):
             with open(os.path.join(cluster.work, "prepaged-%d.log" % (i + 1)), errors="replace") as f:
                 for line in f.readlines()[-10:]:
                     note("    " + line.rstrip())
-    twice = set.intersection(*[before[i] for i in survivors]) if len(survivors) > 1 else set()
+    twice = {s for s in set().union(*before) if sum(s in b for b in before) > 1}
     if twice:
         note("  %d sessions were listed by more than one instance before the disruption, e.g. %s"
              % (len(twice), " ".join(sorted(twice)[:5])))

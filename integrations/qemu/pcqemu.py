@@ -110,9 +110,6 @@ FIELDS = {
     # the session starts from what the same configuration learned in a migration of the same load
     # with guest seed S (PREPAGE_PRIOR; run once per results directory: prior_state())
     "prior": (lambda v: v.isdigit(), "guest seed S of the earlier migration"),
-    # the source serves faulting pages ahead of queued windows (QEMU_POSTCOPY_DEMAND_FIRST,
-    # patch 0002); the one field stock takes too
-    "demand_first": (lambda v: v in ("0", "1"), "0 or 1"),
 }
 
 
@@ -126,7 +123,7 @@ def parse_config(name):
         policy, env = parse_config(base)
         for kv in extra.split("/"):
             k, _, v = kv.partition("=")
-            if policy is None and k != "demand_first":
+            if policy is None:
                 raise SystemExit("stock takes no session fields: %r" % name)
             test = FIELDS.get(k)
             if test is None or not test[0](v) or (test is NUMBER and policy != "dp-plus"):
@@ -256,9 +253,6 @@ def run_one(a):
     for k in list(env_src):
         if k.startswith("PREPAGE_"):
             del env_src[k]
-    if "PREPAGE_DEMAND_FIRST" in penv:
-        env_src["QEMU_POSTCOPY_DEMAND_FIRST"] = penv["PREPAGE_DEMAND_FIRST"]
-    rec["source_demand_first"] = env_src.get("QEMU_POSTCOPY_DEMAND_FIRST") == "1"
     if a.stock_source:
         env_src["QEMU_POSTCOPY_URGENT"] = "0"
         rec["source_urgent_patch"] = False

@@ -110,8 +110,6 @@ FIELDS = {
     # the session starts from what the same configuration learned in a migration of the same load
     # with guest seed S (PREPAGE_PRIOR; run once per results directory: prior_state())
     "prior": (lambda v: v.isdigit(), "guest seed S of the earlier migration"),
-    # the fault thread requests a vCPU's next window before the oracle answers (PREPAGE_SPECULATE)
-    "speculate": (lambda v: v in ("0", "1"), "0 or 1"),
 }
 
 

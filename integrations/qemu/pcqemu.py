@@ -101,9 +101,11 @@ def free_port():
 INTEGER = (lambda v: v.isdigit(), "integer")
 POSITIVE = (lambda v: v.isdigit() and int(v) > 0, "integer > 0")
 NUMBER = (lambda v: re.fullmatch(r"[0-9]+(\.[0-9]+)?", v) is not None, "number, dp-plus only")
+CASES = (lambda v: v.isdigit() and int(v) > 0, "integer > 0, dp-plus only")
 FIELDS = {
     "max_pages": INTEGER, "gap": INTEGER, "near_window": INTEGER,
-    "rtt_us": NUMBER, "page_us": NUMBER,
+    "rtt_us": NUMBER, "page_us": NUMBER, "fault_fee": NUMBER,
+    "half_life": CASES,       # dp-plus's half-life of its counts
     "timeout_ms": POSITIVE,   # the hook's fault deadline (PREPAGE_TIMEOUT_MS) for this configuration
     "carry_pages": INTEGER,   # the hook's reach past a vCPU's last window (PREPAGE_CARRY_PAGES; 0: off)
     "threads": POSITIVE,      # the hook's oracle threads (PREPAGE_THREADS)
@@ -126,7 +128,7 @@ def parse_config(name):
             if policy is None:
                 raise SystemExit("stock takes no session fields: %r" % name)
             test = FIELDS.get(k)
-            if test is None or not test[0](v) or (test is NUMBER and policy != "dp-plus"):
+            if test is None or not test[0](v) or (test in (NUMBER, CASES) and policy != "dp-plus"):
                 raise SystemExit("bad session field %r in %r (%s)" % (
                     kv, name, "; ".join("%s = %s" % (f, t[1]) for f, t in FIELDS.items())))
             env["PREPAGE_" + k.upper()] = v

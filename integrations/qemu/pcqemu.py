@@ -100,12 +100,11 @@ def free_port():
 # the value, what it is). Session fields, then the hook's own.
 INTEGER = (lambda v: v.isdigit(), "integer")
 POSITIVE = (lambda v: v.isdigit() and int(v) > 0, "integer > 0")
-NUMBER = (lambda v: re.fullmatch(r"[0-9]+(\.[0-9]+)?", v) is not None, "number, dp-plus only")
-CASES = (lambda v: v.isdigit() and int(v) > 0, "integer > 0, dp-plus only")
+NUMBER = (lambda v: re.fullmatch(r"[0-9]+(\.[0-9]+)?", v) is not None, "number")
 FIELDS = {
     "max_pages": INTEGER, "gap": INTEGER, "near_window": INTEGER,
     "rtt_us": NUMBER, "page_us": NUMBER, "fault_fee": NUMBER,
-    "half_life": CASES,       # dp-plus's half-life of its counts
+    "half_life": POSITIVE,    # dp-plus's half-life of its counts, in cases
     "timeout_ms": POSITIVE,   # the hook's fault deadline (PREPAGE_TIMEOUT_MS) for this configuration
     "carry_pages": INTEGER,   # the hook's reach past a vCPU's last window (PREPAGE_CARRY_PAGES; 0: off)
     "threads": POSITIVE,      # the hook's oracle threads (PREPAGE_THREADS)
@@ -113,6 +112,7 @@ FIELDS = {
     # with guest seed S (PREPAGE_PRIOR; run once per results directory: prior_state())
     "prior": (lambda v: v.isdigit(), "guest seed S of the earlier migration"),
 }
+DP_PLUS_ONLY = {"rtt_us", "page_us", "fault_fee", "half_life"}
 
 
 def parse_config(name):
@@ -128,9 +128,10 @@ def parse_config(name):
             if policy is None:
                 raise SystemExit("stock takes no session fields: %r" % name)
             test = FIELDS.get(k)
-            if test is None or not test[0](v) or (test in (NUMBER, CASES) and policy != "dp-plus"):
-                raise SystemExit("bad session field %r in %r (%s)" % (
-                    kv, name, "; ".join("%s = %s" % (f, t[1]) for f, t in FIELDS.items())))
+            if test is None or not test[0](v) or (k in DP_PLUS_ONLY and policy != "dp-plus"):
+                raise SystemExit("bad session field %r in %r (%s)" % (kv, name, "; ".join(
+                    "%s = %s%s" % (f, t[1], ", dp-plus only" if f in DP_PLUS_ONLY else "")
+                    for f, t in FIELDS.items())))
             env["PREPAGE_" + k.upper()] = v
         return policy, env
     if name == "stock":

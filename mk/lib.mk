@@ -66,11 +66,11 @@ PP_RPATH        ?= auto
 lib: $(PP_LIBDIR)/$(PP_REALNAME) $(PP_LIBDIR)/libprepage.a $(PP_LIBDIR)/pkgconfig/prepage.pc \
      $(PP_INCDIR)/prepage.h
 
-$(PP_OBJDIR)/shared/%.o: $(PP_SRC_DIR)/%.c $(PP_HEADER) $(PP_SRC_DIR)/internal.h
+$(PP_OBJDIR)/shared/%.o: $(PP_SRC_DIR)/%.c $(PP_HEADER) $(PP_SRC_DIR)/internal.h | deps
 	@mkdir -p $(@D)
 	$(PP_CC) $(PP_ALL_CFLAGS) -fPIC -c $< -o $@
 
-$(PP_OBJDIR)/static/%.o: $(PP_SRC_DIR)/%.c $(PP_HEADER) $(PP_SRC_DIR)/internal.h
+$(PP_OBJDIR)/static/%.o: $(PP_SRC_DIR)/%.c $(PP_HEADER) $(PP_SRC_DIR)/internal.h | deps
 	@mkdir -p $(@D)
 	$(PP_CC) $(PP_ALL_CFLAGS) -c $< -o $@
 

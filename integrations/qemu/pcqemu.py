@@ -471,6 +471,45 @@ def answer_from_trace(path):
     return (statistics.median(waits), len(waits)) if waits else None
 
 
+def calls_of_run(d, bin_ms=250):
+    """What a run's decision log says (the hook's prepage-trace.txt: one line per oracle call,
+    `ms vcpu page asked outcome start count call_us queue_us`; session.json: the session as
+    GET /sessions/{id} gave it at the end): lines of text."""
+    rows = [f for f in (line.split() for line in open(os.path.join(d, "prepage-trace.txt"), errors="replace"))
+            if len(f) >= 9]
+    out = ["%s: %d oracle calls" % (d, len(rows))]
+    if not rows:
+        return out
+    def q(xs, p):
+        return sorted(xs)[min(len(xs) - 1, int(p * len(xs)))]
+    by = {}
+    for f in rows:
+        by.setdefault(f[4], []).append(int(f[6]))
+    for outcome, counts in sorted(by.items(), key=lambda kv: -len(kv[1])):
+        out.append("  %-8s %5d calls, window median %g pages (p10 %d, p90 %d)"
+                   % (outcome, len(counts), statistics.median(counts), q(counts, 0.1), q(counts, 0.9)))
+    t0 = float(rows[0][0])
+    bins = {}
+    for f in rows:
+        b = bins.setdefault(int((float(f[0]) - t0) // bin_ms), {})
+        b[f[4]] = b.get(f[4], 0) + 1
+    out.append("  calls per %d ms: %s" % (bin_ms, " | ".join(
+        "%d: %s" % (k, " ".join("%s %d" % (o, n) for o, n in sorted(v.items()))) for k, v in sorted(bins.items()))))
+    call = [int(f[7]) for f in rows]
+    wait = [int(f[8]) for f in rows]
+    out.append("  oracle call median %d us (p90 %d), queued before it median %d us (p90 %d)"
+               % (statistics.median(call), q(call, 0.9), statistics.median(wait), q(wait, 0.9)))
+    sj = os.path.join(d, "session.json")
+    if os.path.exists(sj):
+        with open(sj) as f:
+            state = json.load(f).get("state", {})
+        plan = [p.get("threshold") for p in state.get("plan", [])]
+        if plan:
+            out.append("  plan at the end %s, cases %s, range [%s, %s]"
+                       % (plan, state.get("cases"), state.get("nmin"), state.get("nmax")))
+    return out
+
+
 def measure_link(a, out, n):
     """Medians over n traced fsd runs through forward:64 (see link_from_trace, answer_from_trace).
 
@@ -732,12 +771,22 @@ def main():
     p.add_argument("--configs")
     p.add_argument("--note", default="", help="markdown put before the table")
     p.add_argument("rundirs", nargs="+")
+    p = sub.add_parser("calls", help="a run's decision log summed up: oracle calls per outcome, their windows, "
+                                     "calls over time, the plan at the end")
+    p.add_argument("--bin-ms", type=int, default=250)
+    p.add_argument("rundirs", nargs="+")
     p = sub.add_parser("check")
     add_run_args(p)
     p.add_argument("--config", default="dp-plus")
     p.add_argument("--out", default=os.path.join(BUILD, "check"))
     a = ap.parse_args()
 
+    if a.cmd == "calls":
+        for d in a.rundirs:
+            if not os.path.exists(os.path.join(d, "prepage-trace.txt")):
+                raise SystemExit("%s: no prepage-trace.txt (a run through the oracle keeps one)" % d)
+            print("\n".join(calls_of_run(d, a.bin_ms)))
+        return 0
     if a.cmd == "report":
         runs = []
         for rd in a.rundirs:

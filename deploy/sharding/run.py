@@ -2,7 +2,7 @@
 """Three prepaged instances behind HAProxy and behind nginx, for real (issue 14).
 
 Usage: deploy/sharding/run.py PREPAGED [--quick | --long] [--balancer haproxy|nginx|both]
-                              [--sessions N] [--faults F] [--threads T] [--json FILE]
+                              [--sessions N] [--faults F] [--threads T] [--client-nice N] [--json FILE]
 
 For each balancer, on loopback, with every instance's --state-dir under one
 directory (shared storage) and each instance told its peers (--peers,
@@ -18,7 +18,9 @@ directory (shared storage) and each instance told its peers (--peers,
    way in: only its sessions move (the others stay where they were and are
    never re-created), each is recovered by its client on a survivor (its
    first fault there adopts it with what it learned, from the killed
-   instance's state directory: no 404, no re-creation);
+   instance's state directory: no 404, no re-creation); the first fault
+   after the kill is reported by when it was asked (before the signal,
+   while the process went away, once it was gone);
 4. rolling update: the same load, one instance stopped with SIGTERM (its
    sessions move to the others through the drain, exactly) and started again
    (they come back, with what they learned meanwhile).
@@ -217,6 +219,10 @@ def load(path):
     return out
 
 
+# A fault the client answers without sending anything (its breaker open) takes microseconds; any answer
+# from the oracle, through a balancer, takes more than this.
+BREAKER_ANSWER_NS = 100_000
+
 OUTCOMES = {"first": 0, "smaller": 1, "larger": 2, "reverse": 3, "repeat": 4}
 
 
@@ -249,7 +255,8 @@ def reference(prepaged, work, base):
 def run_load(loadgen, port, args, out, prefix):
     return subprocess.Popen([loadgen, "http://127.0.0.1:%d" % port, str(args.sessions), str(args.threads),
                              str(args.faults), "1", out, prefix, str(args.deadline_ms)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=(lambda: os.nice(args.client_nice)) if args.client_nice else None)
 
 
 def differences(name, ref, run, moved_sessions):
@@ -269,8 +276,8 @@ def differences(name, ref, run, moved_sessions):
     return differed, clean_differed
 
 
-def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
-    """Checks and figures of a disturbed run."""
+def compare(name, ref, run, moved_sessions, t_disrupt, t_gone, prefix, exact):
+    """Checks and figures of a disturbed run (disrupted at t_disrupt; the stopped process reaped at t_gone)."""
     total = len(run)
     failed = sum(1 for v in run.values() if v[3] < 0)
     fallback = sum(1 for v in run.values() if v[3] == 5)
@@ -318,13 +325,21 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
     # session, the one that met the move: it reached the stopped instance, or its successor), oracle or
     # fallback, moved sessions beside the others; and the share of faults after it that fell back, each
     # group (the load's own fallbacks, on a machine where the clients share two cores with the servers).
+    # A fault its client answered at once (its breaker open after an earlier miss: nothing sent) meets
+    # nothing: the first fault the client sent after the disruption is the one counted.
     first_after = {True: [], False: []}
+    breaker_first = {True: 0, False: 0}
     later = {True: [0, 0], False: [0, 0]}
     for k, seq in by_session.items():
         after = [(i, v) for i, v in seq if v[4] >= t_disrupt]
+        moved = k in moved_sessions
+        held = 0
+        while held < len(after) and after[held][1][3] == 5 and after[held][1][6] < BREAKER_ANSWER_NS:
+            held += 1
+        breaker_first[moved] += 1 if held else 0
+        after = after[held:]
         if not after:
             continue
-        moved = k in moved_sessions
         first_after[moved].append(after[0][1])
         later[moved][0] += sum(1 for i, v in after[1:] if v[3] == 5)
         later[moved][1] += len(after) - 1
@@ -333,9 +348,19 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
     meeting = {}
     for moved in (True, False):
         waits = [v[6] / 1e6 for v in first_after[moved]]
+        # When each was asked: before the signal (in flight when it was sent), while the stopped process
+        # went away (its sockets still open), or once it was reaped; and how many of each the oracle decided.
+        when = {"before": [0, 0], "dying": [0, 0], "gone": [0, 0]}
+        for v in first_after[moved]:
+            asked = v[4] - v[6]
+            slot = when["before" if asked < t_disrupt else "dying" if asked < t_gone else "gone"]
+            slot[0] += 1
+            slot[1] += 1 if 0 <= v[3] <= 4 else 0
         meeting[moved] = {"sessions": len(waits), "by_oracle": sum(1 for v in first_after[moved] if 0 <= v[3] <= 4),
                           "wait_ms_median": statistics.median(waits) if waits else None,
                           "wait_ms_p90": pct(waits, 0.9), "wait_ms_max": max(waits) if waits else None,
+                          "asked": {k: {"sessions": a, "by_oracle": b} for k, (a, b) in when.items()},
+                          "breaker_open_first": breaker_first[moved],
                           "later_fell_back": later[moved][0], "later_faults": later[moved][1]}
     m, u = meeting[True], meeting[False]
     if m["sessions"] and u["sessions"]:
@@ -345,6 +370,13 @@ def compare(name, ref, run, moved_sessions, t_disrupt, prefix, exact):
              % (name, m["by_oracle"], m["sessions"], m["wait_ms_median"], m["wait_ms_p90"], m["wait_ms_max"],
                 u["by_oracle"], u["sessions"], u["wait_ms_median"], u["wait_ms_p90"], u["wait_ms_max"],
                 m["later_fell_back"], m["later_faults"], u["later_fell_back"], u["later_faults"]))
+        a = m["asked"]
+        note("%s: moved sessions' first faults by when they were asked — before the signal: decided by the oracle "
+             "%d of %d; while the stopped process went away (%.1f ms): %d of %d; after: %d of %d (first faults "
+             "answered at once by the client's open breaker, not counted: %d in moved sessions, %d in the others)"
+             % (name, a["before"]["by_oracle"], a["before"]["sessions"], (t_gone - t_disrupt) / 1e6,
+                a["dying"]["by_oracle"], a["dying"]["sessions"], a["gone"]["by_oracle"], a["gone"]["sessions"],
+                m["breaker_open_first"], u["breaker_open_first"]))
     if recover:
         note("%s: %d sessions moved, %d of them recovered by their client without a fallback (within the fault "
              "deadline); the fault that met the move waited median %.2f ms, max %.2f ms; the stall the "
@@ -431,9 +463,11 @@ def scenario(prepaged, balancer, work, loadgen, args, kind, ref):
         if kind == "kill":
             cluster.procs[victim].send_signal(signal.SIGKILL)
             cluster.procs[victim].wait()
+            t_gone = time.monotonic_ns()
         else:
             cluster.procs[victim].send_signal(signal.SIGTERM)
             cluster.procs[victim].wait(timeout=30)
+            t_gone = time.monotonic_ns()
             time.sleep(0.5)
             cluster.start(victim)  # the rolling update's new instance
         err = lg.communicate()[1]
@@ -460,7 +494,7 @@ def scenario(prepaged, balancer, work, loadgen, args, kind, ref):
         note("%s: sessions moved per instance (pulled from a peer / adopted from a peer's directory / released): %s"
              % (name, ", ".join("%d/%d/%d" % (m.get("pulled", 0), m.get("adopted", 0), m.get("released", 0))
                                 for m in moved_counts)))
-        return out, compare(name, ref, load(out), moved_sessions, t0, prefix, exact=kind == "term")
+        return out, compare(name, ref, load(out), moved_sessions, t0, t_gone, prefix, exact=kind == "term")
     finally:
         cluster.stop()
 
@@ -503,6 +537,9 @@ def main():
     ap.add_argument("--sessions", type=int, default=300)
     ap.add_argument("--faults", type=int)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--client-nice", type=int, default=0,
+                    help="run the load generator at this nice value (its clients stand for agents on other "
+                         "hosts; here they share the cores with the servers and the balancer)")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--snapshot-interval", default="200ms")
     ap.add_argument("--deadline-ms", type=int,

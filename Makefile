@@ -97,4 +97,6 @@ clean:
 	rm -rf .build build
 
 # Fragments for the C library, the post-copy program and other parts.
+# The C code (mk/lib.mk, mk/postcopy.mk) is compiled once the Debian packages are in.
+PP_FIRST := deps
 -include mk/*.mk

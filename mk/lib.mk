@@ -27,7 +27,10 @@
 #   make bench-client         scripts/bench-client.sh: 100,000 sequential faults beside wrk -c1
 #
 # Works alone too: make -f mk/lib.mk lib. Every variable is prefixed PP_ so
-# the including Makefile keeps its own names.
+# the including Makefile keeps its own names. PP_FIRST names a target made
+# before any object (the Makefile's `deps`, which installs the headers the C
+# code needs); alone, nothing.
+PP_FIRST ?=
 
 PP_SRC_DIR      := Sources/CPrepageClient
 PP_HEADER       := $(PP_SRC_DIR)/include/prepage.h
@@ -66,11 +69,11 @@ PP_RPATH        ?= auto
 lib: $(PP_LIBDIR)/$(PP_REALNAME) $(PP_LIBDIR)/libprepage.a $(PP_LIBDIR)/pkgconfig/prepage.pc \
      $(PP_INCDIR)/prepage.h
 
-$(PP_OBJDIR)/shared/%.o: $(PP_SRC_DIR)/%.c $(PP_HEADER) $(PP_SRC_DIR)/internal.h | deps
+$(PP_OBJDIR)/shared/%.o: $(PP_SRC_DIR)/%.c $(PP_HEADER) $(PP_SRC_DIR)/internal.h | $(PP_FIRST)
 	@mkdir -p $(@D)
 	$(PP_CC) $(PP_ALL_CFLAGS) -fPIC -c $< -o $@
 
-$(PP_OBJDIR)/static/%.o: $(PP_SRC_DIR)/%.c $(PP_HEADER) $(PP_SRC_DIR)/internal.h | deps
+$(PP_OBJDIR)/static/%.o: $(PP_SRC_DIR)/%.c $(PP_HEADER) $(PP_SRC_DIR)/internal.h | $(PP_FIRST)
 	@mkdir -p $(@D)
 	$(PP_CC) $(PP_ALL_CFLAGS) -c $< -o $@
 

@@ -10,7 +10,7 @@ POSTCOPY_BIN     := build/bin/prepage-postcopy
 .PHONY: postcopy
 postcopy: $(POSTCOPY_BIN)
 
-$(POSTCOPY_BIN): $(POSTCOPY_SRCS) $(POSTCOPY_HDRS) mk/postcopy.mk | deps
+$(POSTCOPY_BIN): $(POSTCOPY_SRCS) $(POSTCOPY_HDRS) mk/postcopy.mk | $(PP_FIRST)
 	@mkdir -p $(dir $@)
 	$(POSTCOPY_CC) $(POSTCOPY_CFLAGS) -ISources/CPrepageClient/include -ISources/prepage-postcopy \
 		-o $@ $(POSTCOPY_SRCS) $(POSTCOPY_PKG) -pthread

@@ -471,7 +471,7 @@ def answer_from_trace(path):
     return (statistics.median(waits), len(waits)) if waits else None
 
 
-def calls_of_run(d, bin_ms=250):
+def calls_of_run(d, bin_ms=100):
     """What a run's decision log says (the hook's prepage-trace.txt: one line per oracle call,
     `ms vcpu page asked outcome start count call_us queue_us`; session.json: the session as
     GET /sessions/{id} gave it at the end): lines of text."""
@@ -491,10 +491,11 @@ def calls_of_run(d, bin_ms=250):
     t0 = float(rows[0][0])
     bins = {}
     for f in rows:
-        b = bins.setdefault(int((float(f[0]) - t0) // bin_ms), {})
-        b[f[4]] = b.get(f[4], 0) + 1
-    out.append("  calls per %d ms: %s" % (bin_ms, " | ".join(
-        "%d: %s" % (k, " ".join("%s %d" % (o, n) for o, n in sorted(v.items()))) for k, v in sorted(bins.items()))))
+        bins.setdefault(int((float(f[0]) - t0) // bin_ms), {}).setdefault(f[4], []).append(int(f[6]))
+    out.append("  calls per %d ms from the first: outcome calls (window median)" % bin_ms)
+    for k, v in sorted(bins.items()):
+        out.append("  %7d ms  %s" % (k * bin_ms, "  ".join("%s %d (%g)" % (o, len(w), statistics.median(w))
+                                                          for o, w in sorted(v.items()))))
     call = [int(f[7]) for f in rows]
     wait = [int(f[8]) for f in rows]
     out.append("  oracle call median %d us (p90 %d), queued before it median %d us (p90 %d)"
@@ -772,8 +773,8 @@ def main():
     p.add_argument("--note", default="", help="markdown put before the table")
     p.add_argument("rundirs", nargs="+")
     p = sub.add_parser("calls", help="a run's decision log summed up: oracle calls per outcome, their windows, "
-                                     "calls over time, the plan at the end")
-    p.add_argument("--bin-ms", type=int, default=250)
+                                     "calls and their windows over time, the plan at the end")
+    p.add_argument("--bin-ms", type=int, default=100)
     p.add_argument("rundirs", nargs="+")
     p = sub.add_parser("check")
     add_run_args(p)

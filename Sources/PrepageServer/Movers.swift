@@ -52,7 +52,12 @@ final class Movers: Sendable {
         while true {
             let job = queue.withLock { $0.isEmpty ? nil : $0.removeFirst() }
             guard let job else {
-                if stopping.load(ordering: .acquiring) { return }
+                if stopping.load(ordering: .acquiring) {
+                    // One signal wakes one poller (the others see the counter read and sleep on):
+                    // each mover that ends wakes the next, so that none waits out its timeout.
+                    wake?.signal()
+                    return
+                }
                 _ = wake?.wait(timeoutMilliseconds: 100)
                 continue
             }
